@@ -1,0 +1,75 @@
+# Incident Portal. `make run` serves the portal with demo data; `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+# The test suite and benchmarks use the real servers on localhost.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/incidentportal
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run venv install test test-fast lint format migrate demo bench chromium services check-deploy clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q ".[test]"
+	touch $@ $(VENV)/.installed-run
+
+venv: $(VENV)/.installed-run
+install: $(VENV)/.installed-test
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py seed_demo
+
+# Web server, Celery worker and beat together (Procfile). With no DATABASE_URL/REDIS_URL set this runs on
+# SQLite and a filesystem broker; set them to use PostgreSQL and Redis.
+run: demo
+	$(PY) manage.py collectstatic --noinput -v 0
+	$(VENV)/bin/honcho start
+
+# Debian's Chromium for the browser tests (Playwright drives it; no browser is downloaded).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; fi; }
+
+services:
+	@bash .ci/services.sh
+
+test: install chromium services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest
+
+test-fast: install
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m "not browser and not reliability" -x -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install services
+	@set -e; for script in bench/*.py; do \
+	  echo "== $$script"; DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) $$script; done
+
+check-deploy: venv
+	DEBUG=0 SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
+	  ALLOWED_HOSTS=incidents.example.com SITE_URL=https://incidents.example.com \
+	  $(PY) manage.py check --deploy --fail-level WARNING
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,591 @@
+"""The incidents domain: the guide's severity table, the service catalogue, incidents with their lifecycle,
+the four response roles, the timeline, checklists, runbooks, five whys and status updates.
+
+State changes go through incidents.services; these models hold data, constraints and small computed values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.db import models
+from django.db.models import Exists, OuterRef, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from .business_hours import end_of_next_business_day
+
+
+class SeverityPolicy(models.Model):
+    """One row of the guide's "Severity Levels" table (P0-P3), seeded by a migration and editable in admin."""
+
+    level = models.CharField(max_length=2, unique=True, help_text="P0, P1, P2 or P3.")
+    rank = models.PositiveSmallIntegerField(unique=True, help_text="0 is the most severe.")
+    name = models.CharField(max_length=40, help_text="Critical, High, Medium, Low.")
+    description = models.CharField(max_length=200)
+    impact = models.CharField(max_length=200)
+    response_target = models.DurationField(
+        null=True, blank=True, help_text="Time to respond. Empty when the target is the next business day."
+    )
+    response_next_business_day = models.BooleanField(
+        default=False, help_text="Respond by the end of the next business day (business hours are settings)."
+    )
+    escalation_delay = models.DurationField(
+        null=True, blank=True, help_text="Escalate after this long without resolution; 0 = immediately, empty = never."
+    )
+    update_cadence = models.DurationField(
+        null=True, blank=True, help_text="Internal updates are due this often; empty = as needed."
+    )
+    pages_out_of_hours = models.BooleanField(default=True, help_text="Page people outside business hours.")
+    examples = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["rank"]
+        verbose_name_plural = "severity policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(response_target__isnull=False) | Q(response_next_business_day=True),
+                name="severity_has_response_target",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.level} - {self.name}"
+
+    @property
+    def label(self) -> str:
+        return str(self)
+
+    @property
+    def css_class(self) -> str:
+        return f"sev-{self.level.lower()}"
+
+    @property
+    def escalates(self) -> bool:
+        return self.escalation_delay is not None
+
+    def response_due_at(self, start: datetime) -> datetime:
+        if self.response_target is not None:
+            return start + self.response_target
+        return end_of_next_business_day(start)
+
+    def next_update_due_at(self, start: datetime) -> datetime | None:
+        return start + self.update_cadence if self.update_cadence else None
+
+
+class Service(models.Model):
+    """An affected system in the service catalogue; public ones appear on the status page."""
+
+    name = models.CharField(max_length=120, unique=True)
+    slug = models.SlugField(max_length=120, unique=True)
+    description = models.TextField(blank=True)
+    health_check_url = models.URLField(blank=True)
+    is_public = models.BooleanField(default=True, help_text="Shown on the public status page.")
+    owning_team = models.ForeignKey(
+        "oncall.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="services"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Status(models.TextChoices):
+    INVESTIGATING = "investigating", "Investigating"
+    IDENTIFIED = "identified", "Identified"
+    MONITORING = "monitoring", "Monitoring"
+    RESOLVED = "resolved", "Resolved"
+    CLOSED = "closed", "Closed"
+
+
+STATUS_MEANINGS = {
+    Status.INVESTIGATING: "Impact is confirmed; the cause is not yet known.",
+    Status.IDENTIFIED: "The cause is known and a fix or mitigation is being worked on.",
+    Status.MONITORING: "A fix or mitigation is in place; watching that it holds.",
+    Status.RESOLVED: "Service is restored; the closure checklist and post-mortem follow.",
+    Status.CLOSED: "Closure checklist complete; nothing more to do on this incident.",
+}
+
+# Re-opening is allowed from Monitoring and Resolved (back to Investigating); Closed is final.
+ALLOWED_TRANSITIONS = {
+    Status.INVESTIGATING: {Status.IDENTIFIED, Status.MONITORING, Status.RESOLVED},
+    Status.IDENTIFIED: {Status.INVESTIGATING, Status.MONITORING, Status.RESOLVED},
+    Status.MONITORING: {Status.INVESTIGATING, Status.IDENTIFIED, Status.RESOLVED},
+    Status.RESOLVED: {Status.INVESTIGATING, Status.CLOSED},
+    Status.CLOSED: set(),
+}
+ACTIVE_STATUSES = (Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING)
+
+
+class DetectionSource(models.TextChoices):
+    MONITORING_ALERT = "monitoring_alert", "Monitoring alert (automated)"
+    HEALTH_CHECK = "health_check", "Health check failure (automated)"
+    ERROR_RATE = "error_rate", "Error rate spike (automated)"
+    PERFORMANCE = "performance", "Performance degradation (automated)"
+    USER_REPORT = "user_report", "User report (manual)"
+    SUPPORT_TICKET = "support_ticket", "Support ticket escalation (manual)"
+    TEAM_MEMBER = "team_member", "Team member observation (manual)"
+
+    @classmethod
+    def automated(cls):
+        return {cls.MONITORING_ALERT, cls.HEALTH_CHECK, cls.ERROR_RATE, cls.PERFORMANCE}
+
+
+class ReferenceCounter(models.Model):
+    """Gap-free human reference numbers (INC-<n>): the row is locked while a number is taken."""
+
+    name = models.CharField(max_length=40, unique=True)
+    value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.name}={self.value}"
+
+
+class IncidentQuerySet(models.QuerySet):
+    def visible_to(self, user) -> IncidentQuerySet:
+        """Every read of incidents goes through here. Restricted incidents are visible only to their
+        responders, the security team and superusers; everything else to every signed-in user."""
+        if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_superuser or user_is_security(user):
+            return self
+        responder = IncidentResponder.objects.filter(incident=OuterRef("pk"), user=user)
+        return self.filter(Q(is_restricted=False) | Exists(responder))
+
+    def active(self) -> IncidentQuerySet:
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+    def open(self) -> IncidentQuerySet:
+        return self.exclude(status=Status.CLOSED)
+
+
+def user_is_security(user) -> bool:
+    cache = getattr(user, "_is_security_cache", None)
+    if cache is None:
+        cache = user.groups.filter(name=settings.SECURITY_GROUP_NAME).exists()
+        user._is_security_cache = cache
+    return cache
+
+
+class Incident(models.Model):
+    number = models.PositiveIntegerField(unique=True, editable=False)
+    title = models.CharField(max_length=200)
+    summary = models.TextField(blank=True)
+    severity = models.ForeignKey(SeverityPolicy, on_delete=models.PROTECT, related_name="incidents")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.INVESTIGATING)
+    detection_source = models.CharField(
+        max_length=24, choices=DetectionSource.choices, default=DetectionSource.TEAM_MEMBER
+    )
+    services = models.ManyToManyField(Service, blank=True, related_name="incidents")
+    impact = models.TextField(blank=True, help_text="Who is affected and how.")
+    users_affected_percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    is_restricted = models.BooleanField(
+        default=False, help_text="Security incident: visible only to its responders and the security team."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    detected_at = models.DateTimeField()
+    declared_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    identified_at = models.DateTimeField(null=True, blank=True)
+    mitigated_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # Deadlines are columns; the timer tick wakes up on them.
+    response_due_at = models.DateTimeField(null=True, blank=True)
+    next_update_due_at = models.DateTimeField(null=True, blank=True)
+
+    objects = IncidentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-declared_at", "-number"]
+        indexes = [
+            models.Index(fields=["status", "severity", "-declared_at"], name="incident_status_sev_idx"),
+            models.Index(fields=["-declared_at"], name="incident_declared_idx"),
+            models.Index(fields=["next_update_due_at"], name="incident_update_due_idx"),
+            models.Index(fields=["resolved_at"], name="incident_resolved_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(users_affected_percent__isnull=True)
+                | (Q(users_affected_percent__gte=0) & Q(users_affected_percent__lte=100)),
+                name="incident_users_affected_percent_range",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.reference}: {self.title}"
+
+    @property
+    def reference(self) -> str:
+        return f"INC-{self.number}"
+
+    def get_absolute_url(self):
+        return reverse("incidents:detail", kwargs={"reference": self.reference})
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def status_meaning(self) -> str:
+        return STATUS_MEANINGS[Status(self.status)]
+
+    def allowed_transitions(self) -> list[Status]:
+        order = list(Status)
+        return sorted(ALLOWED_TRANSITIONS[Status(self.status)], key=order.index)
+
+    # Durations, for admin, metrics and post-mortems.
+    def _since_detected(self, moment):
+        return moment - self.detected_at if moment else None
+
+    @property
+    def time_to_acknowledge(self) -> timedelta | None:
+        return self.acknowledged_at - self.declared_at if self.acknowledged_at else None
+
+    @property
+    def time_to_detect(self) -> timedelta | None:
+        return self.declared_at - self.detected_at
+
+    @property
+    def time_to_mitigate(self) -> timedelta | None:
+        return self._since_detected(self.mitigated_at)
+
+    @property
+    def time_to_resolve(self) -> timedelta | None:
+        return self._since_detected(self.resolved_at)
+
+    @property
+    def duration(self) -> timedelta:
+        return (self.resolved_at or timezone.now()) - self.detected_at
+
+    @property
+    def response_target_breached(self) -> bool:
+        if self.acknowledged_at:
+            return bool(self.response_due_at and self.acknowledged_at > self.response_due_at)
+        return bool(self.response_due_at and timezone.now() > self.response_due_at)
+
+    @property
+    def update_overdue(self) -> bool:
+        return bool(self.is_active and self.next_update_due_at and timezone.now() > self.next_update_due_at)
+
+
+class IncidentResponder(models.Model):
+    """Who works on an incident. Role holders are added automatically; restricted incidents are visible to these."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="responder_links")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="incident_links")
+    added_at = models.DateTimeField(default=timezone.now)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["incident", "user"], name="unique_incident_responder")]
+        indexes = [models.Index(fields=["user", "incident"], name="responder_user_idx")]
+
+    def __str__(self):
+        return f"{self.user} on {self.incident.reference}"
+
+
+class Role(models.TextChoices):
+    INCIDENT_COMMANDER = "incident_commander", "Incident Commander"
+    TECHNICAL_LEAD = "technical_lead", "Technical Lead"
+    COMMUNICATIONS_LEAD = "communications_lead", "Communications Lead"
+    SCRIBE = "scribe", "Scribe"
+
+
+ROLE_RESPONSIBILITIES = {
+    Role.INCIDENT_COMMANDER: [
+        "Declare incident severity",
+        "Coordinate response efforts",
+        "Make critical decisions",
+        "Communicate with stakeholders",
+        "Lead post-mortem",
+    ],
+    Role.TECHNICAL_LEAD: [
+        "Investigate root cause",
+        "Implement fixes",
+        "Coordinate with engineers",
+        "Provide technical updates to IC",
+    ],
+    Role.COMMUNICATIONS_LEAD: [
+        "Update status page",
+        "Communicate with users",
+        "Post updates to Slack/email",
+        "Draft incident reports",
+    ],
+    Role.SCRIBE: [
+        "Record timeline of events",
+        "Document actions taken",
+        "Track decision-making",
+        "Maintain incident log",
+    ],
+}
+
+
+class RoleAssignment(models.Model):
+    """One holder per role at a time (relieved_at is null); earlier holders stay as history."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="role_assignments")
+    role = models.CharField(max_length=24, choices=Role.choices)
+    holder = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="incident_roles")
+    assigned_at = models.DateTimeField(default=timezone.now)
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    relieved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["incident", "role", "-assigned_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "role"], condition=Q(relieved_at__isnull=True), name="one_current_holder_per_role"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.get_role_display()}: {self.holder}"
+
+    @property
+    def is_current(self) -> bool:
+        return self.relieved_at is None
+
+
+class EntryKind(models.TextChoices):
+    NOTE = "note", "Note"
+    STATUS = "status", "Status change"
+    SEVERITY = "severity", "Severity change"
+    ROLE = "role", "Role change"
+    CHECKLIST = "checklist", "Checklist"
+    UPDATE = "update", "Update"
+    ALERT = "alert", "Alert"
+    ACTION = "action", "Action"
+    SYSTEM = "system", "System"
+
+
+class TimelineEntry(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="timeline")
+    occurred_at = models.DateTimeField(help_text="When it happened; the scribe may back-date.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=12, choices=EntryKind.choices, default=EntryKind.NOTE)
+    body = models.TextField(help_text="Markdown.")
+    body_html = models.TextField(editable=False, help_text="Sanitised HTML rendered from body when written.")
+    is_key_event = models.BooleanField(default=False, help_text="Pre-selected for the post-mortem timeline.")
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        verbose_name_plural = "timeline entries"
+        indexes = [
+            # Cursor polling (?after=<id>) and "latest N" both walk this index.
+            models.Index(fields=["incident", "id"], name="timeline_cursor_idx"),
+            models.Index(fields=["incident", "occurred_at"], name="timeline_occurred_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.incident_id} {self.occurred_at:%Y-%m-%d %H:%M} {self.kind}"
+
+    @property
+    def is_backdated(self) -> bool:
+        return self.created_at - self.occurred_at > timedelta(minutes=1)
+
+
+class ChecklistPhase(models.TextChoices):
+    TRIAGE = "triage", "Triage"
+    DETECTION = "detection", "Detection"
+    RESPONSE = "response", "Response"
+    RESOLUTION = "resolution", "Resolution"
+    RECOVERY = "recovery", "Recovery"
+    CLOSURE = "closure", "Closure"
+    RUNBOOK = "runbook", "Runbook"
+
+
+class ChecklistTemplateItem(models.Model):
+    """The guide's checklists as data; copied into each incident when it is declared."""
+
+    phase = models.CharField(max_length=12, choices=ChecklistPhase.choices)
+    position = models.PositiveSmallIntegerField()
+    text = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["phase", "position"]
+        constraints = [models.UniqueConstraint(fields=["phase", "position"], name="unique_template_position")]
+
+    def __str__(self):
+        return f"{self.get_phase_display()} {self.position}: {self.text}"
+
+
+class ChecklistItem(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="checklist_items")
+    phase = models.CharField(max_length=12, choices=ChecklistPhase.choices)
+    position = models.PositiveSmallIntegerField()
+    text = models.CharField(max_length=300)
+    runbook = models.ForeignKey("Runbook", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    command = models.TextField(blank=True, help_text="For runbook actions: the commands to run.")
+    checked_at = models.DateTimeField(null=True, blank=True)
+    checked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["incident", "phase", "runbook", "position"]
+        indexes = [models.Index(fields=["incident", "phase"], name="checklist_incident_phase_idx")]
+
+    def __str__(self):
+        return self.text
+
+    @property
+    def is_checked(self) -> bool:
+        return self.checked_at is not None
+
+
+class Runbook(models.Model):
+    """A common incident scenario from the guide: symptoms and ordered immediate actions."""
+
+    title = models.CharField(max_length=120, unique=True)
+    slug = models.SlugField(max_length=120, unique=True)
+    summary = models.TextField(blank=True)
+    symptoms = models.JSONField(default=list, blank=True)
+    notes = models.TextField(blank=True, help_text="Markdown: warnings, what NOT to do.")
+    suggested_severity = models.ForeignKey(SeverityPolicy, null=True, blank=True, on_delete=models.SET_NULL)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self):
+        return self.title
+
+    def get_absolute_url(self):
+        return reverse("incidents:runbook", kwargs={"slug": self.slug})
+
+
+class RunbookStep(models.Model):
+    runbook = models.ForeignKey(Runbook, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    text = models.CharField(max_length=200)
+    command = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["runbook", "position"]
+        constraints = [models.UniqueConstraint(fields=["runbook", "position"], name="unique_runbook_step")]
+
+    def __str__(self):
+        return f"{self.position}. {self.text}"
+
+
+class IncidentRunbook(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="runbook_links")
+    runbook = models.ForeignKey(Runbook, on_delete=models.PROTECT, related_name="incident_links")
+    attached_at = models.DateTimeField(default=timezone.now)
+    attached_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["incident", "runbook"], name="unique_incident_runbook")]
+
+    def __str__(self):
+        return f"{self.runbook} on {self.incident_id}"
+
+
+class FiveWhys(models.Model):
+    """The guide's Five Whys analysis: a problem, ordered answers to "why?", and the root cause."""
+
+    incident = models.OneToOneField(Incident, on_delete=models.CASCADE, related_name="five_whys")
+    problem = models.CharField(max_length=300)
+    whys = models.JSONField(default=list, blank=True, help_text="Ordered answers to 'Why?'.")
+    root_cause = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "five whys analysis"
+        verbose_name_plural = "five whys analyses"
+
+    def __str__(self):
+        return f"Five whys for {self.incident_id}"
+
+
+class UpdateKind(models.TextChoices):
+    INTERNAL = "internal", "Internal update"
+    EXTERNAL = "external", "Status page update"
+
+
+class UpdateStatus(models.TextChoices):
+    INVESTIGATING = "investigating", "Investigating"
+    IDENTIFIED = "identified", "Identified"
+    FIXING = "fixing", "Fixing"
+    MONITORING = "monitoring", "Monitoring"
+    RESOLVED = "resolved", "Resolved"
+
+
+# The guide's internal template uses Investigating/Fixing/Monitoring/Resolved;
+# its status-page template uses Investigating/Identified/Monitoring/Resolved.
+UPDATE_STATUSES_BY_KIND = {
+    UpdateKind.INTERNAL: [
+        UpdateStatus.INVESTIGATING,
+        UpdateStatus.FIXING,
+        UpdateStatus.MONITORING,
+        UpdateStatus.RESOLVED,
+    ],
+    UpdateKind.EXTERNAL: [
+        UpdateStatus.INVESTIGATING,
+        UpdateStatus.IDENTIFIED,
+        UpdateStatus.MONITORING,
+        UpdateStatus.RESOLVED,
+    ],
+}
+
+
+class StatusUpdate(models.Model):
+    """An internal update (the guide's internal template) or a status-page update (its external template)."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="status_updates")
+    kind = models.CharField(max_length=8, choices=UpdateKind.choices)
+    status = models.CharField(max_length=16, choices=UpdateStatus.choices)
+    title = models.CharField(max_length=200, blank=True, help_text="External: brief issue description.")
+    # Internal template
+    what_we_know = models.TextField(blank=True)
+    what_we_are_doing = models.TextField(blank=True)
+    impact = models.TextField(blank=True)
+    eta = models.CharField(max_length=100, blank=True)
+    # External template
+    description = models.TextField(blank=True)
+    workaround = models.TextField(blank=True)
+    affected_services = models.ManyToManyField(Service, blank=True, related_name="status_updates")
+    next_update_at = models.DateTimeField(null=True, blank=True)
+    posted_at = models.DateTimeField(default=timezone.now)
+    posted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    is_published = models.BooleanField(
+        default=False, help_text="External updates appear on the public status page only when published."
+    )
+
+    class Meta:
+        ordering = ["-posted_at", "-id"]
+        indexes = [
+            models.Index(fields=["incident", "kind", "-posted_at"], name="update_incident_kind_idx"),
+            models.Index(fields=["kind", "is_published", "-posted_at"], name="update_published_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.get_status_display()} ({self.incident_id})"

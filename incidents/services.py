@@ -1,0 +1,440 @@
+"""Every state change of an incident. Each function takes the acting user (None for the portal itself),
+runs in one transaction, locks the incident row, validates, changes, writes the timeline entry in the same
+transaction and enqueues side effects with transaction.on_commit. Views, API, admin and tasks all call these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import access, events
+from .errors import DomainError, InvalidTransition, PermissionDenied
+from .models import (
+    ALLOWED_TRANSITIONS,
+    UPDATE_STATUSES_BY_KIND,
+    ChecklistItem,
+    ChecklistPhase,
+    ChecklistTemplateItem,
+    DetectionSource,
+    EntryKind,
+    FiveWhys,
+    Incident,
+    IncidentResponder,
+    IncidentRunbook,
+    ReferenceCounter,
+    Role,
+    RoleAssignment,
+    Runbook,
+    Service,
+    SeverityPolicy,
+    Status,
+    StatusUpdate,
+    UpdateKind,
+    UpdateStatus,
+)
+
+BACKDATE_TOLERANCE = timedelta(minutes=1)
+
+
+def _require_responder(user) -> None:
+    # user=None is the portal itself (alert rules, timers); people need the responder permission.
+    if user is not None and not access.can_respond(user):
+        raise PermissionDenied("You need the responder role to change incidents.")
+
+
+def _lock(incident: Incident) -> Incident:
+    return Incident.objects.select_for_update().select_related("severity").get(pk=incident.pk)
+
+
+def _next_number() -> int:
+    counter, _ = ReferenceCounter.objects.select_for_update().get_or_create(name="incident")
+    counter.value += 1
+    counter.save(update_fields=["value"])
+    return counter.value
+
+
+def _add_responder(incident: Incident, user, *, by) -> bool:
+    if user is None:
+        return False
+    _, created = IncidentResponder.objects.get_or_create(incident=incident, user=user, defaults={"added_by": by})
+    return created
+
+
+@transaction.atomic
+def declare_incident(
+    *,
+    title: str,
+    severity: SeverityPolicy,
+    by,
+    summary: str = "",
+    services: Iterable[Service] = (),
+    detection_source: str = DetectionSource.TEAM_MEMBER,
+    impact: str = "",
+    users_affected_percent=None,
+    is_restricted: bool = False,
+    detected_at: datetime | None = None,
+    incident_commander=None,
+    runbook: Runbook | None = None,
+) -> Incident:
+    """Create an incident with a gap-free INC number, the guide's checklists copied in, the Incident Commander
+    assigned (the declarer unless someone else is named) and its response and update deadlines set."""
+    _require_responder(by)
+    title = (title or "").strip()
+    if not title:
+        raise DomainError("Give the incident a short title.", field="title")
+    if detection_source not in DetectionSource.values:
+        raise DomainError(f"Unknown detection source {detection_source!r}.", field="detection_source")
+    now = timezone.now()
+    detected_at = detected_at or now
+    if detected_at > now + BACKDATE_TOLERANCE:
+        raise DomainError("Detection time cannot be in the future.", field="detected_at")
+
+    incident = Incident.objects.create(
+        number=_next_number(),
+        title=title[:200],
+        summary=summary,
+        severity=severity,
+        detection_source=detection_source,
+        impact=impact,
+        users_affected_percent=users_affected_percent,
+        is_restricted=is_restricted,
+        created_by=by,
+        detected_at=detected_at,
+        declared_at=now,
+        response_due_at=severity.response_due_at(now),
+        next_update_due_at=severity.next_update_due_at(now),
+    )
+    incident.services.set(list(services))
+    ChecklistItem.objects.bulk_create(
+        ChecklistItem(incident=incident, phase=item.phase, position=item.position, text=item.text)
+        for item in ChecklistTemplateItem.objects.filter(is_active=True).order_by("phase", "position")
+    )
+    events.incident_declared(incident, by=by)
+    _add_responder(incident, by, by=by)
+    commander = incident_commander or by
+    if commander is not None:
+        _assign(incident, role=Role.INCIDENT_COMMANDER, holder=commander, by=by)
+    if runbook is not None:
+        _attach_runbook(incident, runbook=runbook, by=by)
+    return incident
+
+
+@transaction.atomic
+def change_status(*, incident: Incident, to: str, by, note: str = "", override_reason: str = "") -> Incident:
+    """Move along Investigating -> Identified -> Monitoring -> Resolved -> Closed (re-open from Monitoring or
+    Resolved). Closing needs the closure checklist complete, or a manager's override with a reason."""
+    _require_responder(by)
+    incident = _lock(incident)
+    try:
+        new = Status(to)
+    except ValueError:
+        raise DomainError(f"Unknown status {to!r}.", field="status")
+    old = Status(incident.status)
+    if new == old:
+        raise InvalidTransition(f"{incident.reference} is already {old.label}.", field="status")
+    if new not in ALLOWED_TRANSITIONS[old]:
+        allowed = ", ".join(s.label for s in incident.allowed_transitions()) or "nothing (it is final)"
+        raise InvalidTransition(
+            f"{incident.reference} is {old.label}; it cannot become {new.label}. It can become: {allowed}.",
+            field="status",
+        )
+    now = timezone.now()
+    if new == Status.CLOSED:
+        open_items = incident.checklist_items.filter(phase=ChecklistPhase.CLOSURE, checked_at__isnull=True)
+        if open_items.exists():
+            if not override_reason.strip():
+                names = "; ".join(open_items.values_list("text", flat=True))
+                raise InvalidTransition(
+                    f"Complete the closure checklist before closing (open: {names}), "
+                    "or have a manager close it with a reason.",
+                    field="status",
+                )
+            if by is not None and not access.is_manager(by):
+                raise PermissionDenied("Only an incident manager can close with the closure checklist incomplete.")
+            events.closure_overridden(incident, reason=override_reason.strip(), by=by)
+        incident.closed_at = now
+    elif new == Status.IDENTIFIED:
+        incident.identified_at = incident.identified_at or now
+    elif new == Status.MONITORING:
+        incident.mitigated_at = incident.mitigated_at or now
+    elif new == Status.RESOLVED:
+        incident.resolved_at = now
+        incident.mitigated_at = incident.mitigated_at or now
+        incident.next_update_due_at = None
+    elif new == Status.INVESTIGATING:  # re-opened
+        incident.resolved_at = None
+        incident.next_update_due_at = incident.severity.next_update_due_at(now)
+    incident.status = new
+    incident.save()
+    events.status_changed(incident, old=old, new=new, by=by, note=note)
+    return incident
+
+
+@transaction.atomic
+def change_severity(*, incident: Incident, severity: SeverityPolicy, by, reason: str) -> Incident:
+    _require_responder(by)
+    incident = _lock(incident)
+    if not (reason or "").strip():
+        raise DomainError("Say why the severity changes.", field="reason")
+    if incident.status == Status.CLOSED:
+        raise InvalidTransition(f"{incident.reference} is closed; its severity cannot change.", field="severity")
+    old = incident.severity
+    if old.pk == severity.pk:
+        raise DomainError(f"{incident.reference} is already {severity.level}.", field="severity")
+    incident.severity = severity
+    incident.response_due_at = severity.response_due_at(incident.declared_at)
+    if incident.is_active:
+        incident.next_update_due_at = severity.next_update_due_at(timezone.now())
+    incident.save()
+    events.severity_changed(incident, old=old, new=severity, by=by, reason=reason.strip())
+    return incident
+
+
+def _assign(incident: Incident, *, role: str, holder, by) -> RoleAssignment:
+    role = Role(role)
+    current = (
+        RoleAssignment.objects.select_for_update()
+        .filter(incident=incident, role=role, relieved_at__isnull=True)
+        .select_related("holder")
+        .first()
+    )
+    if current and current.holder_id == holder.pk:
+        raise DomainError(f"{holder} is already {role.label}.", field="holder")
+    now = timezone.now()
+    if current:
+        current.relieved_at = now
+        current.save(update_fields=["relieved_at"])
+    assignment = RoleAssignment.objects.create(
+        incident=incident, role=role, holder=holder, assigned_by=by, assigned_at=now
+    )
+    _add_responder(incident, holder, by=by)
+    events.role_assigned(incident, role=role, holder=holder, previous=current.holder if current else None, by=by)
+    return assignment
+
+
+@transaction.atomic
+def assign_role(*, incident: Incident, role: str, holder, by) -> RoleAssignment:
+    """Give a role to someone (claiming it when holder is the actor). One holder per role; history kept."""
+    _require_responder(by)
+    if role not in Role.values:
+        raise DomainError(f"Unknown role {role!r}.", field="role")
+    if holder is None or not holder.is_active:
+        raise DomainError("Choose an active user for the role.", field="holder")
+    incident = _lock(incident)
+    if incident.status == Status.CLOSED:
+        raise InvalidTransition(f"{incident.reference} is closed.", field="role")
+    return _assign(incident, role=role, holder=holder, by=by)
+
+
+@transaction.atomic
+def relieve_role(*, incident: Incident, role: str, by) -> None:
+    _require_responder(by)
+    incident = _lock(incident)
+    current = (
+        RoleAssignment.objects.select_for_update()
+        .filter(incident=incident, role=role, relieved_at__isnull=True)
+        .first()
+    )
+    if current is None:
+        raise DomainError(f"Nobody holds {Role(role).label}.", field="role")
+    current.relieved_at = timezone.now()
+    current.save(update_fields=["relieved_at"])
+    events.role_relieved(incident, role=Role(role), holder=current.holder, by=by)
+
+
+def current_holder(incident: Incident, role: str):
+    assignment = incident.role_assignments.filter(role=role, relieved_at__isnull=True).select_related("holder").first()
+    return assignment.holder if assignment else None
+
+
+@transaction.atomic
+def add_timeline_entry(
+    *, incident: Incident, by, body: str, occurred_at: datetime | None = None, kind: str = EntryKind.NOTE
+):
+    """A note (or action) on the timeline. Back-dating (occurred_at in the past) is for the Scribe,
+    the Incident Commander and managers: the Scribe records what happened before they wrote it down."""
+    _require_responder(by)
+    body = (body or "").strip()
+    if not body:
+        raise DomainError("Write something for the timeline entry.", field="body")
+    if kind not in (EntryKind.NOTE, EntryKind.ACTION):
+        raise DomainError("Only notes and actions can be added by hand.", field="kind")
+    incident = _lock(incident)
+    now = timezone.now()
+    if occurred_at is not None:
+        if occurred_at > now + BACKDATE_TOLERANCE:
+            raise DomainError("A timeline entry cannot be in the future.", field="occurred_at")
+        if now - occurred_at > BACKDATE_TOLERANCE and by is not None:
+            may_backdate = access.is_manager(by) or by.pk in {
+                holder_id
+                for holder_id in incident.role_assignments.filter(
+                    relieved_at__isnull=True, role__in=[Role.SCRIBE, Role.INCIDENT_COMMANDER]
+                ).values_list("holder_id", flat=True)
+            }
+            if not may_backdate:
+                raise PermissionDenied(
+                    "Only the Scribe, the Incident Commander or a manager can back-date timeline entries."
+                )
+    _add_responder(incident, by, by=by)
+    return events.record(incident, kind=kind, body=body, by=by, occurred_at=occurred_at or now)
+
+
+@transaction.atomic
+def tick_checklist_item(*, item: ChecklistItem, by, checked: bool = True) -> ChecklistItem:
+    _require_responder(by)
+    incident = _lock(item.incident)
+    item = ChecklistItem.objects.select_for_update().get(pk=item.pk, incident=incident)
+    if incident.status == Status.CLOSED:
+        raise InvalidTransition(f"{incident.reference} is closed; its checklists are final.", field="item")
+    if item.is_checked == checked:
+        return item  # a double click or a stale form: already in the state asked for
+    item.checked_at = timezone.now() if checked else None
+    item.checked_by = by if checked else None
+    item.save(update_fields=["checked_at", "checked_by"])
+    events.checklist_ticked(incident, item=item, checked=checked, by=by)
+    return item
+
+
+def _attach_runbook(incident: Incident, *, runbook: Runbook, by) -> IncidentRunbook:
+    if IncidentRunbook.objects.filter(incident=incident, runbook=runbook).exists():
+        raise DomainError(f"{runbook.title} is already attached.", field="runbook")
+    link = IncidentRunbook.objects.create(incident=incident, runbook=runbook, attached_by=by)
+    ChecklistItem.objects.bulk_create(
+        ChecklistItem(
+            incident=incident,
+            phase=ChecklistPhase.RUNBOOK,
+            position=step.position,
+            text=step.text,
+            command=step.command,
+            runbook=runbook,
+        )
+        for step in runbook.steps.all()
+    )
+    events.runbook_attached(incident, runbook=runbook, by=by)
+    return link
+
+
+@transaction.atomic
+def attach_runbook(*, incident: Incident, runbook: Runbook, by) -> IncidentRunbook:
+    """Attach a runbook; its immediate actions become a checklist on the incident."""
+    _require_responder(by)
+    incident = _lock(incident)
+    return _attach_runbook(incident, runbook=runbook, by=by)
+
+
+@transaction.atomic
+def record_five_whys(*, incident: Incident, problem: str, whys: Sequence[str], root_cause: str, by) -> FiveWhys:
+    _require_responder(by)
+    problem = (problem or "").strip()
+    if not problem:
+        raise DomainError("State the problem the five whys start from.", field="problem")
+    whys = [why.strip() for why in whys if why and why.strip()]
+    if len(whys) > 10:
+        raise DomainError("Keep it to at most ten whys.", field="whys")
+    incident = _lock(incident)
+    five_whys, _ = FiveWhys.objects.select_for_update().get_or_create(incident=incident, defaults={"problem": problem})
+    five_whys.problem = problem
+    five_whys.whys = whys
+    five_whys.root_cause = (root_cause or "").strip()
+    five_whys.updated_by = by
+    five_whys.save()
+    events.five_whys_recorded(incident, five_whys=five_whys, by=by)
+    return five_whys
+
+
+@transaction.atomic
+def post_status_update(
+    *,
+    incident: Incident,
+    kind: str,
+    status: str,
+    by,
+    title: str = "",
+    what_we_know: str = "",
+    what_we_are_doing: str = "",
+    impact: str = "",
+    eta: str = "",
+    description: str = "",
+    workaround: str = "",
+    affected_services: Iterable[Service] = (),
+    next_update_at: datetime | None = None,
+    publish: bool = False,
+) -> StatusUpdate:
+    """Post an update in the guide's internal or status-page template. An internal update resets the
+    update-cadence clock: the next one is due at next_update_at, or one cadence from now."""
+    _require_responder(by)
+    if kind not in UpdateKind.values:
+        raise DomainError(f"Unknown update kind {kind!r}.", field="kind")
+    kind = UpdateKind(kind)
+    if status not in UpdateStatus.values or UpdateStatus(status) not in UPDATE_STATUSES_BY_KIND[kind]:
+        allowed = ", ".join(s.label for s in UPDATE_STATUSES_BY_KIND[kind])
+        raise DomainError(f"A {kind.label.lower()} status must be one of: {allowed}.", field="status")
+    now = timezone.now()
+    if next_update_at is not None and next_update_at <= now:
+        raise DomainError("The next update time must be in the future.", field="next_update_at")
+    if kind == UpdateKind.INTERNAL and not (what_we_know.strip() or what_we_are_doing.strip()):
+        raise DomainError("Say what we know or what we're doing.", field="what_we_know")
+    if kind == UpdateKind.EXTERNAL:
+        if not title.strip():
+            raise DomainError("Give the status page update a brief description of the issue.", field="title")
+        if not description.strip():
+            raise DomainError("Describe the issue and its impact for users.", field="description")
+    incident = _lock(incident)
+    if incident.status == Status.CLOSED:
+        raise InvalidTransition(f"{incident.reference} is closed.", field="kind")
+    if next_update_at is None and status != UpdateStatus.RESOLVED:
+        next_update_at = incident.severity.next_update_due_at(now)
+    update = StatusUpdate.objects.create(
+        incident=incident,
+        kind=kind,
+        status=status,
+        title=title.strip(),
+        what_we_know=what_we_know,
+        what_we_are_doing=what_we_are_doing,
+        impact=impact,
+        eta=eta,
+        description=description,
+        workaround=workaround,
+        next_update_at=next_update_at,
+        posted_at=now,
+        posted_by=by,
+        is_published=bool(publish and kind == UpdateKind.EXTERNAL),
+    )
+    update.affected_services.set(list(affected_services))
+    if kind == UpdateKind.INTERNAL and incident.is_active:
+        incident.next_update_due_at = next_update_at
+        incident.save(update_fields=["next_update_due_at", "updated_at"])
+    events.update_posted(incident, update=update, by=by)
+    return update
+
+
+@transaction.atomic
+def acknowledge_incident(*, incident: Incident, by) -> Incident:
+    """Someone has seen the incident and is on it. The first acknowledgement is recorded and time-stamped;
+    later ones are a no-op, so a double click or a race between two responders never writes twice."""
+    _require_responder(by)
+    incident = _lock(incident)
+    if incident.acknowledged_at is not None:
+        return incident
+    if incident.status == Status.CLOSED:
+        raise InvalidTransition(f"{incident.reference} is closed.", field="incident")
+    incident.acknowledged_at = timezone.now()
+    incident.acknowledged_by = by
+    incident.save(update_fields=["acknowledged_at", "acknowledged_by", "updated_at"])
+    _add_responder(incident, by, by=by)
+    events.acknowledged(incident, by=by)
+    return incident
+
+
+@transaction.atomic
+def add_responder(*, incident: Incident, user, by) -> bool:
+    _require_responder(by)
+    incident = _lock(incident)
+    created = _add_responder(incident, user, by=by)
+    if created:
+        events.responder_added(incident, user=user, by=by)
+    return created

@@ -1,0 +1,1 @@
+"""Post-mortems, action items and reports (see the post-mortems issue)."""
