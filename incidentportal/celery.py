@@ -20,9 +20,17 @@ def register_ticks(sender, **kwargs):
 
     from django.conf import settings
 
-    for app_label in ("incidents", "oncall", "postmortems"):
+    for package in (
+        "incidents",
+        "incidents.alerting",
+        "incidents.statuspage",
+        "incidents.audit",
+        "oncall",
+        "oncall.paging",
+        "postmortems",
+    ):
         try:
-            module = import_module(f"{app_label}.tasks")
+            module = import_module(f"{package}.tasks")
         except ModuleNotFoundError:
             continue
         for name, task_path, *every in getattr(module, "BEAT_TICKS", []):

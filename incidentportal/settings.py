@@ -100,7 +100,11 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "incidents",
+    "incidents.alerting",
+    "incidents.statuspage",
+    "incidents.audit",
     "oncall",
+    "oncall.paging",
     "postmortems",
 ]
 

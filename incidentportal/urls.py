@@ -6,5 +6,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/v1/", include("incidents.api.urls")),
+    path("api/v1/", include("oncall.api.urls")),
+    path("api/v1/", include("postmortems.api.urls")),
+    path("status/", include("incidents.statuspage.urls")),
+    path("audit/", include("incidents.audit.urls")),
+    path("oncall/", include("oncall.urls")),
+    path("paging/", include("oncall.paging.urls")),
+    path("", include("postmortems.urls")),
     path("", include("incidents.urls")),
 ]

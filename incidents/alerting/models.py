@@ -1,0 +1,1 @@
+"""Inbound integrations, alert groups with deduplication, change events."""

@@ -1,0 +1,1 @@
+"""Public status page: service states, scheduled maintenance, subscribers."""

@@ -1,0 +1,1 @@
+"""Pages, escalation timers, the notification outbox and its delivery channels."""
