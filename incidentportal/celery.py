@@ -31,7 +31,9 @@ def register_ticks(sender, **kwargs):
     ):
         try:
             module = import_module(f"{package}.tasks")
-        except ModuleNotFoundError:
+        except ModuleNotFoundError as error:
+            if error.name != f"{package}.tasks":
+                raise  # a broken import inside tasks.py must not silently drop its ticks
             continue
         for name, task_path, *every in getattr(module, "BEAT_TICKS", []):
             seconds = every[0] if every else settings.TIMER_TICK_SECONDS
