@@ -37,7 +37,8 @@ demo: migrate
 # SQLite and a filesystem broker; set them to use PostgreSQL and Redis.
 run: demo
 	$(PY) manage.py collectstatic --noinput -v 0
-	$(VENV)/bin/honcho start
+	# honcho hands each process its own PORT (default 5000); the web server takes PORT, 8000 unless set.
+	$(VENV)/bin/honcho start -p $${PORT:-8000}
 
 # Debian's Chromium for the browser tests (Playwright drives it; no browser is downloaded).
 chromium:
