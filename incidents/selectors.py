@@ -1,8 +1,21 @@
 """Reads for pages and the API, each in a fixed number of queries."""
 
-from django.db.models import Prefetch
+from datetime import timedelta
 
-from .models import ACTIVE_STATUSES, Incident, RoleAssignment, TimelineEntry
+from django.db.models import Prefetch, Q
+
+from .models import (
+    ACTIVE_STATUSES,
+    ChecklistItem,
+    FiveWhys,
+    Incident,
+    IncidentRunbook,
+    RoleAssignment,
+    Runbook,
+    Status,
+    StatusUpdate,
+    TimelineEntry,
+)
 
 CURRENT_ROLES = Prefetch(
     "role_assignments",
@@ -56,4 +69,138 @@ def timeline_after(*, incident: Incident, after_id: int = 0, limit: int = 200):
     """New entries since a cursor (the last id the viewer has): one indexed query."""
     return list(
         TimelineEntry.objects.filter(incident=incident, id__gt=after_id).select_related("author").order_by("id")[:limit]
+    )
+
+
+# --- Pages of the responder dashboard --------------------------------------------------------------------
+
+TIMELINE_PAGE_SIZE = 200
+RECENTLY_RESOLVED_DAYS = 7
+DASHBOARD_ACTIVE_LIMIT = 300
+LIST_PAGE_SIZE = 50
+
+
+def visible_timeline_after(*, reference: str, user, after_id: int, kind: str = "", limit: int = TIMELINE_PAGE_SIZE):
+    """The live-timeline poll: new entries of a visible incident since the viewer's cursor, in ONE query
+    (visibility, reference lookup and cursor in a single statement walking timeline_cursor_idx), so an
+    unchanged timeline costs one indexed query. An invisible or unknown incident simply has no entries."""
+    number = parse_reference(reference)
+    if number is None:
+        return []
+    visible = Incident.objects.visible_to(user).filter(number=number).values("pk")
+    entries = TimelineEntry.objects.filter(incident__in=visible, id__gt=after_id)
+    if kind:
+        entries = entries.filter(kind=kind)
+    return list(entries.select_related("author").order_by("-id")[:limit])
+
+
+def timeline_page(*, incident: Incident, before_id: int | None = None, kind: str = "", limit: int = TIMELINE_PAGE_SIZE):
+    """The latest `limit` entries (by id, i.e. by when they were written) older than `before_id`, plus whether
+    older ones exist. One query: it fetches limit + 1 rows to know if there is more."""
+    entries = TimelineEntry.objects.filter(incident=incident)
+    if before_id:
+        entries = entries.filter(id__lt=before_id)
+    if kind:
+        entries = entries.filter(kind=kind)
+    rows = list(entries.select_related("author").order_by("-id")[: limit + 1])
+    has_older = len(rows) > limit
+    return rows[:limit], has_older
+
+
+def dashboard_incidents(*, user, now):
+    """Active incidents (most severe first) and the recently resolved ones: two queries plus the prefetch of
+    current roles; the "needs an update" list is derived from the active list in Python."""
+    active = list(
+        Incident.objects.visible_to(user)
+        .filter(status__in=ACTIVE_STATUSES)
+        .select_related("severity", "acknowledged_by")
+        .prefetch_related(CURRENT_ROLES)
+        .order_by("severity__rank", "-declared_at")[:DASHBOARD_ACTIVE_LIMIT]
+    )
+    since = now - timedelta(days=RECENTLY_RESOLVED_DAYS)
+    resolved = list(
+        Incident.objects.visible_to(user)
+        .filter(resolved_at__gte=since, status__in=[Status.RESOLVED, Status.CLOSED])
+        .select_related("severity")
+        .order_by("-resolved_at")[:10]
+    )
+    return active, resolved
+
+
+def incident_list(
+    *, user, filters: dict, cursor: tuple | None = None, direction: str = "older", limit: int = LIST_PAGE_SIZE
+):
+    """One page of the incident list, newest first, by keyset on (declared_at, number): the cost of a page does
+    not depend on how deep it is, and no COUNT(*) runs. Returns (rows, has_more) in display order."""
+    queryset = Incident.objects.visible_to(user).select_related("severity")
+    if filters.get("severity"):
+        queryset = queryset.filter(severity__level__in=filters["severity"])
+    if filters.get("status"):
+        queryset = queryset.filter(status__in=filters["status"])
+    if filters.get("service"):
+        queryset = queryset.filter(services=filters["service"])
+    if filters.get("declared_from"):
+        queryset = queryset.filter(declared_at__gte=filters["declared_from"])
+    if filters.get("declared_to"):
+        queryset = queryset.filter(declared_at__lt=filters["declared_to"])
+    text = (filters.get("q") or "").strip()
+    if text:
+        number = parse_reference(text)
+        match = Q(title__icontains=text) | Q(summary__icontains=text)
+        if number is not None:
+            match |= Q(number=number)
+        queryset = queryset.filter(match)
+    if cursor is not None:
+        declared_at, number = cursor
+        older = Q(declared_at__lt=declared_at) | Q(declared_at=declared_at, number__lt=number)
+        newer = Q(declared_at__gt=declared_at) | Q(declared_at=declared_at, number__gt=number)
+        queryset = queryset.filter(older if direction == "older" else newer)
+    if direction == "newer" and cursor is not None:
+        rows = list(queryset.order_by("declared_at", "number").prefetch_related("services")[: limit + 1])
+        has_more = len(rows) > limit
+        return list(reversed(rows[:limit])), has_more
+    rows = list(queryset.order_by("-declared_at", "-number").prefetch_related("services")[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+def runbooks():
+    return Runbook.objects.select_related("suggested_severity").prefetch_related("steps")
+
+
+def runbook_for_page(*, slug: str) -> Runbook:
+    return Runbook.objects.select_related("suggested_severity").prefetch_related("steps").get(slug=slug)
+
+
+def checklist_items(*, incident: Incident):
+    return list(ChecklistItem.objects.filter(incident=incident).select_related("checked_by", "runbook"))
+
+
+def attached_runbooks(*, incident: Incident):
+    return list(IncidentRunbook.objects.filter(incident=incident).select_related("runbook").order_by("attached_at"))
+
+
+def recent_updates(*, incident: Incident, limit: int = 10):
+    return list(
+        StatusUpdate.objects.filter(incident=incident)
+        .select_related("posted_by")
+        .prefetch_related("affected_services")
+        .order_by("-posted_at", "-id")[:limit]
+    )
+
+
+def five_whys_of(*, incident: Incident):
+    return FiveWhys.objects.filter(incident=incident).first()
+
+
+def responders_to_choose():
+    """People who can hold a role: active users in a group that may respond (or superusers)."""
+    from django.contrib.auth import get_user_model
+
+    from .access import ADMIN, INCIDENT_MANAGER, RESPONDER, SECURITY
+
+    users = get_user_model().objects.filter(is_active=True)
+    return (
+        users.filter(Q(is_superuser=True) | Q(groups__name__in=[RESPONDER, INCIDENT_MANAGER, ADMIN, SECURITY]))
+        .distinct()
+        .order_by("first_name", "last_name", "username")
     )

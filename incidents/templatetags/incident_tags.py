@@ -1,0 +1,106 @@
+"""Time and countdown helpers for the responder pages. The server renders the first value; static/js/incidents.js
+keeps the same markup ticking (data-deadline / data-since) between refreshes."""
+
+from datetime import timedelta
+
+from django import template
+from django.utils import timezone
+
+from incidents.models import Role
+
+register = template.Library()
+
+# A countdown turns amber when less than this share of its window is left.
+AMBER_SHARE = 1 / 3
+
+
+@register.filter
+def duration(value) -> str:
+    """A timedelta as "2d 3h", "1h 05m", "4m 12s"; empty for None."""
+    if value is None or value == "":
+        return ""
+    seconds = int(abs(value.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+@register.filter
+def since(moment) -> str:
+    return duration(timezone.now() - moment) if moment else ""
+
+
+def _deadline_state(deadline, window: timedelta | None, now) -> tuple[str, str]:
+    remaining = deadline - now
+    if remaining.total_seconds() < 0:
+        return "bad", f"overdue by {duration(remaining)}"
+    if window and remaining < window * AMBER_SHARE:
+        return "warn", f"{duration(remaining)} left"
+    return "ok", f"{duration(remaining)} left"
+
+
+@register.inclusion_tag("incidents/partials/countdown.html")
+def response_countdown(incident):
+    """The response target: green while plenty of time is left, amber in its last third, red when breached.
+    Once acknowledged it shows how long that took against the target."""
+    due = incident.response_due_at
+    if due is None:
+        return {"state": "", "text": "no target"}
+    if incident.acknowledged_at:
+        took = incident.acknowledged_at - incident.declared_at
+        on_time = incident.acknowledged_at <= due
+        return {
+            "state": "ok" if on_time else "bad",
+            "text": f"acknowledged in {duration(took)}" + ("" if on_time else " (target missed)"),
+        }
+    if not incident.is_active:
+        return {"state": "", "text": "not acknowledged"}
+    now = timezone.now()
+    state, text = _deadline_state(due, due - incident.declared_at, now)
+    return {"state": state, "text": text, "deadline": due, "window": (due - incident.declared_at).total_seconds()}
+
+
+@register.inclusion_tag("incidents/partials/countdown.html")
+def update_countdown(incident):
+    """When the next internal update is due (the severity's update cadence)."""
+    due = incident.next_update_due_at
+    if due is None or not incident.is_active:
+        return {"state": "", "text": "as needed" if incident.is_active else "no more updates due"}
+    cadence = incident.severity.update_cadence
+    state, text = _deadline_state(due, cadence, timezone.now())
+    return {
+        "state": state,
+        "text": text,
+        "deadline": due,
+        "window": cadence.total_seconds() if cadence else 0,
+    }
+
+
+@register.filter
+def role_holder(incident, role: str):
+    """The current holder of a role, from the prefetched current_roles (no query)."""
+    for assignment in getattr(incident, "current_roles", ()):
+        if assignment.role == role:
+            return assignment.holder
+    return None
+
+
+@register.filter
+def person(user) -> str:
+    if user is None:
+        return "the portal"
+    return user.get_full_name() or user.get_username()
+
+
+@register.simple_tag
+def role_list(incident):
+    """[(Role, holder or None)] in the guide's order, from the prefetched current_roles."""
+    held = {a.role: a.holder for a in getattr(incident, "current_roles", ())}
+    return [(role, held.get(role.value)) for role in Role]
