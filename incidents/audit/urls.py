@@ -1,5 +1,14 @@
-from django.urls import path  # noqa: F401
+"""The append-only audit trail and evidence bundles."""
+
+from django.urls import path
+
+from . import views
 
 app_name = "audit"
 
-urlpatterns = []
+urlpatterns = [
+    path("", views.records, name="records"),
+    path("export.csv", views.export_csv, name="export_csv"),
+    path("evidence/<str:reference>/", views.evidence, name="evidence"),
+    path("evidence/<str:reference>/<int:export_id>/download/", views.evidence_download, name="evidence_download"),
+]
