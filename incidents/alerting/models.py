@@ -1,1 +1,308 @@
-"""Inbound integrations, alert groups with deduplication, change events."""
+"""Inbound integrations, alert groups with deduplication, change events and API tokens.
+
+An Integration is one configured sender (an Alertmanager, a Grafana contact point, a Sentry internal integration,
+a PagerDuty-style routing key, a generic JSON or change-event source). Every event it sends is normalised into one
+AlertEvent row; events with the same dedup key fold into one open AlertGroup (a partial unique constraint keeps at
+most one open group per key, so concurrent deliveries cannot create two). Routing rules decide the service, the
+severity policy and whether an incident is declared or the group attached to an open incident of that service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+def hash_secret(value: str) -> str:
+    """Keys and tokens are stored as sha256 hex: they are long random strings, so a slow hash buys nothing,
+    and a fast, deterministic one lets the lookup be a single indexed equality."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class IntegrationKind(models.TextChoices):
+    ALERTMANAGER = "alertmanager", "Prometheus Alertmanager (webhook v4)"
+    GRAFANA = "grafana", "Grafana alerting webhook"
+    SENTRY = "sentry", "Sentry (integration platform webhooks)"
+    PAGERDUTY = "pagerduty", "PagerDuty Events API v2 compatible"
+    GENERIC = "generic", "Generic JSON events"
+    CHANGE = "change", "Change events (deploys, migrations, config changes)"
+
+
+class Severity(models.TextChoices):
+    """Normalised alert severity (PagerDuty's four levels; other formats map onto them)."""
+
+    CRITICAL = "critical", "Critical"
+    ERROR = "error", "Error"
+    WARNING = "warning", "Warning"
+    INFO = "info", "Info"
+
+
+class RouteAction(models.TextChoices):
+    DECLARE = "declare", "Declare an incident (or attach to the service's open incident)"
+    ATTACH = "attach", "Attach to the service's open incident, if there is one"
+    RECORD = "record", "Record the alert only"
+
+
+class Integration(models.Model):
+    """One inbound sender and its credentials.
+
+    The key (bearer token, basic-auth password or PagerDuty routing_key) is shown once on creation and stored
+    only as sha256. The HMAC secret (Grafana, Sentry) must be kept in clear: verifying a signature needs it.
+    """
+
+    kind = models.CharField(max_length=16, choices=IntegrationKind.choices)
+    name = models.CharField(max_length=120, unique=True)
+    public_id = models.UUIDField(
+        default=uuid.uuid4,
+        unique=True,
+        editable=False,
+        help_text="Identifies the integration in its URL for senders that can only sign (Sentry). Not a secret.",
+    )
+    key_prefix = models.CharField(max_length=8, blank=True, editable=False, help_text="First characters of the key.")
+    key_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    hmac_secret = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Grafana: the contact point's HMAC secret (signature then required). Sentry: the client secret.",
+    )
+    hmac_timestamp_header = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="Grafana only: the timestamp header configured on the contact point (signs 'timestamp:body').",
+    )
+    default_service = models.ForeignKey(
+        "incidents.Service", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    default_action = models.CharField(max_length=8, choices=RouteAction.choices, default=RouteAction.ATTACH)
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per minute; empty uses the ALERTING_RATE_LIMIT_PER_MINUTE setting."
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def rotate_key(self) -> str:
+        """Set a new random key and return it (the only time it is visible). 32 hex characters, the length
+        of a PagerDuty integration key, so PagerDuty senders that validate the length accept it."""
+        key = secrets.token_hex(16)
+        self.key_prefix = key[:8]
+        self.key_hash = hash_secret(key)
+        return key
+
+
+class RoutingRule(models.Model):
+    """First matching rule (by position) wins; no match falls back to the integration's defaults.
+
+    A rule matches when every label in `match_labels` equals the alert's label and, if set, the alert's
+    normalised severity is `match_severity`."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="rules")
+    position = models.PositiveSmallIntegerField(default=0)
+    match_labels = models.JSONField(default=dict, blank=True, help_text='e.g. {"team": "payments", "env": "prod"}')
+    match_severity = models.CharField(max_length=8, choices=Severity.choices, blank=True)
+    service = models.ForeignKey("incidents.Service", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    severity_policy = models.ForeignKey(
+        "incidents.SeverityPolicy",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Severity of a declared incident; empty maps critical->P1, error->P2, warning/info->P3.",
+    )
+    action = models.CharField(max_length=8, choices=RouteAction.choices, default=RouteAction.ATTACH)
+
+    class Meta:
+        ordering = ["integration", "position", "id"]
+
+    def __str__(self):
+        return f"rule {self.position} of {self.integration_id}: {self.get_action_display()}"
+
+    def matches(self, *, labels: dict, severity: str) -> bool:
+        if self.match_severity and self.match_severity != severity:
+            return False
+        return all(str(labels.get(key)) == str(value) for key, value in (self.match_labels or {}).items())
+
+
+class GroupStatus(models.TextChoices):
+    TRIGGERED = "triggered", "Triggered"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class AlertGroup(models.Model):
+    """All events with one dedup key while it is open. resolved_at IS NULL marks the open group; the partial
+    unique constraint is the deduplication (INSERT ... ON CONFLICT against it), never a check-then-insert."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="groups")
+    dedup_key = models.CharField(max_length=255)
+    status = models.CharField(max_length=12, choices=GroupStatus.choices, default=GroupStatus.TRIGGERED)
+    summary = models.CharField(max_length=1024)
+    source = models.CharField(max_length=255, blank=True)
+    severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.ERROR)
+    labels = models.JSONField(default=dict, blank=True)
+    link = models.URLField(max_length=1000, blank=True)
+    service = models.ForeignKey("incidents.Service", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    incident = models.ForeignKey(
+        "incidents.Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="alert_groups"
+    )
+    event_count = models.PositiveIntegerField(default=1)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-first_seen_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "dedup_key"],
+                condition=Q(resolved_at__isnull=True),
+                name="alertgroup_one_open_per_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["incident", "first_seen_at"], name="alertgroup_incident_idx"),
+            models.Index(fields=["status", "-first_seen_at"], name="alertgroup_status_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.dedup_key[:60]} ({self.get_status_display()})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+class EventAction(models.TextChoices):
+    TRIGGER = "trigger", "Trigger"
+    ACKNOWLEDGE = "acknowledge", "Acknowledge"
+    RESOLVE = "resolve", "Resolve"
+
+
+class AlertEvent(models.Model):
+    """One normalised event as received (an Alertmanager webhook of 100 alerts writes 100 rows). `group` is empty
+    for an acknowledge/resolve that found no open group: still recorded, so nothing received is silently lost."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="events")
+    group = models.ForeignKey(AlertGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=12, choices=EventAction.choices)
+    dedup_key = models.CharField(max_length=255)
+    summary = models.CharField(max_length=1024, blank=True)
+    severity = models.CharField(max_length=8, choices=Severity.choices, blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True, help_text="When the sender says it happened.")
+    received_at = models.DateTimeField(default=timezone.now)
+    payload = models.JSONField(default=dict, blank=True, help_text="The part of the request this event came from.")
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["group", "received_at"], name="alertevent_group_idx")]
+
+    def __str__(self):
+        return f"{self.action} {self.dedup_key[:60]}"
+
+
+class ChangeKind(models.TextChoices):
+    DEPLOY = "deploy", "Deploy"
+    MIGRATION = "migration", "Database migration"
+    CONFIG = "config", "Configuration change"
+    FEATURE_FLAG = "feature_flag", "Feature flag"
+    OTHER = "other", "Other change"
+
+
+class ChangeEvent(models.Model):
+    """A deploy, migration or config change. The triage checklist asks "what changed recently?": the incident
+    page lists the changes to its services in the hours before it started."""
+
+    integration = models.ForeignKey(Integration, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    service = models.ForeignKey(
+        "incidents.Service", null=True, blank=True, on_delete=models.CASCADE, related_name="change_events"
+    )
+    kind = models.CharField(max_length=16, choices=ChangeKind.choices, default=ChangeKind.DEPLOY)
+    summary = models.CharField(max_length=1024)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=255, blank=True)
+    link = models.URLField(max_length=1000, blank=True)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["service", "-occurred_at"], name="change_service_time_idx")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.summary[:80]}"
+
+
+class IntegrationError(models.Model):
+    """A refused inbound request (bad JSON, bad signature, unknown action, too large, rate limited ...).
+    Written in its own transaction, outside the rejected request's (which wrote nothing)."""
+
+    integration = models.ForeignKey(Integration, null=True, blank=True, on_delete=models.CASCADE, related_name="errors")
+    kind = models.CharField(max_length=16, choices=IntegrationKind.choices)
+    status_code = models.PositiveSmallIntegerField()
+    code = models.CharField(max_length=40)
+    message = models.CharField(max_length=500)
+    field = models.CharField(max_length=200, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    body_excerpt = models.TextField(blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["integration", "-occurred_at"], name="integrationerror_idx")]
+
+    def __str__(self):
+        return f"{self.status_code} {self.code}"
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self):
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+class ApiToken(models.Model):
+    """A personal API token: `ipt_` + 40 random characters, shown once, stored as sha256.
+    It acts with its owner's groups; revoking it (by the owner or an admin) takes effect on the next request."""
+
+    PREFIX = "ipt_"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What the token is for, e.g. 'deploy pipeline'.")
+    key_prefix = models.CharField(max_length=12, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"{self.name} ({self.key_prefix}...)"
+
+    @property
+    def is_active(self) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > timezone.now()
+
+    @classmethod
+    def new_key(cls) -> str:
+        return cls.PREFIX + secrets.token_urlsafe(30)

@@ -1,0 +1,191 @@
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from . import services
+from .models import AlertEvent, AlertGroup, ApiToken, ChangeEvent, Integration, IntegrationError, RoutingRule
+
+
+class RoutingRuleInline(admin.TabularInline):
+    model = RoutingRule
+    extra = 0
+    fields = ["position", "match_labels", "match_severity", "service", "severity_policy", "action"]
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "key_prefix", "default_service", "default_action", "is_active", "error_count"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["name"]
+    readonly_fields = ["public_id", "key_prefix", "endpoint", "created_at", "recent_errors"]
+    inlines = [RoutingRuleInline]
+    actions = ["rotate_keys"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_error_count=Count("errors"))
+
+    @admin.display(description="errors", ordering="_error_count")
+    def error_count(self, obj):
+        url = reverse("admin:alerting_integrationerror_changelist") + f"?integration__id__exact={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, obj._error_count)
+
+    @admin.display(description="endpoint")
+    def endpoint(self, obj):
+        if not obj.pk:
+            return "Saved first; the key is shown once after saving."
+        paths = {
+            "alertmanager": "/api/v1/integrations/alertmanager/ (Authorization: Bearer <key>)",
+            "grafana": f"/api/v1/integrations/grafana/ (Bearer <key>) or /api/v1/integrations/grafana/{obj.public_id}/"
+            " (HMAC signature only)",
+            "sentry": f"/api/v1/integrations/sentry/{obj.public_id}/ (Sentry-Hook-Signature with the client secret)",
+            "pagerduty": "/api/v1/integrations/pagerduty/v2/enqueue (routing_key = the key)",
+            "generic": "/api/v1/integrations/generic/ (Authorization: Bearer <key>)",
+            "change": "/api/v1/integrations/change/ (Authorization: Bearer <key>)",
+        }
+        return paths.get(obj.kind, "")
+
+    @admin.display(description="recent errors")
+    def recent_errors(self, obj):
+        rows = list(obj.errors.order_by("-occurred_at")[:5]) if obj.pk else []
+        if not rows:
+            return "none"
+        return format_html(
+            "<br>".join(["{}"] * len(rows)),
+            *[f"{e.occurred_at:%Y-%m-%d %H:%M:%S} {e.status_code} {e.code}: {e.message}" for e in rows],
+        )
+
+    def save_model(self, request, obj, form, change):
+        # A new integration gets its key here; it is stored hashed, so this message is the only place it appears.
+        if not change or not obj.key_hash:
+            key = obj.rotate_key()
+            super().save_model(request, obj, form, change)
+            self.message_user(request, f"Key for {obj.name} (shown once, store it now): {key}", messages.WARNING)
+        else:
+            super().save_model(request, obj, form, change)
+
+    @admin.action(description="Rotate the key of the selected integrations (the old key stops working)")
+    def rotate_keys(self, request, queryset):
+        for integration in queryset:
+            key = services.rotate_integration_key(integration=integration)
+            self.message_user(request, f"New key for {integration.name} (shown once): {key}", messages.WARNING)
+
+
+class AlertEventInline(admin.TabularInline):
+    model = AlertEvent
+    extra = 0
+    fields = ["received_at", "action", "summary", "severity", "occurred_at"]
+    readonly_fields = fields
+    can_delete = False
+    max_num = 0
+    ordering = ["-received_at"]
+
+
+@admin.register(AlertGroup)
+class AlertGroupAdmin(admin.ModelAdmin):
+    list_display = [
+        "dedup_key",
+        "integration",
+        "status",
+        "severity",
+        "summary",
+        "service",
+        "incident",
+        "event_count",
+        "first_seen_at",
+        "last_seen_at",
+    ]
+    list_filter = ["status", "severity", "integration"]
+    search_fields = ["dedup_key", "summary", "source"]
+    list_select_related = ["integration", "service", "incident"]
+    date_hierarchy = "first_seen_at"
+    # Groups change only through ingestion; the admin looks, it does not edit.
+    readonly_fields = [f.name for f in AlertGroup._meta.fields]
+    inlines = [AlertEventInline]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(AlertEvent)
+class AlertEventAdmin(admin.ModelAdmin):
+    list_display = ["received_at", "integration", "action", "dedup_key", "summary", "group"]
+    list_filter = ["action", "integration"]
+    search_fields = ["dedup_key", "summary"]
+    list_select_related = ["integration", "group"]
+    readonly_fields = [f.name for f in AlertEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ChangeEvent)
+class ChangeEventAdmin(admin.ModelAdmin):
+    list_display = ["occurred_at", "kind", "service", "summary", "source", "integration"]
+    list_filter = ["kind", "service"]
+    search_fields = ["summary", "description", "source"]
+    list_select_related = ["service", "integration"]
+    date_hierarchy = "occurred_at"
+
+
+@admin.register(IntegrationError)
+class IntegrationErrorAdmin(admin.ModelAdmin):
+    list_display = ["occurred_at", "kind", "integration", "status_code", "code", "field", "message", "remote_addr"]
+    list_filter = ["kind", "status_code", "code", "integration"]
+    search_fields = ["message", "code"]
+    list_select_related = ["integration"]
+    readonly_fields = [f.name for f in IntegrationError._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ApiTokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ["user", "name", "expires_at"]
+
+    def clean_expires_at(self):
+        value = self.cleaned_data.get("expires_at")
+        if value is not None and value <= timezone.now() and not self.instance.pk:
+            raise forms.ValidationError("The expiry must be in the future.")
+        return value
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    form = ApiTokenForm
+    list_display = ["name", "user", "key_prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "user__username", "key_prefix"]
+    list_select_related = ["user"]
+    fields = ["user", "name", "expires_at", "key_prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["key_prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        token, key = services.create_api_token(user=obj.user, name=obj.name, expires_at=obj.expires_at)
+        obj.pk = token.pk
+        obj.key_prefix = token.key_prefix
+        obj.created_at = token.created_at
+        obj.key_hash = token.key_hash
+        self.message_user(request, f"Token for {obj.user} (shown once, store it now): {key}", messages.WARNING)
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        count = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            services.revoke_api_token(token=token, by=request.user)
+            count += 1
+        self.message_user(request, f"Revoked {count} token(s) at {timezone.now():%H:%M:%S}.")

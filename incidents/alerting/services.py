@@ -1,0 +1,468 @@
+"""State changes for alerting: ingesting normalised alert events, recording change events, integration keys
+and API tokens, and the log of refused requests.
+
+Ingestion runs in one transaction per request: a 2xx answer means every event of the request is committed.
+Deduplication is the partial unique index on (integration, dedup_key) WHERE resolved_at IS NULL, used by
+INSERT ... ON CONFLICT, so concurrent deliveries of one key fold into one group without check-then-insert.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+
+from incidents import events as timeline
+from incidents import services as incident_services
+from incidents.models import DetectionSource, EntryKind, Incident, Service, SeverityPolicy
+
+from .models import (
+    AlertEvent,
+    AlertGroup,
+    ApiToken,
+    ChangeEvent,
+    EventAction,
+    GroupStatus,
+    Integration,
+    IntegrationError,
+    RouteAction,
+    RoutingRule,
+    Severity,
+    hash_secret,
+)
+from .parsers import AlertEventIn, ChangeIn, clamp_to_now
+
+log = logging.getLogger(__name__)
+
+# Without a rule naming a severity policy, an auto-declared incident takes its level from the alert's severity.
+DEFAULT_POLICY_FOR_SEVERITY = {
+    Severity.CRITICAL: "P1",
+    Severity.ERROR: "P2",
+    Severity.WARNING: "P3",
+    Severity.INFO: "P3",
+}
+SEVERITY_ORDER = [Severity.CRITICAL, Severity.ERROR, Severity.WARNING, Severity.INFO]
+TIMELINE_LIST_LIMIT = 20
+RETRIES_ON_DEADLOCK = 3
+
+
+# --- Integrations and their keys --------------------------------------------------------------------------------
+
+
+def find_integration_by_key(key: str) -> Integration | None:
+    """The key's sha256 is looked up by equality on a unique index; the digest is compared again in constant
+    time so the check does not depend on how the database compares strings."""
+    import hmac
+
+    if not key or len(key) > 200:
+        return None
+    digest = hash_secret(key)
+    integration = Integration.objects.filter(key_hash=digest, is_active=True).first()
+    if integration is None or not hmac.compare_digest(integration.key_hash, digest):
+        return None
+    return integration
+
+
+@transaction.atomic
+def create_integration(*, kind: str, name: str, **fields) -> tuple[Integration, str]:
+    """Create an integration and return it with its key, which is shown only this once."""
+    integration = Integration(kind=kind, name=name, **fields)
+    key = integration.rotate_key()
+    integration.full_clean()
+    integration.save()
+    return integration, key
+
+
+@transaction.atomic
+def rotate_integration_key(*, integration: Integration) -> str:
+    integration = Integration.objects.select_for_update().get(pk=integration.pk)
+    key = integration.rotate_key()
+    integration.save(update_fields=["key_prefix", "key_hash"])
+    return key
+
+
+def log_integration_error(
+    *,
+    kind: str,
+    status_code: int,
+    code: str,
+    message: str,
+    integration: Integration | None = None,
+    field: str | None = None,
+    remote_addr: str | None = None,
+    body: bytes = b"",
+) -> None:
+    """Record a refused request. Runs in autocommit, outside any rolled-back transaction, and never raises:
+    failing to log must not turn a clean 4xx into a 500."""
+    try:
+        IntegrationError.objects.create(
+            integration=integration,
+            kind=kind,
+            status_code=status_code,
+            code=code[:40],
+            message=message[:500],
+            field=(field or "")[:200],
+            remote_addr=remote_addr or None,
+            body_excerpt=body[:2000].decode("utf-8", "replace"),
+        )
+    except Exception:
+        log.exception("could not record an integration error")
+
+
+# --- Routing --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    service_id: int | None
+    policy_level: str
+    action: str
+
+
+def should_auto_declare(integration: Integration, service: Service | None, at: datetime) -> bool:
+    """The one place that decides whether an alert may declare an incident on its own (the routing rule has
+    already said "declare"). Maintenance windows hook in here: inside one, alerts only attach or record."""
+    return integration.is_active
+
+
+def route_for(event: AlertEventIn, *, integration: Integration, rules: list[RoutingRule], services: dict) -> Route:
+    for rule in rules:
+        if rule.matches(labels=event.labels, severity=event.severity):
+            service = rule.service_id or getattr(services.get(event.service_slug), "pk", None)
+            level = (
+                rule.severity_policy.level if rule.severity_policy_id else DEFAULT_POLICY_FOR_SEVERITY[event.severity]
+            )
+            return Route(service or integration.default_service_id, level, rule.action)
+    service = getattr(services.get(event.service_slug), "pk", None) or integration.default_service_id
+    return Route(service, DEFAULT_POLICY_FOR_SEVERITY[event.severity], integration.default_action)
+
+
+# --- Ingestion -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    dedup_key: str
+    action: str
+    result: str  # opened, deduplicated, acknowledged, resolved, no_open_group
+    group_id: int | None
+    incident: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "dedup_key": self.dedup_key,
+            "action": self.action,
+            "result": self.result,
+            "alert_group": self.group_id,
+            "incident": self.incident,
+        }
+
+
+def ingest_alert_events(*, integration: Integration, events: list[AlertEventIn]) -> list[Outcome]:
+    """Fold events into alert groups, route new groups to incidents and write every event, all in one
+    transaction. Retried on a deadlock (two batches touching the same keys in different orders)."""
+    for attempt in range(RETRIES_ON_DEADLOCK):
+        try:
+            with transaction.atomic():
+                return _ingest(integration, events)
+        except OperationalError as exc:
+            sqlstate = getattr(getattr(exc, "__cause__", None), "sqlstate", None)
+            if sqlstate in {"40P01", "40001"} and attempt + 1 < RETRIES_ON_DEADLOCK and not connection.in_atomic_block:
+                log.warning("ingest retry after %s", sqlstate)
+                continue
+            raise
+    raise AssertionError("unreachable")
+
+
+def _waves(events: list[AlertEventIn]):
+    """Split a batch so each key appears at most once per wave; waves are applied in order, so a batch that
+    triggers and then resolves one key opens and then resolves its group."""
+    wave, seen = [], set()
+    for event in events:
+        if event.dedup_key in seen:
+            yield wave
+            wave, seen = [], set()
+        wave.append(event)
+        seen.add(event.dedup_key)
+    if wave:
+        yield wave
+
+
+def _ingest(integration: Integration, events: list[AlertEventIn]) -> list[Outcome]:
+    now = timezone.now()
+    rules = list(integration.rules.select_related("severity_policy").order_by("position", "id"))
+    slugs = {event.service_slug for event in events if event.service_slug}
+    services = {s.slug: s for s in Service.objects.filter(slug__in=slugs)} if slugs else {}
+    outcomes: dict[int, Outcome] = {}
+    index_of = {id(event): i for i, event in enumerate(events)}
+    event_rows = []
+    for wave in _waves(events):
+        triggers = sorted((e for e in wave if e.action == EventAction.TRIGGER), key=lambda e: e.dedup_key)
+        acks = [e for e in wave if e.action == EventAction.ACKNOWLEDGE]
+        resolves = [e for e in wave if e.action == EventAction.RESOLVE]
+        groups_by_key: dict[str, tuple] = {}
+        new_groups: list[tuple[AlertEventIn, int, Route]] = []
+        if triggers:
+            routes = {
+                e.dedup_key: route_for(e, integration=integration, rules=rules, services=services) for e in triggers
+            }
+            for row in _upsert_triggers(integration, triggers, routes, now):
+                group_id, key, inserted, incident_id = row
+                groups_by_key[key] = (group_id, incident_id)
+                event = next(e for e in triggers if e.dedup_key == key)
+                result = "opened" if inserted else "deduplicated"
+                outcomes[index_of[id(event)]] = Outcome(key, event.action, result, group_id)
+                if inserted:
+                    new_groups.append((event, group_id, routes[key]))
+        changed: list[tuple[AlertEventIn, int, int | None, str]] = []
+        for action, batch in ((EventAction.ACKNOWLEDGE, acks), (EventAction.RESOLVE, resolves)):
+            if not batch:
+                continue
+            found = {row[1]: row for row in _close_or_ack(integration, batch, action, now)}
+            for event in batch:
+                row = found.get(event.dedup_key)
+                if row is None:
+                    outcomes[index_of[id(event)]] = Outcome(event.dedup_key, action, "no_open_group", None)
+                    continue
+                group_id, key, incident_id, summary = row
+                groups_by_key[key] = (group_id, incident_id)
+                result = "resolved" if action == EventAction.RESOLVE else "acknowledged"
+                outcomes[index_of[id(event)]] = Outcome(key, action, result, group_id)
+                if incident_id:
+                    changed.append((event, group_id, incident_id, summary))
+        incident_refs = _link_new_groups(integration, new_groups, now)
+        for event, group_id, incident_id, summary in changed:
+            incident_refs.setdefault(incident_id, []).append((event, summary))
+        _record_on_timelines(integration, incident_refs)
+        for event in wave:
+            group = groups_by_key.get(event.dedup_key)
+            event_rows.append(
+                AlertEvent(
+                    integration=integration,
+                    group_id=group[0] if group else None,
+                    action=event.action,
+                    dedup_key=event.dedup_key,
+                    summary=event.summary,
+                    severity=event.severity if event.action == EventAction.TRIGGER else "",
+                    occurred_at=event.occurred_at,
+                    received_at=now,
+                    payload=event.payload,
+                )
+            )
+    AlertEvent.objects.bulk_create(event_rows)
+    _fill_incident_references(outcomes)
+    return [outcomes[i] for i in range(len(events))]
+
+
+def _upsert_triggers(integration, triggers, routes, now):
+    values, params = [], []
+    for event in triggers:
+        route = routes[event.dedup_key]
+        values.append("(%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, NULL, 1, %s, %s, NULL, NULL)")
+        occurred = clamp_to_now(event.occurred_at)
+        params += [
+            integration.pk,
+            event.dedup_key,
+            GroupStatus.TRIGGERED,
+            event.summary,
+            event.source,
+            event.severity,
+            json.dumps(event.labels),
+            event.link,
+            route.service_id,
+            occurred,
+            now,
+        ]
+    sql = (
+        "INSERT INTO alerting_alertgroup (integration_id, dedup_key, status, summary, source, severity, labels, link,"
+        " service_id, incident_id, event_count, first_seen_at, last_seen_at, acknowledged_at, resolved_at)"
+        f" VALUES {', '.join(values)}"
+        " ON CONFLICT (integration_id, dedup_key) WHERE resolved_at IS NULL DO UPDATE SET"
+        " last_seen_at = EXCLUDED.last_seen_at, event_count = alerting_alertgroup.event_count + 1,"
+        " summary = EXCLUDED.summary, severity = EXCLUDED.severity, labels = EXCLUDED.labels"
+        " RETURNING id, dedup_key, (xmax = 0) AS inserted, incident_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _close_or_ack(integration, batch, action, now):
+    keys = sorted(e.dedup_key for e in batch)
+    if action == EventAction.RESOLVE:
+        assignments = "status = %s, resolved_at = %s"
+        params = [GroupStatus.RESOLVED, now]
+    else:
+        assignments = "status = %s, acknowledged_at = COALESCE(acknowledged_at, %s)"
+        params = [GroupStatus.ACKNOWLEDGED, now]
+    sql = (
+        f"UPDATE alerting_alertgroup SET {assignments}, last_seen_at = %s, event_count = event_count + 1"
+        " WHERE integration_id = %s AND dedup_key = ANY(%s) AND resolved_at IS NULL"
+        " RETURNING id, dedup_key, incident_id, summary"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, now, integration.pk, keys])
+        return cursor.fetchall()
+
+
+def _link_new_groups(integration, new_groups, now) -> dict[int, list]:
+    """Attach new groups to their service's open incident, or declare one when the route says so. The service
+    row is locked first, so two batches for one service cannot both declare an incident."""
+    by_incident: dict[int, list] = defaultdict(list)
+    by_service: dict[int | None, list] = defaultdict(list)
+    for event, group_id, route in new_groups:
+        if route.action != RouteAction.RECORD:
+            by_service[route.service_id].append((event, group_id, route))
+    if not by_service:
+        return by_incident
+    policies = {p.level: p for p in SeverityPolicy.objects.all()}
+    for service_id in sorted(by_service, key=lambda sid: sid or 0):
+        items = by_service[service_id]
+        service = None
+        incident = None
+        if service_id is not None:
+            service = Service.objects.select_for_update().filter(pk=service_id).first()
+            incident = (
+                Incident.objects.active().filter(services=service_id).order_by("-declared_at", "-id").first()
+                if service
+                else None
+            )
+        declare = [item for item in items if item[2].action == RouteAction.DECLARE]
+        if incident is None and declare and should_auto_declare(integration, service, now):
+            event, _, _ = min(declare, key=lambda item: _policy_rank(policies, item[2].policy_level))
+            level = min((item[2].policy_level for item in declare), key=lambda lv: _policy_rank(policies, lv))
+            policy = policies.get(level) or policies["P1"]
+            detected = min(clamp_to_now(item[0].occurred_at) for item in declare)
+            incident = incident_services.declare_incident(
+                title=event.summary[:200] or f"Alert from {integration.name}",
+                severity=policy,
+                by=None,
+                summary=f"Declared automatically from an alert received by the {integration.name} integration.",
+                services=[service] if service else [],
+                detection_source=DetectionSource.MONITORING_ALERT,
+                detected_at=detected,
+            )
+        if incident is None:
+            continue
+        group_ids = [group_id for _, group_id, _ in items]
+        AlertGroup.objects.filter(pk__in=group_ids).update(incident=incident)
+        for event, _, _ in items:
+            by_incident[incident.pk].append((event, event.summary))
+    return by_incident
+
+
+def _policy_rank(policies, level):
+    policy = policies.get(level)
+    return policy.rank if policy else 99
+
+
+VERBS = {EventAction.TRIGGER: "triggered", EventAction.ACKNOWLEDGE: "acknowledged", EventAction.RESOLVE: "resolved"}
+
+
+def _record_on_timelines(integration, by_incident: dict[int, list]) -> None:
+    """One timeline entry per incident and request, listing its alerts (a 100-alert webhook is one entry)."""
+    for incident_id, items in by_incident.items():
+        incident = Incident(pk=incident_id)
+        lines = []
+        for event, summary in items[:TIMELINE_LIST_LIMIT]:
+            text = (summary or event.summary or event.dedup_key).replace("\n", " ")[:200]
+            link = f" ([source]({event.link}))" if event.link else ""
+            lines.append(f"- Alert **{VERBS[event.action]}** ({event.severity}): {text}{link}")
+        if len(items) > TIMELINE_LIST_LIMIT:
+            lines.append(f"- and {len(items) - TIMELINE_LIST_LIMIT} more")
+        header = (
+            f"{len(items)} alert event(s) from **{integration.name}**:"
+            if len(items) > 1
+            else f"From **{integration.name}**:"
+        )
+        timeline.record(incident, kind=EntryKind.ALERT, body=header + "\n\n" + "\n".join(lines))
+
+
+def _fill_incident_references(outcomes: dict[int, Outcome]) -> None:
+    group_ids = {o.group_id for o in outcomes.values() if o.group_id}
+    if not group_ids:
+        return
+    numbers = dict(
+        AlertGroup.objects.filter(pk__in=group_ids, incident__isnull=False).values_list("pk", "incident__number")
+    )
+    for outcome in outcomes.values():
+        number = numbers.get(outcome.group_id)
+        outcome.incident = f"INC-{number}" if number else None
+
+
+# --- Change events ------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def record_change_events(*, integration: Integration | None, changes: list[ChangeIn]) -> list[ChangeEvent]:
+    """Unknown service slugs are refused (ValueError naming the field) rather than recorded unattached: a change
+    nobody can find next to an incident is worth nothing."""
+    slugs = {c.service_slug for c in changes if c.service_slug}
+    services = {s.slug: s for s in Service.objects.filter(slug__in=slugs)} if slugs else {}
+    rows = []
+    for index, change in enumerate(changes):
+        service = services.get(change.service_slug) if change.service_slug else None
+        if change.service_slug and service is None:
+            raise UnknownService(change.service_slug, index=index if len(changes) > 1 else None)
+        if service is None and integration is not None and integration.default_service_id:
+            service = integration.default_service
+        rows.append(
+            ChangeEvent(
+                integration=integration,
+                service=service,
+                kind=change.kind,
+                summary=change.summary,
+                description=change.description,
+                source=change.source,
+                link=change.link,
+                occurred_at=clamp_to_now(change.occurred_at),
+                details=change.details,
+            )
+        )
+    return ChangeEvent.objects.bulk_create(rows)
+
+
+class UnknownService(Exception):
+    def __init__(self, slug: str, *, index: int | None):
+        self.slug = slug
+        self.field = f"changes[{index}].service" if index is not None else "service"
+        super().__init__(f"No service with slug {slug!r}.")
+
+
+# --- API tokens --------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_api_token(*, user, name: str, expires_at: datetime | None = None) -> tuple[ApiToken, str]:
+    """Create a personal token and return it with its key, which is shown only this once."""
+    from incidents.errors import DomainError
+
+    name = (name or "").strip()
+    if not name:
+        raise DomainError("Name the token after what will use it.", field="name")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise DomainError("The expiry must be in the future.", field="expires_at")
+    key = ApiToken.new_key()
+    token = ApiToken.objects.create(
+        user=user, name=name[:100], key_prefix=key[:12], key_hash=hash_secret(key), expires_at=expires_at
+    )
+    return token, key
+
+
+@transaction.atomic
+def revoke_api_token(*, token: ApiToken, by) -> ApiToken:
+    from incidents import access
+    from incidents.errors import PermissionDenied
+
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if by is not None and token.user_id != by.pk and not access.is_admin(by):
+        raise PermissionDenied("Only the token's owner or an admin can revoke it.")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
