@@ -171,6 +171,11 @@ def change_status(*, incident: Incident, to: str, by, note: str = "", override_r
     incident.status = new
     incident.save()
     events.status_changed(incident, old=old, new=new, by=by, note=note)
+    if new == Status.RESOLVED:
+        # The guide: a post-mortem within 48 h of resolution. Drafted in this transaction; idempotent on re-resolve.
+        from postmortems.services import ensure_draft_for
+
+        ensure_draft_for(incident=incident, by=by)
     return incident
 
 
@@ -405,6 +410,11 @@ def post_status_update(
         is_published=bool(publish and kind == UpdateKind.EXTERNAL),
     )
     update.affected_services.set(list(affected_services))
+    if update.is_published:
+        # Subscribers' outbox rows commit with the update; the emails go out after commit.
+        from incidents.statuspage.services import notify_subscribers
+
+        notify_subscribers(update)
     if kind == UpdateKind.INTERNAL and incident.is_active:
         incident.next_update_due_at = next_update_at
         incident.save(update_fields=["next_update_due_at", "updated_at"])

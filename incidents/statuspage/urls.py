@@ -1,5 +1,18 @@
-from django.urls import path  # noqa: F401
+"""Public status page: service states, scheduled maintenance, subscribers. Mounted at /status/, no login."""
+
+from django.urls import path
+from django.views.decorators.cache import cache_control
+
+from . import views
+from .feeds import StatusUpdatesFeed
 
 app_name = "statuspage"
 
-urlpatterns = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("feed.atom", cache_control(public=True, max_age=60)(StatusUpdatesFeed()), name="feed"),
+    path("subscribe/", views.subscribe, name="subscribe"),
+    path("subscribe/sent/", views.subscribe_sent, name="subscribe_sent"),
+    path("subscribe/confirm/<str:token>/", views.confirm, name="confirm"),
+    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+]

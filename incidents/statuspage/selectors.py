@@ -1,0 +1,327 @@
+"""Reads for the public status page, the Atom feed and the alert rules. Everything here is public data:
+public services, unrestricted incidents and external updates that were explicitly published.
+
+Anonymous visitors get nothing from Incident.objects.visible_to(); the status page is the one deliberate
+public read, so the restriction rule is written here once (`public_incidents`, `published_updates`) and every
+public page, feed and email goes through these two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from django.db import connection
+from django.db.models import Prefetch, Q
+from django.utils import timezone
+
+from incidents.models import ACTIVE_STATUSES, Incident, Service, StatusUpdate, UpdateKind
+
+from .models import MaintenanceWindow, ServiceState, ServiceStatusOverride, Subscriber, state_for_severity
+
+HISTORY_DAYS = 90
+FEED_SIZE = 50
+
+
+def public_services():
+    return Service.objects.filter(is_public=True)
+
+
+def public_incidents():
+    """Incidents that may be mentioned publicly: never a restricted (security, data breach) one."""
+    return Incident.objects.filter(is_restricted=False)
+
+
+def published_updates():
+    """External updates a Communications Lead published, on unrestricted incidents. Internal updates and
+    drafts never leave the portal."""
+    return StatusUpdate.objects.filter(kind=UpdateKind.EXTERNAL, is_published=True, incident__is_restricted=False)
+
+
+def _public_services_prefetch(lookup: str, to_attr: str) -> Prefetch:
+    return Prefetch(lookup, queryset=public_services().order_by("name"), to_attr=to_attr)
+
+
+def is_under_maintenance(service, at: datetime | None = None) -> bool:
+    """True while a scheduled maintenance window covering `service` (instance or pk) runs at `at` (default now).
+    Alert rules ask this before declaring an incident automatically. One indexed query."""
+    at = at or timezone.now()
+    service_id = getattr(service, "pk", service)
+    return MaintenanceWindow.objects.in_progress(at).filter(services__id=service_id).exists()
+
+
+def services_under_maintenance(service_ids, at: datetime | None = None) -> set[int]:
+    """The subset of `service_ids` under maintenance at `at`, in one query (for alerts naming several services)."""
+    at = at or timezone.now()
+    return set(
+        MaintenanceWindow.objects.in_progress(at)
+        .filter(services__id__in=list(service_ids))
+        .values_list("services__id", flat=True)
+    )
+
+
+# --- The status page -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PublicIncident:
+    """An incident as the public sees it: the title of its latest published update, never its internal title."""
+
+    incident: Incident
+    updates: list[StatusUpdate]  # newest first
+    state: ServiceState
+    affected: list[Service]
+
+    @property
+    def anchor(self) -> str:
+        return f"incident-{self.incident.number}"
+
+    @property
+    def latest(self) -> StatusUpdate | None:
+        return self.updates[0] if self.updates else None
+
+    @property
+    def title(self) -> str:
+        return self.latest.title if self.latest else "Service disruption"
+
+    @property
+    def first_posted_at(self) -> datetime | None:
+        return self.updates[-1].posted_at if self.updates else None
+
+
+@dataclass
+class ServiceRow:
+    service: Service
+    state: ServiceState
+    cause: str  # "override", "incident", "maintenance" or "" when operational
+    message: str = ""
+
+
+@dataclass
+class HistoryDay:
+    day: date
+    incidents: list[PublicIncident] = field(default_factory=list)
+    maintenance: list[MaintenanceWindow] = field(default_factory=list)
+
+
+@dataclass
+class StatusPage:
+    now: datetime
+    services: list[ServiceRow]
+    overall: ServiceState
+    active_incidents: list[PublicIncident]
+    maintenance_in_progress: list[MaintenanceWindow]
+    maintenance_upcoming: list[MaintenanceWindow]
+    history: list[HistoryDay]
+
+
+def derive_service_state(
+    *, override: ServiceStatusOverride | None, incident_states: list[ServiceState], under_maintenance: bool
+) -> tuple[ServiceState, str]:
+    """A manual override wins; otherwise the worst state among active incidents affecting the service;
+    otherwise maintenance; otherwise operational. An incident during maintenance is real news, so it wins."""
+    if override is not None:
+        return ServiceState(override.state), "override"
+    if incident_states:
+        return max(incident_states, key=lambda state: state.rank), "incident"
+    if under_maintenance:
+        return ServiceState.UNDER_MAINTENANCE, "maintenance"
+    return ServiceState.OPERATIONAL, ""
+
+
+def status_page(*, now: datetime | None = None) -> StatusPage:
+    """The whole public page in seven queries, whatever the number of services, incidents or updates."""
+    now = now or timezone.now()
+    since = now - timedelta(days=HISTORY_DAYS)
+
+    services = list(public_services().select_related("status_override").order_by("name"))  # 1
+    active = list(  # 2, 3
+        public_incidents()
+        .filter(status__in=ACTIVE_STATUSES)
+        .select_related("severity")
+        .prefetch_related(_public_services_prefetch("services", "public_services"))
+        .order_by("severity__rank", "-declared_at")
+    )
+    updates = list(  # 4, 5: the 90-day history plus everything on still-active incidents
+        published_updates()
+        .filter(Q(posted_at__gte=since) | Q(incident__status__in=ACTIVE_STATUSES))
+        .select_related("incident__severity")
+        .prefetch_related(_public_services_prefetch("affected_services", "public_affected_services"))
+        .order_by("-posted_at", "-id")
+    )
+    windows = list(  # 6, 7
+        MaintenanceWindow.objects.filter(ends_at__gte=since)
+        .prefetch_related(_public_services_prefetch("services", "public_services"))
+        .order_by("starts_at", "id")
+    )
+
+    updates_by_incident: dict[int, list[StatusUpdate]] = OrderedDict()
+    incident_rows: dict[int, Incident] = {}
+    for update in updates:
+        updates_by_incident.setdefault(update.incident_id, []).append(update)
+        incident_rows[update.incident_id] = update.incident
+
+    def affected_of(incident: Incident, incident_updates: list[StatusUpdate], declared: list[Service]):
+        seen: dict[int, Service] = {service.pk: service for service in declared}
+        for update in incident_updates:
+            for service in update.public_affected_services:
+                seen.setdefault(service.pk, service)
+        return sorted(seen.values(), key=lambda service: service.name)
+
+    # Service states from active incidents (declared services and services named in published updates).
+    incident_states: dict[int, list[ServiceState]] = {}
+    active_public: list[PublicIncident] = []
+    for incident in active:
+        incident_updates = updates_by_incident.get(incident.pk, [])
+        state = state_for_severity(incident.severity.level)
+        affected = affected_of(incident, incident_updates, incident.public_services)
+        for service in affected:
+            incident_states.setdefault(service.pk, []).append(state)
+        # Listed only once something was published: the internal title and summary are never shown.
+        if incident_updates:
+            active_public.append(PublicIncident(incident, incident_updates, state, affected))
+
+    in_progress = [window for window in windows if window.starts_at <= now < window.ends_at]
+    upcoming = [window for window in windows if window.starts_at > now]
+    maintained = {service.pk for window in in_progress for service in window.public_services}
+
+    rows = []
+    for service in services:
+        override = getattr(service, "status_override", None)
+        state, cause = derive_service_state(
+            override=override,
+            incident_states=incident_states.get(service.pk, []),
+            under_maintenance=service.pk in maintained,
+        )
+        rows.append(ServiceRow(service, state, cause, override.message if override else ""))
+    overall = max((row.state for row in rows), key=lambda state: state.rank, default=ServiceState.OPERATIONAL)
+
+    # History: each incident once, on the day its first published update appeared; past maintenance too.
+    today = timezone.localtime(now, UTC).date()
+    days = OrderedDict(
+        (today - timedelta(days=offset), HistoryDay(today - timedelta(days=offset))) for offset in range(HISTORY_DAYS)
+    )
+    active_ids = {incident.pk for incident in active}
+    for incident_id, incident_updates in updates_by_incident.items():
+        if incident_id in active_ids:
+            continue
+        incident = incident_rows[incident_id]
+        first = incident_updates[-1].posted_at
+        day = days.get(timezone.localtime(first, UTC).date()) if first >= since else None
+        if day is not None:
+            day.incidents.append(
+                PublicIncident(
+                    incident,
+                    incident_updates,
+                    state_for_severity(incident.severity.level),
+                    affected_of(incident, incident_updates, []),
+                )
+            )
+    for window in windows:
+        if window.ends_at <= now:
+            day = days.get(timezone.localtime(window.starts_at, UTC).date())
+            if day is not None:
+                day.maintenance.append(window)
+
+    return StatusPage(
+        now=now,
+        services=rows,
+        overall=overall,
+        active_incidents=active_public,
+        maintenance_in_progress=in_progress,
+        maintenance_upcoming=upcoming,
+        history=list(days.values()),
+    )
+
+
+# --- Conditional GET -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    etag: str
+    last_modified: datetime
+
+
+def _as_datetime(value) -> datetime | None:
+    # PostgreSQL returns datetimes; SQLite (the no-setup default) returns text for aggregates over them.
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+
+
+def status_page_fingerprint(*, now: datetime | None = None) -> Fingerprint:
+    """One query summarising every change the status page shows: unrestricted incidents and their services,
+    published updates, overrides, maintenance windows and public services, plus the time-driven changes (a
+    maintenance window starting or ending, the 90-day window moving at midnight UTC). Restricted incidents are
+    left out, so not even the ETag moves when a security incident changes."""
+    now = now or timezone.now()
+    q = connection.ops.quote_name
+    incidents = q(Incident._meta.db_table)
+    updates = q(StatusUpdate._meta.db_table)
+    incident_services = q(Incident.services.through._meta.db_table)
+    update_services = q(StatusUpdate.affected_services.through._meta.db_table)
+    overrides = q(ServiceStatusOverride._meta.db_table)
+    windows = q(MaintenanceWindow._meta.db_table)
+    window_services = q(MaintenanceWindow.services.through._meta.db_table)
+    services = q(Service._meta.db_table)
+    published = f"""{updates} u JOIN {incidents} i ON i.id = u.incident_id
+        WHERE u.kind = %(external)s AND u.is_published = %(yes)s AND i.is_restricted = %(no)s"""
+    # Only quoted table names from the models' metadata are interpolated; every value is a parameter.
+    sql = f"""
+        SELECT
+          (SELECT MAX(updated_at) FROM {incidents} WHERE is_restricted = %(no)s),
+          (SELECT MAX(u.posted_at) FROM {published}),
+          (SELECT MAX(updated_at) FROM {overrides}),
+          (SELECT MAX(updated_at) FROM {windows}),
+          (SELECT MAX(starts_at) FROM {windows} WHERE starts_at <= %(now)s),
+          (SELECT MAX(ends_at) FROM {windows} WHERE ends_at <= %(now)s),
+          (SELECT COUNT(*) FROM {incidents} WHERE is_restricted = %(no)s),
+          (SELECT COUNT(*) FROM {incident_services} s JOIN {incidents} i ON i.id = s.incident_id
+            WHERE i.is_restricted = %(no)s),
+          (SELECT COUNT(*) FROM {published}),
+          (SELECT SUM(u.id) FROM {published}),
+          (SELECT COUNT(*) FROM {update_services}),
+          (SELECT COUNT(*) FROM {overrides}),
+          (SELECT COUNT(*) FROM {windows}),
+          (SELECT COUNT(*) FROM {window_services}),
+          (SELECT COUNT(*) FROM {services} WHERE is_public = %(yes)s),
+          (SELECT SUM(id) FROM {services} WHERE is_public = %(yes)s)
+    """  # noqa: S608
+    params = {"external": UpdateKind.EXTERNAL.value, "yes": True, "no": False, "now": now}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    midnight = timezone.localtime(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    moments = [moment for moment in map(_as_datetime, row[:6]) if moment is not None]
+    last_modified = max([*moments, midnight])
+    parts = [str(value) for value in row] + [midnight.date().isoformat()]
+    etag = hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+    return Fingerprint(etag=etag, last_modified=last_modified)
+
+
+# --- Feed and subscribers ------------------------------------------------------------------------------------
+
+
+def feed_updates(limit: int = FEED_SIZE) -> list[StatusUpdate]:
+    return list(
+        published_updates()
+        .select_related("incident")
+        .prefetch_related(_public_services_prefetch("affected_services", "public_affected_services"))
+        .order_by("-posted_at", "-id")[:limit]
+    )
+
+
+def subscribers_for_update(update: StatusUpdate):
+    """Confirmed, still-subscribed addresses that want this update: everyone on "all services", plus those who
+    chose one of the public services it affects (the update's own list, else the incident's services)."""
+    affected = list(update.affected_services.filter(is_public=True).values_list("pk", flat=True))
+    if not affected:
+        affected = list(update.incident.services.filter(is_public=True).values_list("pk", flat=True))
+    wanted = Q(all_services=True)
+    if affected:
+        wanted |= Q(services__in=affected)
+    return Subscriber.objects.filter(confirmed_at__isnull=False, unsubscribed_at__isnull=True).filter(wanted).distinct()

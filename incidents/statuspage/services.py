@@ -1,0 +1,310 @@
+"""State changes of the public status page: subscriptions (double opt-in, one-click unsubscribe), the outbox
+of update emails, scheduled maintenance and manual service states. Views, admin and tasks call these."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.db import transaction
+from django.utils import timezone
+
+from incidents import access
+from incidents.errors import DomainError, PermissionDenied
+from incidents.models import Service, StatusUpdate, UpdateKind
+
+from . import emails, selectors, tokens
+from .models import (
+    DeliveryState,
+    MaintenanceWindow,
+    ServiceState,
+    ServiceStatusOverride,
+    Subscriber,
+    UpdateDelivery,
+)
+
+logger = logging.getLogger(__name__)
+
+# Asking again for the same address within this interval sends nothing more (and says nothing different),
+# so the form cannot be used to flood someone's mailbox.
+CONFIRMATION_RESEND_INTERVAL = timedelta(minutes=10)
+MAX_DELIVERY_ATTEMPTS = 5
+RETRY_BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
+
+
+def normalise_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def _chosen_public_services(service_ids) -> list[Service]:
+    ids = {int(pk) for pk in service_ids}
+    services = list(selectors.public_services().filter(pk__in=ids).order_by("name"))
+    if len(services) != len(ids):
+        raise DomainError("Choose services from the list.", field="services")
+    return services
+
+
+# --- Subscriptions ----------------------------------------------------------------------------------------------
+
+
+def request_subscription(*, email: str, all_services: bool, service_ids=()) -> None:
+    """Start the double opt-in: remember the address (unconfirmed if new) and email it a signed link carrying
+    the requested choice. Says nothing about whether the address was already subscribed, and an existing
+    subscription changes only when its owner clicks the link."""
+    email = normalise_email(email)
+    if not email or "@" not in email:
+        raise DomainError("Enter a valid email address.", field="email")
+    services = [] if all_services else _chosen_public_services(service_ids)
+    if not all_services and not services:
+        raise DomainError("Choose at least one service, or all services.", field="services")
+    with transaction.atomic():
+        subscriber, _ = Subscriber.objects.select_for_update().get_or_create(email=email)
+        now = timezone.now()
+        if subscriber.confirmation_sent_at and now - subscriber.confirmation_sent_at < CONFIRMATION_RESEND_INTERVAL:
+            return
+        subscriber.confirmation_sent_at = now
+        subscriber.save(update_fields=["confirmation_sent_at"])
+        from .tasks import send_confirmation_email
+
+        transaction.on_commit(
+            partial(send_confirmation_email.delay, subscriber.pk, bool(all_services), [s.pk for s in services])
+        )
+
+
+def send_confirmation(*, subscriber_id: int, all_services: bool, service_ids) -> bool:
+    """Mail the confirmation link (from the task). The token is made here, so it never sits in the broker."""
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None or subscriber.confirmation_sent_at is None:
+        return False
+    services = list(selectors.public_services().filter(pk__in=list(service_ids)).order_by("name"))
+    emails.confirmation_email(
+        subscriber,
+        all_services=all_services,
+        services=services,
+        issued_at=subscriber.confirmation_sent_at,
+    ).send()
+    return True
+
+
+@transaction.atomic
+def confirm_subscription(*, token: str) -> Subscriber:
+    """The second opt-in step: the link's owner confirms; their choice of services replaces any earlier one.
+    Only the latest link sent works, and none survives an unsubscribe. Confirming twice is harmless."""
+    try:
+        request = tokens.read_confirm_token(token)
+    except tokens.InvalidToken as error:
+        raise DomainError(str(error), field="token")
+    subscriber = Subscriber.objects.select_for_update().filter(pk=request.subscriber_id, email=request.email).first()
+    if (
+        subscriber is None
+        or subscriber.confirmation_sent_at is None
+        or (tokens.stamp(subscriber.confirmation_sent_at) != request.issued)
+    ):
+        raise DomainError("This confirmation link is no longer valid. Subscribe again to get a new one.", field="token")
+    services = list(selectors.public_services().filter(pk__in=request.service_ids))
+    if not request.all_services and not services:
+        raise DomainError("The services you chose are no longer on the status page. Subscribe again.", field="token")
+    if subscriber.confirmed_at is None or subscriber.unsubscribed_at is not None:
+        subscriber.confirmed_at = timezone.now()
+    subscriber.unsubscribed_at = None
+    subscriber.all_services = request.all_services
+    subscriber.save(update_fields=["confirmed_at", "unsubscribed_at", "all_services"])
+    subscriber.services.set([] if request.all_services else services)
+    return subscriber
+
+
+@transaction.atomic
+def unsubscribe(*, token: str) -> Subscriber:
+    """One click, no login (RFC 8058). Stops every pending email to the address; idempotent."""
+    try:
+        subscriber_id, email = tokens.read_unsubscribe_token(token)
+    except tokens.InvalidToken as error:
+        raise DomainError(str(error), field="token")
+    subscriber = Subscriber.objects.select_for_update().filter(pk=subscriber_id, email=email).first()
+    if subscriber is None:
+        raise DomainError("This unsubscribe link is no longer valid; the address is not subscribed.", field="token")
+    if subscriber.unsubscribed_at is None:
+        subscriber.unsubscribed_at = timezone.now()
+    subscriber.confirmation_sent_at = None  # earlier confirmation links stop working
+    subscriber.save(update_fields=["unsubscribed_at", "confirmation_sent_at"])
+    subscriber.deliveries.filter(state=DeliveryState.PENDING).update(
+        state=DeliveryState.SKIPPED, last_error="Unsubscribed before sending."
+    )
+    return subscriber
+
+
+# --- Update emails (outbox) ---------------------------------------------------------------------------------------
+
+
+def notify_subscribers(update: StatusUpdate) -> int:
+    """Called by incidents.services.post_status_update inside its transaction once a published external update
+    exists: writes one delivery row per interested confirmed subscriber (the outbox commits with the update)
+    and wakes the sender after commit. Returns the number of deliveries written."""
+    if not update.is_published or update.kind != UpdateKind.EXTERNAL or update.incident.is_restricted:
+        return 0
+    subscriber_ids = list(selectors.subscribers_for_update(update).values_list("pk", flat=True))
+    now = timezone.now()
+    UpdateDelivery.objects.bulk_create(
+        [UpdateDelivery(update=update, subscriber_id=pk, created_at=now, next_attempt_at=now) for pk in subscriber_ids],
+        ignore_conflicts=True,  # notify twice for one update: the unique row makes the second a no-op
+        batch_size=1000,
+    )
+    if subscriber_ids:
+        from .tasks import send_update_emails
+
+        transaction.on_commit(partial(send_update_emails.delay, update.pk))
+    return len(subscriber_ids)
+
+
+def pending_delivery_ids(*, update_id: int | None = None, due_before: datetime | None = None, limit: int = 1000):
+    deliveries = UpdateDelivery.objects.filter(state=DeliveryState.PENDING)
+    if update_id is not None:
+        deliveries = deliveries.filter(update_id=update_id)
+    if due_before is not None:
+        deliveries = deliveries.filter(next_attempt_at__lte=due_before)
+    return list(deliveries.order_by("id").values_list("id", flat=True)[:limit])
+
+
+def deliver_update_email(*, delivery_id: int) -> str:
+    """Send one delivery at most once: the row is claimed with FOR UPDATE SKIP LOCKED and marked sent in the
+    same transaction, so a duplicated or redelivered task finds it taken or done. Re-checks at send time that
+    the update is still published, its incident still unrestricted and the subscriber still subscribed.
+    Returns the resulting state ("" when there was nothing to do)."""
+    with transaction.atomic():
+        delivery = (
+            UpdateDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("subscriber", "update__incident")
+            .filter(pk=delivery_id, state=DeliveryState.PENDING)
+            .first()
+        )
+        if delivery is None:
+            return ""
+        update, subscriber = delivery.update, delivery.subscriber
+        if not (
+            subscriber.is_active
+            and update.is_published
+            and update.kind == UpdateKind.EXTERNAL
+            and not update.incident.is_restricted
+        ):
+            delivery.state = DeliveryState.SKIPPED
+            delivery.last_error = "No longer public or no longer subscribed."
+            delivery.save(update_fields=["state", "last_error"])
+            return delivery.state
+        update.public_affected_services = list(update.affected_services.filter(is_public=True).order_by("name")) or (
+            list(update.incident.services.filter(is_public=True).order_by("name"))
+        )
+        now = timezone.now()
+        delivery.attempts += 1
+        try:
+            emails.update_email(update, subscriber).send()
+        except Exception as error:  # any transport failure: record it and retry later, bounded
+            logger.warning("status update email %s failed: %s", delivery.pk, error)
+            delivery.last_error = f"{type(error).__name__}: {error}"[:1000]
+            if delivery.attempts >= MAX_DELIVERY_ATTEMPTS:
+                delivery.state = DeliveryState.FAILED
+            else:
+                delivery.next_attempt_at = now + RETRY_BACKOFF[min(delivery.attempts - 1, len(RETRY_BACKOFF) - 1)]
+        else:
+            delivery.state = DeliveryState.SENT
+            delivery.sent_at = now
+            delivery.last_error = ""
+        delivery.save(update_fields=["state", "attempts", "sent_at", "next_attempt_at", "last_error"])
+        return delivery.state
+
+
+# --- Scheduled maintenance and manual states -------------------------------------------------------------------
+
+
+def require_maintenance_permission(by) -> None:
+    if by is not None and not access.is_manager(by):
+        raise PermissionDenied("Only incident managers can schedule maintenance.")
+
+
+def validate_maintenance_window(*, title: str, starts_at, ends_at, services) -> str:
+    title = (title or "").strip()
+    if not title:
+        raise DomainError("Give the maintenance a title.", field="title")
+    if starts_at is None:
+        raise DomainError("Say when the maintenance starts.", field="starts_at")
+    if ends_at is None:
+        raise DomainError("Say when the maintenance ends.", field="ends_at")
+    if ends_at <= starts_at:
+        raise DomainError("The maintenance must end after it starts.", field="ends_at")
+    if not services:
+        raise DomainError("Choose the services under maintenance.", field="services")
+    return title
+
+
+@transaction.atomic
+def schedule_maintenance(*, title: str, description: str = "", services, starts_at, ends_at, by) -> MaintenanceWindow:
+    """Announce a maintenance window. While it runs the services show "Under maintenance" (unless an incident
+    says worse) and alerts for them are recorded without declaring incidents."""
+    require_maintenance_permission(by)
+    services = list(services)
+    title = validate_maintenance_window(title=title, starts_at=starts_at, ends_at=ends_at, services=services)
+    now = timezone.now()
+    window = MaintenanceWindow.objects.create(
+        title=title[:200],
+        description=(description or "").strip(),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        created_by=by,
+        created_at=now,
+        updated_at=now,
+    )
+    window.services.set(services)
+    return window
+
+
+@transaction.atomic
+def change_maintenance(
+    *, window: MaintenanceWindow, title: str, description: str = "", services, starts_at, ends_at, by
+) -> MaintenanceWindow:
+    require_maintenance_permission(by)
+    services = list(services)
+    title = validate_maintenance_window(title=title, starts_at=starts_at, ends_at=ends_at, services=services)
+    window = MaintenanceWindow.objects.select_for_update().get(pk=window.pk)
+    window.title = title[:200]
+    window.description = (description or "").strip()
+    window.starts_at = starts_at
+    window.ends_at = ends_at
+    window.updated_at = timezone.now()
+    window.save()
+    window.services.set(services)
+    return window
+
+
+@transaction.atomic
+def cancel_maintenance(*, window: MaintenanceWindow, by) -> None:
+    require_maintenance_permission(by)
+    MaintenanceWindow.objects.filter(pk=window.pk).delete()
+
+
+def _require_communicator(by) -> None:
+    # Updating the status page is the Communications Lead's job; any responder may hold that role.
+    if by is not None and not access.can_respond(by):
+        raise PermissionDenied("You need the responder role to change the status page.")
+
+
+@transaction.atomic
+def set_service_override(*, service: Service, state: str, message: str = "", by) -> ServiceStatusOverride:
+    """Pin a public service's state by hand (it wins over incidents and maintenance until cleared)."""
+    _require_communicator(by)
+    if state not in ServiceState.values:
+        raise DomainError(f"Unknown service state {state!r}.", field="state")
+    if not service.is_public:
+        raise DomainError(f"{service.name} is not on the public status page.", field="service")
+    override, _ = ServiceStatusOverride.objects.select_for_update().update_or_create(
+        service=service,
+        defaults={"state": state, "message": (message or "").strip()[:300], "set_by": by, "updated_at": timezone.now()},
+    )
+    return override
+
+
+@transaction.atomic
+def clear_service_override(*, service: Service, by) -> bool:
+    """Back to the state derived from incidents and maintenance."""
+    _require_communicator(by)
+    deleted, _ = ServiceStatusOverride.objects.filter(service=service).delete()
+    return bool(deleted)
