@@ -138,8 +138,16 @@ def plan_escalation(
     levels.sort(key=lambda level: (level.position, level.pk))
     times = escalation_times([level.delay for level in levels], severity, started_at)
     if plans is None and times:
+        # Only the rotations of teams this policy can page.
+        team_ids = {
+            target.team_id or (team.pk if team else None)
+            for level in levels
+            for target in level.targets.all()
+            if target.kind == EscalationTarget.Kind.ROTATION_SLOT
+        }
+        rotations = Rotation.objects.filter(is_active=True, team_id__in=team_ids - {None}).order_by("name")
         plans = selectors.plans_by_team(
-            selectors.rotation_plans(start=times[0], end=times[-1] + timedelta(microseconds=1))
+            selectors.rotation_plans(rotations, start=times[0], end=times[-1] + timedelta(microseconds=1))
         )
     steps = []
     for level, at in zip(levels, times, strict=False):
