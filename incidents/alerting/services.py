@@ -236,7 +236,7 @@ def _ingest(integration: Integration, events: list[AlertEventIn]) -> list[Outcom
                 if incident_id:
                     changed.append((event, group_id, incident_id, summary))
         incident_refs = _link_new_groups(integration, new_groups, now)
-        for event, group_id, incident_id, summary in changed:
+        for event, _group_id, incident_id, summary in changed:
             incident_refs.setdefault(incident_id, []).append((event, summary))
         _record_on_timelines(integration, incident_refs)
         for event in wave:
@@ -259,6 +259,14 @@ def _ingest(integration: Integration, events: list[AlertEventIn]) -> list[Outcom
     return [outcomes[i] for i in range(len(events))]
 
 
+UPSERT_TAIL = (
+    "ON CONFLICT (integration_id, dedup_key) WHERE resolved_at IS NULL DO UPDATE SET"
+    " last_seen_at = EXCLUDED.last_seen_at, event_count = alerting_alertgroup.event_count + 1,"
+    " summary = EXCLUDED.summary, severity = EXCLUDED.severity, labels = EXCLUDED.labels"
+    " RETURNING id, dedup_key, (xmax = 0) AS inserted, incident_id"
+)
+
+
 def _upsert_triggers(integration, triggers, routes, now):
     values, params = [], []
     for event in triggers:
@@ -278,15 +286,12 @@ def _upsert_triggers(integration, triggers, routes, now):
             occurred,
             now,
         ]
-    sql = (
-        "INSERT INTO alerting_alertgroup (integration_id, dedup_key, status, summary, source, severity, labels, link,"
-        " service_id, incident_id, event_count, first_seen_at, last_seen_at, acknowledged_at, resolved_at)"
-        f" VALUES {', '.join(values)}"
-        " ON CONFLICT (integration_id, dedup_key) WHERE resolved_at IS NULL DO UPDATE SET"
-        " last_seen_at = EXCLUDED.last_seen_at, event_count = alerting_alertgroup.event_count + 1,"
-        " summary = EXCLUDED.summary, severity = EXCLUDED.severity, labels = EXCLUDED.labels"
-        " RETURNING id, dedup_key, (xmax = 0) AS inserted, incident_id"
+    columns = (
+        "integration_id, dedup_key, status, summary, source, severity, labels, link,"
+        " service_id, incident_id, event_count, first_seen_at, last_seen_at, acknowledged_at, resolved_at"
     )
+    # Only placeholders are interpolated; every value travels as a parameter.
+    sql = f"INSERT INTO alerting_alertgroup ({columns}) VALUES {', '.join(values)} {UPSERT_TAIL}"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
@@ -301,7 +306,7 @@ def _close_or_ack(integration, batch, action, now):
         assignments = "status = %s, acknowledged_at = COALESCE(acknowledged_at, %s)"
         params = [GroupStatus.ACKNOWLEDGED, now]
     sql = (
-        f"UPDATE alerting_alertgroup SET {assignments}, last_seen_at = %s, event_count = event_count + 1"
+        f"UPDATE alerting_alertgroup SET {assignments}, last_seen_at = %s, event_count = event_count + 1"  # noqa: S608
         " WHERE integration_id = %s AND dedup_key = ANY(%s) AND resolved_at IS NULL"
         " RETURNING id, dedup_key, incident_id, summary"
     )
