@@ -250,6 +250,8 @@ BUSINESS_DAY_END = env("BUSINESS_DAY_END", "17:00")
 BUSINESS_DAYS = [int(day) for day in env_list("BUSINESS_DAYS", "0,1,2,3,4")]  # Monday=0
 ACKNOWLEDGE_TARGET = timedelta(minutes=env_int("ACKNOWLEDGE_TARGET_MINUTES", 5))
 SECURITY_GROUP_NAME = "security"
+# Extra addresses that receive every published post-mortem report (comma-separated).
+POSTMORTEM_STAKEHOLDER_EMAILS = env_list("POSTMORTEM_STAKEHOLDER_EMAILS", "")
 
 # --- REST framework ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

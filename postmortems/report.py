@@ -1,0 +1,177 @@
+"""The post-mortem report, read-only: one context (fixed number of queries) rendered three ways — the page,
+the emailed report (HTML with inlined CSS, plus plain text) and the Markdown download in the guide's template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.utils import timezone
+
+from incidents.markdown import render_markdown
+from incidents.models import Role, RoleAssignment
+
+from .models import MARKDOWN_SECTIONS, SECTIONS, ActionItem, ActionItemStatus, PostMortem, PostMortemTimelineItem
+from .services import humanize_duration, response_times
+
+
+def absolute_url(path: str) -> str:
+    return settings.SITE_URL.rstrip("/") + path
+
+
+def _name(user) -> str:
+    if user is None:
+        return "-"
+    return user.get_full_name() or user.get_username()
+
+
+@dataclass
+class Report:
+    postmortem: PostMortem
+    commander: object
+    technical_lead: object
+    services: list
+    timeline: list[PostMortemTimelineItem]
+    action_items: list[ActionItem]
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    times: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def incident(self):
+        return self.postmortem.incident
+
+    @property
+    def url(self) -> str:
+        return absolute_url(self.postmortem.get_absolute_url())
+
+    @property
+    def incident_url(self) -> str:
+        return absolute_url(self.incident.get_absolute_url())
+
+    @property
+    def timeline_spans_days(self) -> bool:
+        days = {timezone.localtime(item.occurred_at).date() for item in self.timeline}
+        return len(days) > 1
+
+    def time_label(self, moment) -> str:
+        local = timezone.localtime(moment)
+        return f"{local:%Y-%m-%d %H:%M}" if self.timeline_spans_days else f"{local:%H:%M}"
+
+    def timeline_markdown(self) -> str:
+        spans = self.timeline_spans_days
+        lines = []
+        for item in self.timeline:
+            local = timezone.localtime(item.occurred_at)
+            stamp = f"{local:%Y-%m-%d %H:%M}" if spans else f"{local:%H:%M}"
+            lines.append(f"{stamp} - {item.text}")
+        return "\n".join(lines)
+
+    def action_items_markdown(self) -> str:
+        lines = []
+        for n, item in enumerate(self.action_items, start=1):
+            box = "x" if item.status == ActionItemStatus.DONE else " "
+            suffix = " - won't do" if item.status == ActionItemStatus.WONT_DO else ""
+            lines.append(
+                f"{n}. [{box}] {item.title} (Owner: {_name(item.owner)}, Due: {item.due_date:%b %d}, "
+                f"{item.get_priority_display()} priority, {item.get_kind_display()}){suffix}"
+            )
+        return "\n".join(lines)
+
+    def impact_markdown(self) -> str:
+        pm = self.postmortem
+        lines = []
+        if pm.users_affected:
+            lines.append(f"- Users Affected: {pm.users_affected}")
+        if pm.revenue_impact:
+            lines.append(f"- Revenue Impact: {pm.revenue_impact}")
+        head = "\n".join(lines)
+        return "\n\n".join(part for part in (head, pm.impact.strip()) if part)
+
+    def section_markdown(self, name: str) -> str:
+        if name == "impact":
+            return self.impact_markdown()
+        if name == "timeline":
+            return self.timeline_markdown()
+        if name == "action_items":
+            return self.action_items_markdown()
+        return getattr(self.postmortem, name).strip()
+
+    def sections_html(self) -> list[dict]:
+        """Each of the guide's sections as sanitised HTML, in the template's order."""
+        sections = []
+        for name, heading in SECTIONS:
+            # The timeline and action items are tables in the templates, not Markdown.
+            html = "" if name in {"timeline", "action_items"} else render_markdown(self.section_markdown(name))
+            sections.append({"name": name, "heading": heading, "html": html})
+        return sections
+
+    def timeline_rows(self) -> list[dict]:
+        return [
+            {"time": self.time_label(item.occurred_at), "html": html}
+            for item, html in zip(self.timeline, _render_lines(self.timeline), strict=True)
+        ]
+
+
+def _render_lines(items) -> list[str]:
+    """Each timeline line as sanitised HTML. One Markdown render for the whole timeline, split on a separator
+    paragraph, instead of one render per line: on a long incident the per-call overhead dominates."""
+    if not items:
+        return []
+    separator = "\u2063SPLIT\u2063"
+    html = render_markdown(f"\n\n{separator}\n\n".join(item.text.replace("\n", " ") for item in items))
+    parts = html.split(f"<p>{separator}</p>")
+    if len(parts) != len(items):  # text containing the separator itself: fall back to one render per line
+        return [render_markdown(item.text) for item in items]
+    return [part.strip() for part in parts]
+
+
+def build_report(postmortem_id: int, *, queryset=None) -> Report:
+    """Everything the report shows, in six queries whatever the size of the incident."""
+    base = queryset if queryset is not None else PostMortem.objects.all()
+    postmortem = base.select_related("incident", "incident__severity", "owner", "published_by").get(
+        pk=postmortem_id
+    )
+    incident = postmortem.incident
+    holders = {
+        assignment.role: assignment.holder
+        for assignment in RoleAssignment.objects.filter(incident=incident, relieved_at__isnull=True).select_related(
+            "holder"
+        )
+    }
+    report = Report(
+        postmortem=postmortem,
+        commander=holders.get(Role.INCIDENT_COMMANDER),
+        technical_lead=holders.get(Role.TECHNICAL_LEAD),
+        services=list(incident.services.all()),
+        timeline=list(PostMortemTimelineItem.objects.filter(postmortem=postmortem, is_included=True)),
+        action_items=list(
+            ActionItem.objects.filter(postmortem=postmortem).select_related("owner").order_by("due_date", "id")
+        ),
+    )
+    declared = timezone.localtime(incident.declared_at)
+    report.facts = [
+        ("Incident", incident.reference),
+        ("Date", f"{declared:%Y-%m-%d}"),
+        ("Duration", humanize_duration(incident.duration)),
+        ("Severity", f"{incident.severity.level} - {incident.severity.name}"),
+        ("Incident Commander", _name(report.commander)),
+        ("Services", ", ".join(s.name for s in report.services) or "-"),
+    ]
+    report.times = [(label, humanize_duration(value)) for label, value in response_times(incident)]
+    return report
+
+
+def report_markdown(report: Report) -> str:
+    """The guide's post-mortem template, filled in."""
+    pm = report.postmortem
+    parts = [f"# {pm.title}"]
+    for name, heading in SECTIONS:
+        body = report.section_markdown(name)
+        parts.append(f"## {heading}\n{body}" if body else f"## {heading}\n_Nothing recorded._")
+    parts.append(f"---\n{report.incident.reference} · {pm.get_status_display()} · {report.url}")
+    return "\n\n".join(parts) + "\n"
+
+
+def section_fields() -> list[tuple[str, str]]:
+    return list(MARKDOWN_SECTIONS)

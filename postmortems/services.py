@@ -1,0 +1,592 @@
+"""Every state change of post-mortems and action items. Each function takes the acting user (None for the
+portal itself), runs in one transaction, locks what it changes (the incident row first, then the post-mortem,
+the same order change_status uses), writes a timeline entry on the incident in the same transaction and
+enqueues emails with transaction.on_commit. Views, admin and tasks all call these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
+from functools import partial
+
+from django.db import transaction
+from django.utils import timezone
+
+from incidents import access, events
+from incidents.errors import DomainError, InvalidTransition, PermissionDenied
+from incidents.models import (
+    ChecklistItem,
+    ChecklistPhase,
+    EntryKind,
+    FiveWhys,
+    Incident,
+    IncidentResponder,
+    Role,
+    Status,
+    TimelineEntry,
+)
+from incidents.services import current_holder, tick_checklist_item
+
+from .models import (
+    MARKDOWN_SECTIONS,
+    MEETING_WITHIN,
+    POSTMORTEM_TRANSITIONS,
+    ActionItem,
+    ActionItemPriority,
+    ActionItemStatus,
+    ActionItemType,
+    PostMortem,
+    PostMortemStatus,
+    PostMortemTimelineItem,
+)
+
+# "Before due" reminders go out this many days ahead of the due date.
+REMIND_DAYS_BEFORE_DUE = 1
+REMINDER_BATCH = 200
+CLOSURE_ITEM_TEXT = "Post-mortem scheduled"
+TIMELINE_TEXT_MAX = 500
+
+
+# --- formatting helpers used by the draft ----------------------------------------------------------------
+
+
+def humanize_duration(value: timedelta | None) -> str:
+    """The guide's style, exact to the second: "2 hours 15 minutes", "3 minutes 20 seconds", "1 day 4 hours"."""
+    if value is None:
+        return "not recorded"
+    seconds = int(value.total_seconds())
+    if seconds <= 0:
+        return "0 seconds"
+    parts = []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}{'' if count == 1 else 's'}")
+    return " ".join(parts)
+
+
+def _name(user) -> str:
+    if user is None:
+        return "nobody assigned"
+    return user.get_full_name() or user.get_username()
+
+
+def _local(moment: datetime) -> datetime:
+    return timezone.localtime(moment)
+
+
+def _plain_line(markdown_text: str) -> str:
+    """A timeline entry body as one line of the post-mortem timeline (the first paragraph, shortened)."""
+    first = (markdown_text or "").strip().split("\n\n", 1)[0].replace("\n", " ").strip()
+    return first[: TIMELINE_TEXT_MAX - 1] + "…" if len(first) > TIMELINE_TEXT_MAX else first
+
+
+def response_times(incident: Incident) -> list[tuple[str, timedelta | None]]:
+    """The detection and response times of the guide's summary, from the incident's own timestamps."""
+    return [
+        ("Time to detect", incident.time_to_detect),
+        ("Time to acknowledge", incident.time_to_acknowledge),
+        ("Time to mitigate", incident.time_to_mitigate),
+        ("Time to resolve", incident.time_to_resolve),
+    ]
+
+
+def draft_summary(incident: Incident, *, commander) -> str:
+    declared = _local(incident.declared_at)
+    lines = [
+        f"- Incident #: {incident.reference}",
+        f"- Date: {declared:%Y-%m-%d}",
+        f"- Duration: {humanize_duration(incident.duration)}",
+        f"- Severity: {incident.severity.level} ({incident.severity.name})",
+        f"- Incident Commander: {_name(commander)}",
+        f"- Detected: {_local(incident.detected_at):%Y-%m-%d %H:%M} ({incident.get_detection_source_display()})",
+    ]
+    lines += [f"- {label}: {humanize_duration(value)}" for label, value in response_times(incident)]
+    text = "\n".join(lines)
+    if incident.summary.strip():
+        text += "\n\n" + incident.summary.strip()
+    return text
+
+
+def draft_impact(incident: Incident, services: list) -> str:
+    names = ", ".join(service.name for service in services) or "none recorded"
+    text = f"- Services Affected: {names}"
+    if incident.impact.strip():
+        text += "\n\n" + incident.impact.strip()
+    return text
+
+
+def draft_root_cause(five_whys: FiveWhys | None) -> str:
+    if five_whys is None:
+        return ""
+    parts = []
+    if five_whys.root_cause.strip():
+        parts.append(five_whys.root_cause.strip())
+    parts.append(f"**Five whys.** Problem: {five_whys.problem}")
+    parts.append("\n".join(f"{n}. Why? {why}" for n, why in enumerate(five_whys.whys, start=1)))
+    return "\n\n".join(part for part in parts if part)
+
+
+def _users_affected(incident: Incident) -> str:
+    value = incident.users_affected_percent
+    if value is None:
+        return ""
+    return f"{value.normalize():f}%"
+
+
+# --- draft --------------------------------------------------------------------------------------------------
+
+
+def ensure_draft_for(*, incident: Incident, by) -> PostMortem:
+    """Called by incidents.services.change_status inside its transaction (the incident row is locked) when an
+    incident becomes Resolved: create the post-mortem draft, due 48 hours after resolution, with its content
+    drafted from the incident. Re-resolving a re-opened incident keeps the existing post-mortem."""
+    existing = PostMortem.objects.filter(incident=incident).first()
+    if existing is not None:
+        return existing
+    with transaction.atomic():
+        return _create_draft(incident, by=by)
+
+
+def _create_draft(incident: Incident, *, by) -> PostMortem:
+    resolved_at = incident.resolved_at or timezone.now()
+    commander = current_holder(incident, Role.INCIDENT_COMMANDER)
+    technical_lead = current_holder(incident, Role.TECHNICAL_LEAD)
+    services = list(incident.services.all())
+    postmortem = PostMortem.objects.create(
+        incident=incident,
+        title=f"Post-mortem: {incident.title}"[:200],
+        owner=commander or by,
+        due_at=resolved_at + MEETING_WITHIN,
+        summary=draft_summary(incident, commander=commander),
+        impact=draft_impact(incident, services),
+        users_affected=_users_affected(incident),
+        root_cause=draft_root_cause(FiveWhys.objects.filter(incident=incident).first()),
+    )
+    # The guide's attendees: Incident Commander, Technical Lead, all responders (stakeholders are added later).
+    attendee_ids = set(IncidentResponder.objects.filter(incident=incident).values_list("user_id", flat=True))
+    attendee_ids |= {user.pk for user in (commander, technical_lead) if user is not None}
+    postmortem.attendees.set(attendee_ids)
+    entries = TimelineEntry.objects.filter(incident=incident).order_by("occurred_at", "id")
+    PostMortemTimelineItem.objects.bulk_create(
+        PostMortemTimelineItem(
+            postmortem=postmortem,
+            entry_id=entry_id,
+            occurred_at=occurred_at,
+            text=_plain_line(body) or "(empty entry)",
+            is_included=is_key_event,
+        )
+        for entry_id, occurred_at, body, is_key_event in entries.values_list(
+            "id", "occurred_at", "body", "is_key_event"
+        ).iterator(chunk_size=2000)
+    )
+    events.record(
+        incident,
+        kind=EntryKind.SYSTEM,
+        body=f"Post-mortem drafted; the meeting is due by {_local(postmortem.due_at):%Y-%m-%d %H:%M}.",
+        by=by,
+    )
+    return postmortem
+
+
+# --- permissions --------------------------------------------------------------------------------------------
+
+
+def can_edit(user, postmortem: PostMortem) -> bool:
+    return access.can_respond(user) or (user is not None and user.pk == postmortem.owner_id)
+
+
+def can_publish(user, postmortem: PostMortem) -> bool:
+    """The guide's rule: only the Incident Commander, the post-mortem owner and managers publish."""
+    if not access.can_view(user):
+        return False
+    if access.is_manager(user) or user.pk == postmortem.owner_id:
+        return True
+    commander = current_holder(postmortem.incident, Role.INCIDENT_COMMANDER)
+    return commander is not None and commander.pk == user.pk
+
+
+def _require_edit(user, postmortem: PostMortem) -> None:
+    if user is not None and not can_edit(user, postmortem):
+        raise PermissionDenied("You need the responder role to edit post-mortems.")
+
+
+def _lock(postmortem: PostMortem) -> PostMortem:
+    # Incident first, then the post-mortem: the order change_status (which drafts) takes them in.
+    Incident.objects.select_for_update().filter(pk=postmortem.incident_id).values_list("pk", flat=True).first()
+    return (
+        PostMortem.objects.select_for_update(of=("self",))
+        .select_related("incident", "incident__severity")
+        .get(pk=postmortem.pk)
+    )
+
+
+def _require_editable(postmortem: PostMortem, field: str = "status") -> None:
+    if not postmortem.is_editable:
+        raise InvalidTransition("The post-mortem is published; its content is final.", field=field)
+
+
+# --- content ------------------------------------------------------------------------------------------------
+
+EDITABLE_TEXT_FIELDS = [field for field, _ in MARKDOWN_SECTIONS] + ["title", "users_affected", "revenue_impact"]
+
+
+@transaction.atomic
+def update_content(*, postmortem: PostMortem, by, **fields) -> PostMortem:
+    """Edit the template's sections (Markdown) and the impact figures while draft or in review."""
+    unknown = set(fields) - set(EDITABLE_TEXT_FIELDS)
+    if unknown:
+        raise DomainError(f"Unknown post-mortem field {sorted(unknown)[0]!r}.", field=sorted(unknown)[0])
+    _require_edit(by, postmortem)
+    postmortem = _lock(postmortem)
+    _require_editable(postmortem, field=next(iter(fields), "status"))
+    if "title" in fields and not (fields["title"] or "").strip():
+        raise DomainError("Give the post-mortem a title.", field="title")
+    for name, value in fields.items():
+        value = (value or "").strip()
+        max_length = PostMortem._meta.get_field(name).max_length
+        if max_length and len(value) > max_length:
+            raise DomainError(f"Keep it under {max_length} characters.", field=name)
+        setattr(postmortem, name, value)
+    postmortem.save()
+    return postmortem
+
+
+@transaction.atomic
+def update_timeline(
+    *, postmortem: PostMortem, by, included_ids: Iterable[int], texts: Mapping[int, str] | None = None
+) -> PostMortem:
+    """Choose which timeline lines the post-mortem shows and correct their wording."""
+    _require_edit(by, postmortem)
+    postmortem = _lock(postmortem)
+    _require_editable(postmortem, field="timeline")
+    included = {int(pk) for pk in included_ids}
+    items = list(PostMortemTimelineItem.objects.filter(postmortem=postmortem).select_for_update())
+    changed = []
+    for item in items:
+        text = item.text
+        if texts and item.pk in texts:
+            text = (texts[item.pk] or "").strip()
+            if not text:
+                raise DomainError("A timeline line cannot be empty; untick it instead.", field="timeline")
+            text = text[:TIMELINE_TEXT_MAX]
+        is_included = item.pk in included
+        if text != item.text or is_included != item.is_included:
+            item.text, item.is_included = text, is_included
+            changed.append(item)
+    PostMortemTimelineItem.objects.bulk_update(changed, ["text", "is_included"])
+    return postmortem
+
+
+@transaction.atomic
+def add_timeline_item(*, postmortem: PostMortem, by, occurred_at: datetime, text: str) -> PostMortemTimelineItem:
+    """A line the incident timeline lacks (e.g. the deploy that caused it, found during the review)."""
+    _require_edit(by, postmortem)
+    text = (text or "").strip()
+    if not text:
+        raise DomainError("Say what happened.", field="text")
+    if occurred_at is None:
+        raise DomainError("Say when it happened.", field="occurred_at")
+    postmortem = _lock(postmortem)
+    _require_editable(postmortem, field="text")
+    return PostMortemTimelineItem.objects.create(
+        postmortem=postmortem, occurred_at=occurred_at, text=text[:TIMELINE_TEXT_MAX], is_included=True
+    )
+
+
+# --- meeting ------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def schedule_meeting(
+    *, postmortem: PostMortem, by, meeting_at: datetime, attendees: Iterable = (), location: str = ""
+) -> PostMortem:
+    """Set the meeting time and attendees, and tick the closure checklist's "Post-mortem scheduled"."""
+    _require_edit(by, postmortem)
+    if meeting_at is None:
+        raise DomainError("Choose the meeting time.", field="meeting_at")
+    postmortem = _lock(postmortem)
+    _require_editable(postmortem, field="meeting_at")
+    resolved_at = postmortem.incident.resolved_at
+    if resolved_at is not None and meeting_at < resolved_at:
+        raise DomainError("The meeting cannot be before the incident was resolved.", field="meeting_at")
+    was_scheduled = postmortem.meeting_at is not None
+    postmortem.meeting_at = meeting_at
+    postmortem.meeting_location = (location or "").strip()[:200]
+    postmortem.save(update_fields=["meeting_at", "meeting_location", "updated_at"])
+    attendees = list(attendees)
+    if attendees:
+        postmortem.attendees.set(attendees)
+    incident = postmortem.incident
+    late = " (later than the guide's 48 hours)" if meeting_at > postmortem.due_at else ""
+    events.record(
+        incident,
+        kind=EntryKind.SYSTEM,
+        body=f"Post-mortem meeting {'re' if was_scheduled else ''}scheduled for "
+        f"{_local(meeting_at):%Y-%m-%d %H:%M}{late}.",
+        by=by,
+    )
+    if incident.status != Status.CLOSED:
+        item = ChecklistItem.objects.filter(
+            incident=incident, phase=ChecklistPhase.CLOSURE, text__iexact=CLOSURE_ITEM_TEXT
+        ).first()
+        if item is not None and not item.is_checked:
+            # by=None: the portal ticks it, as a consequence of the scheduling recorded above.
+            tick_checklist_item(item=item, by=None)
+    return postmortem
+
+
+# --- lifecycle ----------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def change_postmortem_status(*, postmortem: PostMortem, to: str, by) -> PostMortem:
+    """Draft -> In review -> Published (or back to Draft from review). Publishing is for the Incident
+    Commander, the post-mortem owner and managers, and emails the report after commit."""
+    try:
+        new = PostMortemStatus(to)
+    except ValueError:
+        raise DomainError(f"Unknown post-mortem status {to!r}.", field="status")
+    _require_edit(by, postmortem)
+    postmortem = _lock(postmortem)
+    old = PostMortemStatus(postmortem.status)
+    if new == old:
+        raise InvalidTransition(f"The post-mortem is already {old.label}.", field="status")
+    if new not in POSTMORTEM_TRANSITIONS[old]:
+        allowed = ", ".join(s.label for s in postmortem.allowed_transitions()) or "nothing (it is final)"
+        raise InvalidTransition(
+            f"The post-mortem is {old.label}; it cannot become {new.label}. It can become: {allowed}.",
+            field="status",
+        )
+    if new == PostMortemStatus.PUBLISHED and by is not None and not can_publish(by, postmortem):
+        raise PermissionDenied("Only the Incident Commander, the post-mortem owner or a manager can publish.")
+    postmortem.status = new
+    fields = ["status", "updated_at"]
+    if new == PostMortemStatus.PUBLISHED:
+        postmortem.published_at = timezone.now()
+        postmortem.published_by = by
+        fields += ["published_at", "published_by"]
+    postmortem.save(update_fields=fields)
+    events.record(
+        postmortem.incident,
+        kind=EntryKind.SYSTEM,
+        body=f"Post-mortem moved from {old.label} to **{new.label}**.",
+        by=by,
+        is_key_event=new == PostMortemStatus.PUBLISHED,
+    )
+    if new == PostMortemStatus.PUBLISHED:
+        _enqueue_report(postmortem)
+    return postmortem
+
+
+def _enqueue_report(postmortem: PostMortem) -> None:
+    from .tasks import send_postmortem_report
+
+    transaction.on_commit(partial(send_postmortem_report.delay, postmortem.pk))
+
+
+@transaction.atomic
+def resend_report(*, postmortem: PostMortem, by) -> PostMortem:
+    """Email the published report again (e.g. after the distribution list changed)."""
+    _require_edit(by, postmortem)
+    postmortem = _lock(postmortem)
+    if not postmortem.is_published:
+        raise InvalidTransition("Only a published post-mortem can be sent.", field="status")
+    events.record(postmortem.incident, kind=EntryKind.SYSTEM, body="Post-mortem report re-sent.", by=by)
+    _enqueue_report(postmortem)
+    return postmortem
+
+
+def mark_report_sent(*, postmortem_id: int) -> None:
+    PostMortem.objects.filter(pk=postmortem_id).update(report_sent_at=timezone.now())
+
+
+# --- action items ------------------------------------------------------------------------------------------
+
+
+def _choice(value: str, choices, field: str) -> str:
+    if value not in choices.values:
+        allowed = ", ".join(choices.labels)
+        raise DomainError(f"Choose one of: {allowed}.", field=field)
+    return value
+
+
+def _owner_person(owner):
+    from oncall.models import Person
+
+    return Person.objects.filter(user=owner).first()
+
+
+@transaction.atomic
+def add_action_item(
+    *,
+    postmortem: PostMortem,
+    by,
+    title: str,
+    owner,
+    due_date: date,
+    description: str = "",
+    priority: str = ActionItemPriority.MEDIUM,
+    kind: str = ActionItemType.PREVENT,
+) -> ActionItem:
+    _require_edit(by, postmortem)
+    title = (title or "").strip()
+    if not title:
+        raise DomainError("Give the action item a title.", field="title")
+    if owner is None or not owner.is_active:
+        raise DomainError("Choose an active owner.", field="owner")
+    if due_date is None:
+        raise DomainError("Choose a due date.", field="due_date")
+    if due_date < timezone.localdate():
+        raise DomainError("The due date cannot be in the past.", field="due_date")
+    _choice(priority, ActionItemPriority, "priority")
+    _choice(kind, ActionItemType, "kind")
+    postmortem = _lock(postmortem)
+    item = ActionItem.objects.create(
+        postmortem=postmortem,
+        incident=postmortem.incident,
+        title=title[:200],
+        description=(description or "").strip(),
+        owner=owner,
+        owner_person=_owner_person(owner),
+        due_date=due_date,
+        priority=priority,
+        kind=kind,
+        created_by=by,
+    )
+    events.record(
+        postmortem.incident,
+        kind=EntryKind.ACTION,
+        body=f"Action item added: {item.title} (owner {_name(owner)}, due {due_date:%Y-%m-%d}).",
+        by=by,
+    )
+    return item
+
+
+def _lock_item(item: ActionItem) -> ActionItem:
+    Incident.objects.select_for_update().filter(pk=item.incident_id).values_list("pk", flat=True).first()
+    return ActionItem.objects.select_for_update(of=("self",)).select_related("postmortem", "owner").get(pk=item.pk)
+
+
+def _require_item_edit(user, item: ActionItem) -> None:
+    if user is not None and not (access.can_respond(user) or user.pk == item.owner_id):
+        raise PermissionDenied("Only responders and the item's owner can change an action item.")
+
+
+@transaction.atomic
+def update_action_item(
+    *,
+    item: ActionItem,
+    by,
+    title: str | None = None,
+    description: str | None = None,
+    owner=None,
+    due_date: date | None = None,
+    priority: str | None = None,
+    kind: str | None = None,
+) -> ActionItem:
+    """Change an action item's details. A new due date re-arms both reminders (they fire once per date)."""
+    _require_item_edit(by, item)
+    item = _lock_item(item)
+    if title is not None:
+        if not title.strip():
+            raise DomainError("Give the action item a title.", field="title")
+        item.title = title.strip()[:200]
+    if description is not None:
+        item.description = description.strip()
+    if owner is not None and owner.pk != item.owner_id:
+        if not owner.is_active:
+            raise DomainError("Choose an active owner.", field="owner")
+        item.owner, item.owner_person = owner, _owner_person(owner)
+        item.reminded_before_at = item.reminded_overdue_at = None
+    if due_date is not None and due_date != item.due_date:
+        if due_date < timezone.localdate():
+            raise DomainError("The due date cannot be in the past.", field="due_date")
+        item.due_date = due_date
+        item.reminded_before_at = item.reminded_overdue_at = None
+    if priority is not None:
+        item.priority = _choice(priority, ActionItemPriority, "priority")
+    if kind is not None:
+        item.kind = _choice(kind, ActionItemType, "kind")
+    item.save()
+    return item
+
+
+@transaction.atomic
+def change_action_item_status(*, item: ActionItem, to: str, by) -> ActionItem:
+    _choice(to, ActionItemStatus, "status")
+    _require_item_edit(by, item)
+    item = _lock_item(item)
+    if item.status == to:
+        return item  # a double click: already there
+    old = ActionItemStatus(item.status)
+    item.status = to
+    item.completed_at = timezone.now() if to in (ActionItemStatus.DONE, ActionItemStatus.WONT_DO) else None
+    item.save(update_fields=["status", "completed_at"])
+    events.record(
+        item.incident,
+        kind=EntryKind.ACTION,
+        body=f"Action item \"{item.title}\": {old.label} -> **{ActionItemStatus(to).label}**.",
+        by=by,
+    )
+    return item
+
+
+# --- reminders (called by the beat tick) ------------------------------------------------------------------
+
+
+@transaction.atomic
+def send_due_reminders(*, now: datetime | None = None, limit: int = REMINDER_BATCH) -> dict[str, int]:
+    """Claim due reminders with FOR UPDATE SKIP LOCKED, stamp them (so each fires once, even with two ticks
+    running at once) and queue the emails after commit. Overdue wins over "due soon": an item found already
+    overdue gets only the overdue reminder."""
+    from .tasks import send_action_item_reminder, send_schedule_reminder
+
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    counts = {"overdue": 0, "before_due": 0, "schedule": 0}
+
+    overdue = list(
+        ActionItem.objects.select_for_update(skip_locked=True)
+        .filter(status__in=("open", "in_progress"), reminded_overdue_at__isnull=True, due_date__lt=today)
+        .order_by("due_date", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if overdue:
+        ActionItem.objects.filter(pk__in=overdue).update(reminded_overdue_at=now)
+        ActionItem.objects.filter(pk__in=overdue, reminded_before_at__isnull=True).update(reminded_before_at=now)
+    for pk in overdue:
+        transaction.on_commit(partial(send_action_item_reminder.delay, pk, "overdue"))
+    counts["overdue"] = len(overdue)
+
+    soon = list(
+        ActionItem.objects.select_for_update(skip_locked=True)
+        .filter(
+            status__in=("open", "in_progress"),
+            reminded_before_at__isnull=True,
+            due_date__gte=today,
+            due_date__lte=today + timedelta(days=REMIND_DAYS_BEFORE_DUE),
+        )
+        .order_by("due_date", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if soon:
+        ActionItem.objects.filter(pk__in=soon).update(reminded_before_at=now)
+    for pk in soon:
+        transaction.on_commit(partial(send_action_item_reminder.delay, pk, "before_due"))
+    counts["before_due"] = len(soon)
+
+    unscheduled = list(
+        PostMortem.objects.select_for_update(skip_locked=True)
+        .filter(meeting_at__isnull=True, schedule_reminded_at__isnull=True, due_at__lte=now)
+        .exclude(status=PostMortemStatus.PUBLISHED)
+        .order_by("due_at", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if unscheduled:
+        PostMortem.objects.filter(pk__in=unscheduled).update(schedule_reminded_at=now)
+    for pk in unscheduled:
+        transaction.on_commit(partial(send_schedule_reminder.delay, pk))
+    counts["schedule"] = len(unscheduled)
+    return counts

@@ -1,0 +1,47 @@
+"""Helpers for post-mortem tests: incidents walked through their lifecycle at exact, controlled times."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import time_machine
+
+from incidents import services as incident_services
+from incidents.models import Role
+from postmortems.models import PostMortem
+from tests.factories import ResponderFactory, declare
+
+T0 = datetime.fromisoformat("2025-01-15T14:00:00+00:00")
+
+
+def resolved_incident(
+    *,
+    by=None,
+    level="P1",
+    start: datetime = T0,
+    detect_after: timedelta = timedelta(minutes=3),
+    ack_after: timedelta | None = timedelta(minutes=5),
+    mitigate_after: timedelta = timedelta(hours=1, minutes=10),
+    resolve_after: timedelta = timedelta(hours=2, minutes=15),
+    technical_lead=None,
+    **declare_kwargs,
+):
+    """Detected at `start`, declared `detect_after` later; acknowledged, mitigated (Monitoring) and resolved
+    the given durations after detection. Returns the resolved incident (its post-mortem drafted)."""
+    by = by or ResponderFactory()
+    with time_machine.travel(start + detect_after, tick=False):
+        incident = declare(by=by, level=level, detected_at=start, **declare_kwargs)
+        if technical_lead is not None:
+            incident_services.assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=technical_lead, by=by)
+    if ack_after is not None:
+        with time_machine.travel(start + detect_after + ack_after, tick=False):
+            incident_services.acknowledge_incident(incident=incident, by=by)
+    with time_machine.travel(start + mitigate_after, tick=False):
+        incident = incident_services.change_status(incident=incident, to="monitoring", by=by)
+    with time_machine.travel(start + resolve_after, tick=False):
+        incident = incident_services.change_status(incident=incident, to="resolved", by=by)
+    return incident
+
+
+def postmortem_for(incident) -> PostMortem:
+    return PostMortem.objects.select_related("incident").get(incident=incident)
