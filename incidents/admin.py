@@ -1,4 +1,16 @@
+"""The Django admin for managers: the guide's data (severity policy, checklists, runbooks, services) is edited
+here directly; incidents change only through incidents.services.
+
+On an incident's change page, status, severity, roles, responders and runbooks are read-only fields with
+companion "change" inputs. The form's clean() hands those to the services, so a refused change (a DomainError)
+becomes an error on the field at fault and nothing is saved. Bulk actions call the same services and report
+each refusal as an error message. Timeline entries, status updates and five whys are history: read-only here.
+"""
+
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.db import models, transaction
 
 from . import services
 from .errors import DomainError
@@ -9,37 +21,115 @@ from .models import (
     Incident,
     IncidentResponder,
     IncidentRunbook,
+    Role,
     RoleAssignment,
     Runbook,
     RunbookStep,
     Service,
     SeverityPolicy,
+    Status,
     StatusUpdate,
     TimelineEntry,
 )
+from .selectors import parse_reference
 
 
 def _duration(value):
     if value is None:
         return "-"
     seconds = int(value.total_seconds())
+    days, seconds = divmod(seconds, 86400)
     hours, rem = divmod(seconds, 3600)
     minutes, secs = divmod(rem, 60)
+    if days:
+        return f"{days}d {hours}h {minutes:02d}m"
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
+
+
+class ReadOnlyAdminMixin:
+    """History: viewable by whoever may view it, never added, edited or deleted through the admin."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class VisibleIncidentsMixin:
+    """Rows that belong to an incident are shown only when the incident is visible to the user."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(incident__in=Incident.objects.visible_to(request.user))
+
+
+# --- configuration: the guide as data ----------------------------------------------------------------------
 
 
 @admin.register(SeverityPolicy)
 class SeverityPolicyAdmin(admin.ModelAdmin):
-    list_display = ["level", "name", "description", "impact", "response_target", "escalation_delay", "update_cadence"]
+    list_display = [
+        "level",
+        "name",
+        "description",
+        "impact",
+        "response_target_display",
+        "escalation_delay",
+        "update_cadence",
+        "pages_out_of_hours",
+    ]
     ordering = ["rank"]
+
+    def has_delete_permission(self, request, obj=None):
+        # Incidents point at their severity (PROTECT); the four levels are the guide's table.
+        return False
+
+    @admin.display(description="Response target")
+    def response_target_display(self, obj):
+        return "Next business day" if obj.response_next_business_day else _duration(obj.response_target)
 
 
 @admin.register(Service)
 class ServiceAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "owning_team", "is_public"]
+    list_display = ["name", "slug", "owning_team", "is_public", "health_check_url"]
     list_filter = ["is_public", "owning_team"]
     search_fields = ["name", "slug", "description"]
     prepopulated_fields = {"slug": ["name"]}
+    list_select_related = ["owning_team"]
+    # Health checks are https unless a scheme is typed (Django 6's default, without the deprecation warning).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+
+@admin.register(ChecklistTemplateItem)
+class ChecklistTemplateItemAdmin(admin.ModelAdmin):
+    list_display = ["phase", "position", "text", "is_active"]
+    list_filter = ["phase", "is_active"]
+    list_editable = ["is_active"]
+    search_fields = ["text"]
+
+
+class RunbookStepInline(admin.TabularInline):
+    model = RunbookStep
+    extra = 1
+
+
+@admin.register(Runbook)
+class RunbookAdmin(admin.ModelAdmin):
+    list_display = ["title", "suggested_severity", "step_count", "updated_at"]
+    search_fields = ["title", "summary"]
+    prepopulated_fields = {"slug": ["title"]}
+    inlines = [RunbookStepInline]
+    list_select_related = ["suggested_severity"]
+
+    @admin.display(description="Steps")
+    def step_count(self, obj):
+        return obj.steps.count()
+
+
+# --- incidents ---------------------------------------------------------------------------------------------
 
 
 class RoleAssignmentInline(admin.TabularInline):
@@ -53,6 +143,30 @@ class RoleAssignmentInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("holder", "assigned_by")
+
+
+class ResponderInline(admin.TabularInline):
+    model = IncidentResponder
+    fk_name = "incident"
+    extra = 0
+    fields = ["user", "added_at", "added_by"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user", "added_by")
+
 
 class ChecklistItemInline(admin.TabularInline):
     model = ChecklistItem
@@ -64,6 +178,12 @@ class ChecklistItemInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("checked_by")
+
 
 class TimelineEntryInline(admin.TabularInline):
     model = TimelineEntry
@@ -71,37 +191,145 @@ class TimelineEntryInline(admin.TabularInline):
     fields = ["occurred_at", "kind", "author", "body"]
     readonly_fields = fields
     can_delete = False
-    ordering = ["-occurred_at"]
-    max_num = 0
+    ordering = ["-occurred_at", "-id"]
     show_change_link = True
 
     def get_queryset(self, request):
-        # The full timeline can be thousands of rows; the incident page shows all of it.
         return super().get_queryset(request).select_related("author")
 
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False
 
-class ResponderInline(admin.TabularInline):
-    model = IncidentResponder
-    fk_name = "incident"
-    extra = 0
-    fields = ["user", "added_at", "added_by"]
-    readonly_fields = ["added_at", "added_by"]
-    autocomplete_fields = ["user"]
+
+class IncidentAdminForm(forms.ModelForm):
+    """The incident's own descriptive fields, plus inputs for the changes that must go through services."""
+
+    new_status = forms.ChoiceField(
+        label="Change status to", required=False, choices=[("", "(keep)")] + list(Status.choices)
+    )
+    status_note = forms.CharField(
+        label="Note for the timeline", required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    override_reason = forms.CharField(
+        label="Closure override reason",
+        required=False,
+        help_text="Managers only: closes the incident although the closure checklist is incomplete.",
+    )
+    new_severity = forms.ModelChoiceField(
+        label="Change severity to", required=False, queryset=SeverityPolicy.objects.order_by("rank")
+    )
+    severity_reason = forms.CharField(label="Why the severity changes", required=False)
+    assign_role = forms.ChoiceField(label="Assign role", required=False, choices=[("", "(none)")] + list(Role.choices))
+    role_holder = forms.ModelChoiceField(
+        label="to", required=False, queryset=get_user_model().objects.filter(is_active=True).order_by("username")
+    )
+    add_responder = forms.ModelChoiceField(
+        label="Add responder",
+        required=False,
+        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+    )
+    attach_runbook = forms.ModelChoiceField(label="Attach runbook", required=False, queryset=Runbook.objects.all())
+
+    class Meta:
+        model = Incident
+        fields = [
+            "title",
+            "summary",
+            "is_restricted",
+            "detection_source",
+            "services",
+            "impact",
+            "users_affected_percent",
+            "detected_at",
+        ]
+
+    # Set by IncidentAdmin.get_form: the user acting, for the services.
+    request_user = None
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors or self.instance.pk is None:
+            return cleaned
+        # Apply the requested changes through the services inside a savepoint: if any is refused, none of them
+        # stays and the refusal is shown on its field. The admin wraps the whole request in a transaction.
+        savepoint = transaction.savepoint()
+        try:
+            self._apply_services(cleaned)
+        except DomainError as error:
+            transaction.savepoint_rollback(savepoint)
+            self.add_error(self._field_for(error), error.message)
+        else:
+            transaction.savepoint_commit(savepoint)
+        return cleaned
+
+    def _field_for(self, error: DomainError) -> str | None:
+        return {
+            "status": "new_status",
+            "reason": "severity_reason",
+            "severity": "new_severity",
+            "role": "assign_role",
+            "holder": "role_holder",
+            "runbook": "attach_runbook",
+        }.get(error.field)
+
+    def _apply_services(self, cleaned) -> None:
+        incident, by = self.instance, self.request_user
+        if cleaned.get("new_severity"):
+            services.change_severity(
+                incident=incident, severity=cleaned["new_severity"], by=by, reason=cleaned.get("severity_reason", "")
+            )
+        elif cleaned.get("severity_reason"):
+            raise DomainError("Choose the new severity, or leave the reason empty.", field="severity")
+        if cleaned.get("assign_role"):
+            services.assign_role(
+                incident=incident, role=cleaned["assign_role"], holder=cleaned.get("role_holder"), by=by
+            )
+        elif cleaned.get("role_holder"):
+            raise DomainError("Choose the role to assign.", field="role")
+        if cleaned.get("add_responder"):
+            services.add_responder(incident=incident, user=cleaned["add_responder"], by=by)
+        if cleaned.get("attach_runbook"):
+            services.attach_runbook(incident=incident, runbook=cleaned["attach_runbook"], by=by)
+        if cleaned.get("new_status"):
+            services.change_status(
+                incident=incident,
+                to=cleaned["new_status"],
+                by=by,
+                note=cleaned.get("status_note", ""),
+                override_reason=cleaned.get("override_reason", ""),
+            )
 
 
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
-    list_display = ["reference", "title", "severity", "status", "declared_at", "is_restricted", "ttr"]
+    form = IncidentAdminForm
+    list_display = [
+        "reference",
+        "title",
+        "severity",
+        "status",
+        "declared_at",
+        "is_restricted",
+        "time_to_acknowledge_display",
+        "time_to_resolve_display",
+    ]
     list_filter = ["severity", "status", "services", "is_restricted", "detection_source"]
-    search_fields = ["title", "summary", "number"]
+    search_fields = ["title", "summary"]
     date_hierarchy = "declared_at"
     list_select_related = ["severity"]
     filter_horizontal = ["services"]
     inlines = [RoleAssignmentInline, ResponderInline, ChecklistItemInline, TimelineEntryInline]
-    actions = ["acknowledge", "mark_resolved"]
+    actions = [
+        "acknowledge",
+        "mark_identified",
+        "mark_monitoring",
+        "mark_resolved",
+        "mark_closed",
+        "reopen",
+    ]
     readonly_fields = [
         "reference",
         "status",
@@ -120,9 +348,23 @@ class IncidentAdmin(admin.ModelAdmin):
         "time_to_acknowledge_display",
         "time_to_mitigate_display",
         "time_to_resolve_display",
+        "response_target_breached",
     ]
     fieldsets = [
         (None, {"fields": ["reference", "title", "summary", "severity", "status", "is_restricted"]}),
+        (
+            "Change (through the incident rules)",
+            {
+                "fields": [
+                    ("new_status", "status_note"),
+                    "override_reason",
+                    ("new_severity", "severity_reason"),
+                    ("assign_role", "role_holder"),
+                    "add_responder",
+                    "attach_runbook",
+                ]
+            },
+        ),
         ("Impact", {"fields": ["detection_source", "services", "impact", "users_affected_percent"]}),
         (
             "Times",
@@ -150,25 +392,48 @@ class IncidentAdmin(admin.ModelAdmin):
                     "time_to_acknowledge_display",
                     "time_to_mitigate_display",
                     "time_to_resolve_display",
+                    "response_target_breached",
                 ]
             },
         ),
     ]
 
     def get_queryset(self, request):
-        return Incident.objects.visible_to(request.user).select_related("severity")
+        return Incident.objects.visible_to(request.user).select_related("severity", "created_by", "acknowledged_by")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"request_user": request.user})
+
+    def get_search_results(self, request, queryset, search_term):
+        # "INC-42" (or "42") finds the incident by its reference as well as by words in its title.
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        number = parse_reference(search_term)
+        if number is not None:
+            queryset |= self.get_queryset(request).filter(number=number)
+        return queryset, may_have_duplicates
+
+    def save_model(self, request, obj, form, change):
+        # Only the form's own fields: the services above already saved status, severity and their timestamps,
+        # and a full save() from this (older) instance would overwrite them.
+        if change:
+            obj.save(
+                update_fields=[name for name in IncidentAdminForm.Meta.fields if name != "services"] + ["updated_at"]
+            )
+        else:
+            super().save_model(request, obj, form, change)
 
     def has_add_permission(self, request):
         # Incidents are declared through the portal (declare_incident): numbering, checklists, roles, paging.
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # An incident is history (timeline, post-mortem, metrics); close it instead.
+        return False
+
     @admin.display(description="Reference", ordering="number")
     def reference(self, obj):
         return obj.reference
-
-    @admin.display(description="Time to resolve")
-    def ttr(self, obj):
-        return _duration(obj.time_to_resolve)
 
     @admin.display(description="Time to detect")
     def time_to_detect_display(self, obj):
@@ -186,6 +451,10 @@ class IncidentAdmin(admin.ModelAdmin):
     def time_to_resolve_display(self, obj):
         return _duration(obj.time_to_resolve)
 
+    @admin.display(description="Response target missed", boolean=True)
+    def response_target_breached(self, obj):
+        return obj.response_target_breached
+
     def _run(self, request, queryset, func, done):
         count = 0
         for incident in queryset:
@@ -197,90 +466,76 @@ class IncidentAdmin(admin.ModelAdmin):
         if count:
             self.message_user(request, f"{done} {count} incident(s).", level=messages.SUCCESS)
 
-    @admin.action(description="Acknowledge selected incidents")
-    def acknowledge(self, request, queryset):
-        self._run(
-            request, queryset, lambda i: services.acknowledge_incident(incident=i, by=request.user), "Acknowledged"
-        )
-
-    @admin.action(description="Mark selected incidents resolved")
-    def mark_resolved(self, request, queryset):
+    def _to(self, request, queryset, status, done):
         self._run(
             request,
             queryset,
-            lambda i: services.change_status(
-                incident=i, to="resolved", by=request.user, note="Resolved from the admin."
+            lambda incident: services.change_status(
+                incident=incident, to=status, by=request.user, note="Changed from the admin."
             ),
-            "Resolved",
+            done,
         )
+
+    @admin.action(description="Acknowledge selected incidents")
+    def acknowledge(self, request, queryset):
+        self._run(
+            request,
+            queryset,
+            lambda incident: services.acknowledge_incident(incident=incident, by=request.user),
+            "Acknowledged",
+        )
+
+    @admin.action(description="Mark selected incidents Identified")
+    def mark_identified(self, request, queryset):
+        self._to(request, queryset, Status.IDENTIFIED, "Marked identified:")
+
+    @admin.action(description="Mark selected incidents Monitoring")
+    def mark_monitoring(self, request, queryset):
+        self._to(request, queryset, Status.MONITORING, "Marked monitoring:")
+
+    @admin.action(description="Mark selected incidents Resolved")
+    def mark_resolved(self, request, queryset):
+        self._to(request, queryset, Status.RESOLVED, "Resolved")
+
+    @admin.action(description="Close selected incidents (closure checklist must be complete)")
+    def mark_closed(self, request, queryset):
+        self._to(request, queryset, Status.CLOSED, "Closed")
+
+    @admin.action(description="Re-open selected incidents (back to Investigating)")
+    def reopen(self, request, queryset):
+        self._to(request, queryset, Status.INVESTIGATING, "Re-opened")
+
+
+# --- history around an incident: read-only ------------------------------------------------------------------
 
 
 @admin.register(TimelineEntry)
-class TimelineEntryAdmin(admin.ModelAdmin):
+class TimelineEntryAdmin(VisibleIncidentsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["incident", "occurred_at", "kind", "author", "is_key_event"]
     list_filter = ["kind", "is_key_event"]
     search_fields = ["body"]
     list_select_related = ["incident", "author"]
-    readonly_fields = ["incident", "occurred_at", "created_at", "author", "kind", "body", "body_html"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).filter(incident__in=Incident.objects.visible_to(request.user))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(ChecklistTemplateItem)
-class ChecklistTemplateItemAdmin(admin.ModelAdmin):
-    list_display = ["phase", "position", "text", "is_active"]
-    list_filter = ["phase", "is_active"]
-    list_editable = ["is_active"]
-    search_fields = ["text"]
-
-
-class RunbookStepInline(admin.TabularInline):
-    model = RunbookStep
-    extra = 1
-
-
-@admin.register(Runbook)
-class RunbookAdmin(admin.ModelAdmin):
-    list_display = ["title", "suggested_severity", "updated_at"]
-    search_fields = ["title", "summary"]
-    prepopulated_fields = {"slug": ["title"]}
-    inlines = [RunbookStepInline]
+    fields = ["incident", "occurred_at", "created_at", "author", "kind", "is_key_event", "body", "body_html"]
+    readonly_fields = fields
 
 
 @admin.register(IncidentRunbook)
-class IncidentRunbookAdmin(admin.ModelAdmin):
+class IncidentRunbookAdmin(VisibleIncidentsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["incident", "runbook", "attached_at", "attached_by"]
     list_filter = ["runbook"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).filter(incident__in=Incident.objects.visible_to(request.user))
+    list_select_related = ["incident", "runbook", "attached_by"]
 
 
 @admin.register(FiveWhys)
-class FiveWhysAdmin(admin.ModelAdmin):
+class FiveWhysAdmin(VisibleIncidentsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["incident", "problem", "root_cause", "updated_at"]
     search_fields = ["problem", "root_cause"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).filter(incident__in=Incident.objects.visible_to(request.user))
+    list_select_related = ["incident"]
 
 
 @admin.register(StatusUpdate)
-class StatusUpdateAdmin(admin.ModelAdmin):
+class StatusUpdateAdmin(VisibleIncidentsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["incident", "kind", "status", "title", "posted_at", "is_published"]
     list_filter = ["kind", "status", "is_published"]
     search_fields = ["title", "description", "what_we_know"]
     list_select_related = ["incident"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).filter(incident__in=Incident.objects.visible_to(request.user))
-
-    def has_add_permission(self, request):
-        return False
