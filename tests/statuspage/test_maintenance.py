@@ -1,0 +1,136 @@
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from incidents.errors import DomainError, PermissionDenied
+from incidents.statuspage import selectors
+from incidents.statuspage import services as statuspage_services
+from incidents.statuspage.models import MaintenanceWindow, ServiceState
+from tests.factories import ManagerFactory, ServiceFactory, declare
+
+from .factories import maintenance
+
+pytestmark = pytest.mark.django_db
+
+
+def test_is_under_maintenance_only_inside_the_window():
+    db, api = ServiceFactory(name="Database"), ServiceFactory(name="API")
+    window = maintenance(services=[db])
+    assert not selectors.is_under_maintenance(db, window.starts_at - timedelta(seconds=1))
+    assert selectors.is_under_maintenance(db, window.starts_at)
+    assert selectors.is_under_maintenance(db.pk, window.ends_at - timedelta(seconds=1))
+    assert not selectors.is_under_maintenance(db, window.ends_at)
+    assert not selectors.is_under_maintenance(api, window.starts_at)
+    assert selectors.services_under_maintenance([db.pk, api.pk], window.starts_at) == {db.pk}
+    with time_machine.travel(window.starts_at + timedelta(minutes=5)):
+        assert selectors.is_under_maintenance(db)  # default: now
+
+
+def test_status_page_shows_upcoming_then_in_progress_maintenance(client):
+    db = ServiceFactory(name="Database")
+    window = maintenance(services=[db], title="Database upgrade to 16", description="Writes pause for a minute.")
+
+    body = client.get("/status/").content.decode()
+    assert "Scheduled maintenance" in body and "Database upgrade to 16" in body
+    assert "Writes pause for a minute." in body
+    assert "Maintenance in progress" not in body
+    assert "Under maintenance" not in body
+
+    with time_machine.travel(window.starts_at + timedelta(minutes=1)):
+        page = selectors.status_page()
+        assert [w.pk for w in page.maintenance_in_progress] == [window.pk]
+        assert page.maintenance_upcoming == []
+        assert page.services[0].state == ServiceState.UNDER_MAINTENANCE
+        body = client.get("/status/").content.decode()
+        assert "Maintenance in progress" in body and "Under maintenance" in body
+
+    with time_machine.travel(window.ends_at + timedelta(days=1)):
+        page = selectors.status_page()
+        assert page.services[0].state == ServiceState.OPERATIONAL
+        day = next(day for day in page.history if day.day == window.starts_at.date())
+        assert [w.pk for w in day.maintenance] == [window.pk]
+        assert "Completed maintenance: Database upgrade to 16" in client.get("/status/").content.decode()
+
+
+def test_an_incident_during_maintenance_shows_the_worse_state(responder):
+    db = ServiceFactory(name="Database")
+    window = maintenance(services=[db], starts_in=timedelta(minutes=-1))
+    declare(by=responder, level="P0", services=[db])
+    assert window.is_in_progress()
+    assert selectors.status_page().services[0].state == ServiceState.MAJOR_OUTAGE
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"ends_in": timedelta(0)}, "ends_at"),
+        ({"ends_in": timedelta(hours=-1)}, "ends_at"),
+        ({"title": "  "}, "title"),
+        ({"services": []}, "services"),
+    ],
+)
+def test_maintenance_window_is_validated(change, field):
+    db = ServiceFactory()
+    starts_at = timezone.now() + timedelta(hours=1)
+    with pytest.raises(DomainError) as error:
+        statuspage_services.schedule_maintenance(
+            title=change.get("title", "Upgrade"),
+            services=change.get("services", [db]),
+            starts_at=starts_at,
+            ends_at=starts_at + change.get("ends_in", timedelta(hours=1)),
+            by=ManagerFactory(),
+        )
+    assert error.value.field == field
+    assert not MaintenanceWindow.objects.exists()
+
+
+def test_only_managers_schedule_maintenance(responder):
+    starts_at = timezone.now()
+    with pytest.raises(PermissionDenied):
+        statuspage_services.schedule_maintenance(
+            title="Upgrade",
+            services=[ServiceFactory()],
+            starts_at=starts_at,
+            ends_at=starts_at + timedelta(hours=1),
+            by=responder,
+        )
+
+
+def test_manager_creates_a_window_in_admin_and_bad_dates_are_form_errors(client):
+    db = ServiceFactory(name="Database")
+    manager = ManagerFactory(is_superuser=True)
+    client.force_login(manager)
+    data = {
+        "title": "Kernel patching",
+        "description": "Short blips.",
+        "services": [db.pk],
+        "starts_at_0": "2030-01-15",
+        "starts_at_1": "10:00:00",
+        "ends_at_0": "2030-01-15",
+        "ends_at_1": "09:00:00",
+    }
+    response = client.post("/admin/statuspage/maintenancewindow/add/", data)
+    assert response.status_code == 200
+    assert "The maintenance must end after it starts." in response.content.decode()
+    assert not MaintenanceWindow.objects.exists()
+
+    data["ends_at_1"] = "12:00:00"
+    response = client.post("/admin/statuspage/maintenancewindow/add/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    window = MaintenanceWindow.objects.get()
+    assert (window.title, window.created_by, list(window.services.all())) == ("Kernel patching", manager, [db])
+    assert window.ends_at - window.starts_at == timedelta(hours=2)
+
+
+def test_manager_sets_a_service_override_in_admin(client):
+    db = ServiceFactory(name="Database")
+    client.force_login(ManagerFactory(is_superuser=True))
+    response = client.post(
+        "/admin/statuspage/servicestatusoverride/add/",
+        {"service": db.pk, "state": "partial_outage", "message": "Reads only."},
+    )
+    assert response.status_code == 302
+    row = selectors.status_page().services[0]
+    assert (row.state, row.cause, row.message) == (ServiceState.PARTIAL_OUTAGE, "override", "Reads only.")
