@@ -1,0 +1,98 @@
+"""INC reference numbers under concurrent declaration, against the real PostgreSQL database: threads, each
+with its own connection and transactions, declare at the same moment. Numbers must be unique and gap-free."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from incidents import services
+from incidents.errors import DomainError
+from incidents.models import ChecklistItem, Incident, ReferenceCounter, SeverityPolicy
+from tests.factories import ResponderFactory
+
+THREADS = 8
+PER_THREAD = 5
+
+# transaction=True: each thread commits for real. serialized_rollback=True: the flush after this test would
+# otherwise also wipe the seeded guide data (severity policies, checklists, runbooks) for later tests.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+def run_in_threads(count, target):
+    barrier = threading.Barrier(count)
+    errors = []
+    results = []
+    lock = threading.Lock()
+
+    def worker(index):
+        try:
+            barrier.wait(timeout=30)
+            value = target(index)
+            with lock:
+                results.append(value)
+        except Exception as error:  # any failure in a thread is reported below with its index
+            with lock:
+                errors.append((index, repr(error)))
+        finally:
+            connection.close()  # each thread has its own connection; do not leak it
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    assert not errors, errors
+    return results
+
+
+def test_concurrent_declarations_get_unique_gap_free_numbers():
+    users = [ResponderFactory() for _ in range(THREADS)]
+    severity_pk = SeverityPolicy.objects.get(level="P1").pk
+    start = ReferenceCounter.objects.get(name="incident").value
+
+    def declare_several(index):
+        severity = SeverityPolicy.objects.get(pk=severity_pk)
+        return [
+            services.declare_incident(title=f"Thread {index} incident {n}", severity=severity, by=users[index]).number
+            for n in range(PER_THREAD)
+        ]
+
+    numbers = [number for batch in run_in_threads(THREADS, declare_several) for number in batch]
+    total = THREADS * PER_THREAD
+    assert len(numbers) == len(set(numbers)) == total
+    assert sorted(numbers) == list(range(start + 1, start + total + 1))
+    assert ReferenceCounter.objects.get(name="incident").value == start + total
+    assert Incident.objects.count() == total
+    # Each declaration committed whole: every incident has its checklists and its Incident Commander.
+    per_incident = ChecklistItem.objects.filter(incident__in=Incident.objects.all()).count() / total
+    assert per_incident == ChecklistItem.objects.filter(incident=Incident.objects.first()).count() > 0
+    assert all(
+        incident.role_assignments.filter(role="incident_commander").exists() for incident in Incident.objects.all()
+    )
+
+
+def test_a_failed_declaration_does_not_burn_a_number():
+    user = ResponderFactory()
+    severity = SeverityPolicy.objects.get(level="P2")
+    first = services.declare_incident(title="First", severity=severity, by=user)
+    with pytest.raises(DomainError):
+        services.declare_incident(title="   ", severity=severity, by=user)
+    second = services.declare_incident(title="Second", severity=severity, by=user)
+    assert second.number == first.number + 1
+
+
+def test_concurrent_acknowledgements_record_exactly_one():
+    users = [ResponderFactory() for _ in range(THREADS)]
+    incident = services.declare_incident(
+        title="Race to acknowledge", severity=SeverityPolicy.objects.get(level="P0"), by=users[0]
+    )
+
+    def acknowledge(index):
+        return services.acknowledge_incident(incident=Incident.objects.get(pk=incident.pk), by=users[index])
+
+    run_in_threads(THREADS, acknowledge)
+    incident.refresh_from_db()
+    assert incident.acknowledged_at is not None and incident.acknowledged_by in users
+    assert incident.timeline.filter(body__startswith="Acknowledged by").count() == 1
