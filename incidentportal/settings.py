@@ -256,6 +256,8 @@ POSTMORTEM_STAKEHOLDER_EMAILS = env_list("POSTMORTEM_STAKEHOLDER_EMAILS", "")
 # --- REST framework ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First, so an anonymous API call gets 401 with WWW-Authenticate: Bearer (not 403).
+        "incidents.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -2,10 +2,15 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from incidents.api import schema as api_schema
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/schema/", api_schema.schema_view, name="api-schema"),
+    path("api/docs/", api_schema.swagger_view, name="api-docs"),
+    path("api/redoc/", api_schema.redoc_view, name="api-redoc"),
     path("api/v1/", include("incidents.api.urls")),
     path("api/v1/", include("oncall.api.urls")),
     path("api/v1/", include("postmortems.api.urls")),
