@@ -7,12 +7,23 @@ AUDITED_APP_LABELS = frozenset({"incidents", "oncall", "paging", "postmortems", 
 EXCLUDED_MODELS = {
     # Bumped on every declaration; the incident's own "created" record already carries its number.
     "incidents.referencecounter": "number allocator; the incident's creation record carries the number",
+    # One row per received alert (a webhook of 100 alerts writes 100), itself an append-only record of what
+    # arrived; its group's creation, incident link and state changes are audited, and evidence bundles
+    # include the events through the group.
+    "alerting.alertevent": "append-only log of received alerts, one row each; audited through its AlertGroup",
+    "alerting.integrationerror": "log of refused inbound requests, written outside any change",
+    # Outbox rows (one per update per subscriber), their state flips on every send attempt.
+    "statuspage.updatedelivery": "email outbox state; the update it delivers is audited",
 }
 
 # Fields whose change alone never makes a record (they are still shown when something else changed).
 NOISE_FIELDS: dict[str, set[str]] = {
     # Written on every log-in by django.contrib.auth; log-ins are recorded by django-axes (AccessLog).
     "auth.user": {"last_login"},
+    # Bumped on every API request or alert repeat; the token's creation and revocation are what matter.
+    "alerting.apitoken": {"last_used_at"},
+    "alerting.alertgroup": {"event_count", "last_seen_at"},
+    "statuspage.subscriber": {"confirmation_sent_at"},
 }
 
 

@@ -33,7 +33,9 @@ def breach(security):
         incident=incident, kind="internal", status="investigating", by=security, what_we_know="Keys leaked"
     )
     services.tick_checklist_item(item=incident.checklist_items.first(), by=security)
-    services.record_five_whys(incident=incident, problem="Keys leaked", whys=["Committed to git"], root_cause="", by=security)
+    services.record_five_whys(
+        incident=incident, problem="Keys leaked", whys=["Committed to git"], root_cause="", by=security
+    )
     return incident
 
 
@@ -72,7 +74,9 @@ def test_bundle_round_trip_holds_everything_and_is_recorded(breach, security):
     assert json.loads(files["roles.json"])[0]["role"] == Role.INCIDENT_COMMANDER
     assert any(c["checked_at"] for c in json.loads(files["checklist.json"]))
     audit = json.loads(files["audit.json"])
-    assert {"incidents.incident", "incidents.timelineentry", "incidents.statusupdate"} <= {r["object_type"] for r in audit}
+    assert {"incidents.incident", "incidents.timelineentry", "incidents.statusupdate"} <= {
+        r["object_type"] for r in audit
+    }
     # The manifest is sha256sum's format and its own hash is the fingerprint.
     manifest = files[MANIFEST].decode()
     for line in manifest.splitlines():

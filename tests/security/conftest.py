@@ -1,0 +1,89 @@
+import pytest
+
+# A title and phrases that appear nowhere else, so finding any of them in a response is a leak.
+SECRET_TITLE = "Zebracorn exfiltration QX7"
+SECRET_NOTE = "Quokka-lantern forensic note 55"
+SECRET_UPDATE = "Marmalade-vortex public notice 91"
+
+
+@pytest.fixture
+def restricted_world(db):
+    """A restricted (security) incident with everything the portal can hang off an incident, an insider
+    (security), a public incident beside it, and outsiders: a responder and a staff incident manager who are
+    not on it. Other areas' records (post-mortem, action items) are added through their services."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from incidents import services
+    from incidents.audit.context import acting_as
+    from incidents.audit.services import export_evidence
+    from incidents.models import Role, Runbook
+    from tests.factories import ResponderFactory, SecurityFactory, ServiceFactory, UserFactory, declare
+
+    security = SecurityFactory(username="sec-lead", is_staff=True)
+    scribe = ResponderFactory(username="insider-scribe")
+    service = ServiceFactory(name="Customer accounts", slug="customer-accounts", is_public=True)
+    with acting_as(security):
+        public = declare(by=ResponderFactory(), title="Search is slow", services=[service])
+        incident = declare(
+            by=security,
+            title=SECRET_TITLE,
+            summary=f"{SECRET_TITLE} summary",
+            impact=f"{SECRET_TITLE} impact",
+            is_restricted=True,
+            level="P0",
+            services=[service],
+            runbook=Runbook.objects.first(),
+        )
+        services.assign_role(incident=incident, role=Role.SCRIBE, holder=scribe, by=security)
+        services.add_timeline_entry(incident=incident, by=security, body=SECRET_NOTE)
+        services.tick_checklist_item(item=incident.checklist_items.first(), by=security)
+        services.record_five_whys(
+            incident=incident,
+            problem=f"{SECRET_TITLE} problem",
+            whys=[SECRET_NOTE],
+            root_cause=SECRET_NOTE,
+            by=security,
+        )
+        services.post_status_update(
+            incident=incident, kind="internal", status="investigating", by=security, what_we_know=SECRET_NOTE
+        )
+        # Even a published external update of a restricted incident must never reach the public.
+        services.post_status_update(
+            incident=incident,
+            kind="external",
+            status="investigating",
+            by=security,
+            title=SECRET_UPDATE,
+            description=SECRET_UPDATE,
+            affected_services=[service],
+            publish=True,
+        )
+        services.change_status(incident=incident, to="resolved", by=security)
+        _enrich_from_other_areas(incident, security, scribe, timezone.now() + timedelta(days=7))
+        export_evidence(incident=incident, by=security)
+    return {
+        "incident": incident,
+        "public": public,
+        "insider": security,
+        "markers": [SECRET_TITLE, SECRET_NOTE, SECRET_UPDATE],
+        "outsider": ResponderFactory(username="outsider-responder"),
+        "outsider_manager": UserFactory(username="outsider-manager", is_staff=True, groups=["incident_manager"]),
+        "superuser": UserFactory(username="root", is_staff=True, is_superuser=True),
+    }
+
+
+def _enrich_from_other_areas(incident, by, owner, due):
+    """Post-mortem and action items exist once change_status(resolved) drafted them; add an action item."""
+    try:
+        from postmortems import services as postmortem_services
+        from postmortems.models import PostMortem
+    except ImportError:  # the post-mortem area is not in this tree
+        return
+    postmortem = PostMortem.objects.filter(incident=incident).first() or postmortem_services.ensure_draft_for(
+        incident=incident, by=by
+    )
+    postmortem_services.add_action_item(
+        postmortem=postmortem, by=by, title=f"{SECRET_NOTE} action", owner=owner, due_date=due.date()
+    )
