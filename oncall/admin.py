@@ -1,18 +1,258 @@
-from django.contrib import admin
+"""Admin for managers: the directory, rotations with ordered members and overrides (with a 4-week shift preview),
+and escalation policies with ordered levels (with the planned schedule per severity). Model validation
+(clean) runs in every admin form, so bad input is a form error, never a 500."""
 
-from .models import Person, Team
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.html import format_html
+
+from incidents.errors import DomainError
+from incidents.models import SeverityPolicy
+
+from . import selectors, services
+from .escalation import plan_escalation
+from .models import (
+    CalendarFeed,
+    ContactMethod,
+    EscalationLevel,
+    EscalationPolicy,
+    EscalationTarget,
+    Hotline,
+    Override,
+    Person,
+    ResponseRoleDefault,
+    Rotation,
+    RotationMember,
+    Team,
+    Vendor,
+)
+
+
+class ContactMethodInline(admin.TabularInline):
+    model = ContactMethod
+    extra = 0
+    fields = ["position", "channel", "address", "delay", "is_active"]
+    ordering = ["position"]
 
 
 @admin.register(Person)
 class PersonAdmin(admin.ModelAdmin):
-    list_display = ["name", "email", "phone", "timezone", "is_active"]
-    list_filter = ["is_active", "timezone"]
-    search_fields = ["name", "email", "phone", "chat_handle"]
+    list_display = ["name", "email", "phone", "timezone", "user", "vendor", "is_active"]
+    list_filter = ["is_active", "timezone", "vendor", "teams"]
+    search_fields = ["name", "email", "phone", "chat_handle", "user__username"]
+    autocomplete_fields = ["user"]
+    list_select_related = ["user", "vendor"]
+    inlines = [ContactMethodInline]
+    actions = ["rotate_calendar_links"]
+
+    @admin.action(description="Rotate calendar feed links (old links stop working)")
+    def rotate_calendar_links(self, request, queryset):
+        for person in queryset:
+            try:
+                services.rotate_calendar_token(person=person, by=request.user)
+            except DomainError as error:
+                self.message_user(request, f"{person}: {error.message}", messages.ERROR)
+                return
+        self.message_user(request, f"New calendar links for {queryset.count()} people.")
 
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["name", "team_lead"]
-    search_fields = ["name"]
+    list_display = ["name", "team_lead", "member_count"]
+    search_fields = ["name", "members__name"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["members"]
+    list_select_related = ["team_lead"]
+    readonly_fields = ["owned_services"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_member_count=Count("members", distinct=True))
+
+    @admin.display(description="members", ordering="_member_count")
+    def member_count(self, obj):
+        return obj._member_count
+
+    @admin.display(description="services owned")
+    def owned_services(self, obj):
+        if not obj.pk:
+            return "—"
+        return ", ".join(service.name for service in obj.services.all()) or "None (set Service.owning_team)"
+
+
+class VendorContactInline(admin.TabularInline):
+    model = Person
+    fk_name = "vendor"
+    extra = 0
+    fields = ["name", "email", "phone", "timezone", "is_active"]
+    verbose_name = "vendor contact"
+    verbose_name_plural = "vendor contacts"
+
+
+@admin.register(Vendor)
+class VendorAdmin(admin.ModelAdmin):
+    list_display = ["name", "support_email", "support_url", "phone", "account_reference"]
+    search_fields = ["name", "account_reference", "notes"]
+    list_filter = ["services"]
+    filter_horizontal = ["services"]
+    inlines = [VendorContactInline]
+
+
+@admin.register(Hotline)
+class HotlineAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "phone", "person", "email", "position"]
+    list_filter = ["kind"]
+    search_fields = ["name", "description", "phone", "person__name"]
+    list_select_related = ["person"]
+    autocomplete_fields = ["person"]
+
+
+@admin.register(ResponseRoleDefault)
+class ResponseRoleDefaultAdmin(admin.ModelAdmin):
+    list_display = ["role", "primary", "backup", "primary_slot", "primary_hotline", "backup_hotline"]
+    list_select_related = ["primary_hotline", "backup_hotline"]
+
+
+class RotationMemberInline(admin.TabularInline):
+    model = RotationMember
+    extra = 0
+    fields = ["slot", "position", "person"]
+    ordering = ["slot", "position"]
+    autocomplete_fields = ["person"]
+
+
+class OverrideInline(admin.TabularInline):
+    model = Override
+    extra = 0
+    fields = ["slot", "person", "start", "end", "reason", "created_by"]
+    readonly_fields = ["created_by"]
+    autocomplete_fields = ["person"]
+    ordering = ["-start"]
+
+
+@admin.register(Rotation)
+class RotationAdmin(admin.ModelAdmin):
+    list_display = ["name", "team", "timezone", "shift_length_days", "handoff_weekday", "handoff_time", "is_active"]
+    list_filter = ["is_active", "team", "timezone", "shift_length_days"]
+    search_fields = ["name", "team__name", "members__person__name"]
+    list_select_related = ["team"]
+    inlines = [RotationMemberInline, OverrideInline]
+    readonly_fields = ["shift_preview"]
+    fieldsets = [
+        (None, {"fields": ["team", "name", "description", "is_active"]}),
+        ("Handoff", {"fields": ["timezone", "shift_length_days", "handoff_weekday", "handoff_time", "start_date"]}),
+        ("Next 4 weeks", {"fields": ["shift_preview"]}),
+    ]
+
+    @admin.display(description="shifts")
+    def shift_preview(self, obj):
+        if obj is None or not obj.pk:
+            return "Save the rotation to see its next 4 weeks of shifts."
+        start = datetime.combine(timezone.now().astimezone(obj.zone).date(), time(0), tzinfo=obj.zone)
+        plan, shifts = selectors.rotation_calendar(obj, start=start, weeks=4)
+        return render_to_string(
+            "oncall/partials/shift_preview.html",
+            {
+                "rows": selectors.calendar_rows(plan, shifts),
+                "rotation": obj,
+                "gaps": [s for s in shifts if s.is_gap and s.index is not None],
+            },
+        )
+
+    def save_formset(self, request, form, formset, change):
+        instances = formset.save(commit=False)
+        for instance in instances:
+            if isinstance(instance, Override) and instance.created_by_id is None:
+                instance.created_by = request.user
+            instance.save()
+        for obj in formset.deleted_objects:
+            obj.delete()
+        formset.save_m2m()
+
+
+@admin.register(Override)
+class OverrideAdmin(admin.ModelAdmin):
+    list_display = ["rotation", "slot", "person", "start", "end", "reason", "created_by"]
+    list_filter = ["slot", "rotation__team", "rotation"]
+    search_fields = ["person__name", "reason", "rotation__name"]
+    date_hierarchy = "start"
+    autocomplete_fields = ["person"]
+    readonly_fields = ["created_by", "created_at"]
+    list_select_related = ["rotation__team", "person", "created_by"]
+
+    def save_model(self, request, obj, form, change):
+        if obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+class EscalationLevelInline(admin.TabularInline):
+    model = EscalationLevel
+    extra = 0
+    fields = ["position", "name", "delay", "targets_summary"]
+    readonly_fields = ["targets_summary"]
+    ordering = ["position"]
+    show_change_link = True
+
+    @admin.display(description="targets (edit on the level's page)")
+    def targets_summary(self, obj):
+        if not obj.pk:
+            return "—"
+        return ", ".join(target.describe() for target in obj.targets.all()) or "None yet"
+
+
+@admin.register(EscalationPolicy)
+class EscalationPolicyAdmin(admin.ModelAdmin):
+    list_display = ["name", "team", "is_default"]
+    list_filter = ["is_default", "team"]
+    search_fields = ["name", "description"]
+    inlines = [EscalationLevelInline]
+    readonly_fields = ["schedule_preview"]
+
+    @admin.display(description="planned schedule if paging started now")
+    def schedule_preview(self, obj):
+        if obj is None or not obj.pk:
+            return "Save the policy to see its schedule per severity."
+        policy = selectors.policy_with_levels(obj)
+        now = timezone.now()
+        rows = []
+        for severity in SeverityPolicy.objects.order_by("rank"):
+            steps = plan_escalation(policy, severity, now, team=obj.team)
+            rows.append((severity, [(step, int((step.at - now).total_seconds() // 60)) for step in steps]))
+        return render_to_string("oncall/partials/schedule_preview.html", {"rows": rows, "team": obj.team})
+
+
+class EscalationTargetInline(admin.TabularInline):
+    model = EscalationTarget
+    extra = 0
+    fields = ["kind", "team", "slot", "person", "hotline"]
+    autocomplete_fields = ["person", "hotline", "team"]
+
+
+@admin.register(EscalationLevel)
+class EscalationLevelAdmin(admin.ModelAdmin):
+    list_display = ["policy", "position", "name", "delay"]
+    list_filter = ["policy"]
+    list_select_related = ["policy"]
+    search_fields = ["name", "policy__name"]
+    inlines = [EscalationTargetInline]
+
+
+@admin.register(CalendarFeed)
+class CalendarFeedAdmin(admin.ModelAdmin):
+    list_display = ["person", "masked", "rotated_at"]
+    fields = ["person", "masked", "rotated_at"]
+    readonly_fields = ["person", "masked", "rotated_at"]
+    search_fields = ["person__name"]
+
+    @admin.display(description="token")
+    def masked(self, obj):
+        return format_html("<code>{}</code>", obj.masked_token)
+
+    def has_add_permission(self, request):
+        return False  # created on first use; rotated with the Person action

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from .models import (
@@ -113,20 +113,35 @@ def on_call_now(*, at: datetime | None = None) -> list[TeamNow]:
 
 
 def header_on_call(*, at: datetime | None = None) -> list[tuple[Team, object | None]]:
-    """Primary on-call per team for the site header, in two queries (plans without a separate team query).
-
-    Returns (team, person or None) for every team that has an active rotation.
+    """Primary on-call per team for the site header, in two queries: primary members (with rotation, team and
+    person) and the primary overrides covering `at`. Teams whose rotations have no primary members and no
+    override now are left out of the compact header (the on-call page shows them as gaps).
     """
     at = at or timezone.now()
-    # Only overrides covering `at` matter for a point-in-time answer.
-    plans = rotation_plans(start=at, end=at + timedelta(microseconds=1))
+    members = (
+        RotationMember.objects.filter(rotation__is_active=True, slot=Slot.PRIMARY)
+        .select_related("rotation__team", "person")
+        .order_by("rotation__team__name", "rotation__name", "position", "pk")
+    )
+    overrides = Override.objects.filter(
+        rotation__is_active=True, slot=Slot.PRIMARY, start__lte=at, end__gt=at
+    ).select_related("rotation__team", "person")
+    rotations: dict[int, Rotation] = {}
+    by_rotation: dict[int, list] = defaultdict(list)
+    override_map: dict[int, list] = defaultdict(list)
+    for member in members:
+        rotations.setdefault(member.rotation_id, member.rotation)
+        by_rotation[member.rotation_id].append(member)
+    for override in overrides:
+        rotations.setdefault(override.rotation_id, override.rotation)
+        override_map[override.rotation_id].append(override)
     seen: dict[int, tuple[Team, object | None]] = {}
-    for plan in plans:
-        team = plan.rotation.team
-        current = seen.get(team.pk)
+    for rotation in sorted(rotations.values(), key=lambda r: (r.team.name, r.name)):
+        plan = RotationPlan(rotation, by_rotation[rotation.pk], override_map[rotation.pk])
+        current = seen.get(rotation.team_id)
         if current is None or current[1] is None:
-            seen[team.pk] = (team, plan.who_is_on_call(Slot.PRIMARY, at))
-    return sorted(seen.values(), key=lambda pair: pair[0].name)
+            seen[rotation.team_id] = (rotation.team, plan.who_is_on_call(Slot.PRIMARY, at))
+    return list(seen.values())
 
 
 def rotation_calendar(rotation: Rotation, *, start: datetime, weeks: int = 4) -> tuple[RotationPlan, list[Shift]]:
@@ -136,21 +151,75 @@ def rotation_calendar(rotation: Rotation, *, start: datetime, weeks: int = 4) ->
     return plan, plan.shifts_between(start, end)
 
 
+@dataclass(frozen=True)
+class CalendarRow:
+    """One base shift of a rotation (a row of the guide's Week table) and what each slot holds in it."""
+
+    index: int | None
+    start: datetime
+    end: datetime
+    cells: list[tuple[str, str, list[Shift]]]  # (slot, label, segments)
+
+    @property
+    def week_label(self) -> str:
+        return "Not started" if self.index is None else f"Shift {self.index + 1}"
+
+
+def calendar_rows(plan: RotationPlan, shifts: list[Shift]) -> list[CalendarRow]:
+    """Group shifts_between output into rows per base shift, with a cell per slot (pure)."""
+    grouped: dict[int | None, dict[str, list[Shift]]] = {}
+    order: list[int | None] = []
+    for shift in sorted(shifts, key=lambda s: s.start):
+        if shift.index not in grouped:
+            grouped[shift.index] = {slot: [] for slot in Slot.values}
+            order.append(shift.index)
+        grouped[shift.index][shift.slot].append(shift)
+    rows = []
+    for index in order:
+        cells = grouped[index]
+        segments = [s for slot_shifts in cells.values() for s in slot_shifts]
+        rows.append(
+            CalendarRow(
+                index=index,
+                start=min(s.start for s in segments),
+                end=max(s.end for s in segments),
+                cells=[(slot, Slot(slot).label, cells[slot]) for slot in Slot.values],
+            )
+        )
+    return rows
+
+
+def _aligned_start(plan: RotationPlan, start: datetime) -> datetime:
+    # Feeds start at a handoff so the first event is a whole shift and keeps its UID from one refresh to the next.
+    k = plan.shift_index(start)
+    return plan.handoff(k) if k >= 0 else start
+
+
+def rotation_feed_shifts(rotation: Rotation, *, start: datetime, end: datetime) -> list[Shift]:
+    """A rotation's shifts for its ICS feed (three queries)."""
+    lead_in = timedelta(days=rotation.shift_length_days + 1)  # the aligned start is at most one shift earlier
+    plan = rotation_plans(Rotation.objects.filter(pk=rotation.pk), start=start - lead_in, end=end)[0]
+    return plan.shifts_between(_aligned_start(plan, start), end)
+
+
 def person_shifts(person: Person, *, start: datetime, end: datetime) -> list[Shift]:
-    """Every shift `person` holds in [start, end) across all active rotations, overrides applied."""
-    rotations = Rotation.objects.filter(is_active=True).filter(
-        pk__in=RotationMember.objects.filter(person=person).values("rotation")
-    ) | Rotation.objects.filter(
-        is_active=True, overrides__person=person, overrides__start__lt=end, overrides__end__gt=start
+    """Every shift `person` holds in [start, end) across all active rotations, overrides applied (three queries).
+
+    Rotations count when the person is a member or covers an override there."""
+    rotations = (
+        Rotation.objects.filter(is_active=True)
+        .filter(Q(members__person=person) | Q(overrides__person=person, overrides__end__gt=start))
+        .distinct()
     )
-    plans = rotation_plans(rotations.distinct(), start=start, end=end)
+    # Overrides from a month earlier: enough for the aligned first shift of any rotation up to 4 weeks long.
+    plans = rotation_plans(rotations, start=start - timedelta(days=31), end=end)
     shifts = [
-        s
+        shift
         for plan in plans
-        for s in plan.shifts_between(start, end)
-        if s.person is not None and s.person.pk == person.pk
+        for shift in plan.shifts_between(_aligned_start(plan, start), end)
+        if shift.person is not None and shift.person.pk == person.pk
     ]
-    shifts.sort(key=lambda s: s.start)
+    shifts.sort(key=lambda s: (s.start, s.rotation.pk))
     return shifts
 
 

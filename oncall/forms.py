@@ -1,0 +1,54 @@
+"""Browser forms of the on-call area. They parse input; the rules live in oncall.services and the models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django import forms
+from django.utils import timezone
+
+from .models import Person, Rotation, Slot
+
+
+class LocalDateTimeInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%Y-%m-%dT%H:%M", **kwargs)
+
+
+class OverrideForm(forms.Form):
+    """Create an override. Times are wall-clock times in the rotation's time zone, as its handoffs are."""
+
+    rotation = forms.ModelChoiceField(queryset=Rotation.objects.none())
+    slot = forms.ChoiceField(choices=Slot.choices, initial=Slot.PRIMARY)
+    person = forms.ModelChoiceField(queryset=Person.objects.none(), help_text="Who covers the slot.")
+    start = forms.DateTimeField(widget=LocalDateTimeInput(), help_text="In the rotation's time zone.")
+    end = forms.DateTimeField(widget=LocalDateTimeInput(), help_text="In the rotation's time zone.")
+    reason = forms.CharField(max_length=200, required=False, help_text="e.g. vacation, shift swap.")
+
+    def __init__(self, *args, rotations, people, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["rotation"].queryset = rotations
+        self.fields["person"].queryset = people
+        self.fields["rotation"].label_from_instance = lambda r: f"{r} ({r.timezone})"
+
+    def clean(self):
+        cleaned = super().clean()
+        rotation = cleaned.get("rotation")
+        for name in ("start", "end"):
+            value = cleaned.get(name)
+            if rotation is not None and isinstance(value, datetime):
+                # The field read the digits in the server's zone; keep the digits, use the rotation's zone.
+                cleaned[name] = timezone.make_naive(value).replace(tzinfo=rotation.zone)
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end and end <= start:
+            self.add_error("end", "The override must end after it starts.")
+        return cleaned
+
+
+class CalendarWeeksForm(forms.Form):
+    """Query parameters of the rotation calendar page."""
+
+    start = forms.DateField(required=False)
+    weeks = forms.IntegerField(required=False, min_value=1, max_value=12)

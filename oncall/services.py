@@ -1,0 +1,102 @@
+"""State changes of the on-call area. Views, admin actions and the API call these; none re-implements a rule.
+
+Every function runs in one transaction and locks the row it changes. The audit trail (incidents.audit) records
+each saved or deleted on-call row from its signal receivers inside that same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from incidents import access
+from incidents.errors import DomainError, PermissionDenied
+
+from .models import CalendarFeed, Override, Person, Rotation, new_calendar_token
+
+
+def person_for(user) -> Person | None:
+    """The directory entry linked to a portal user, if any."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return Person.objects.filter(user=user).first()
+
+
+def can_override_for(user, person: Person) -> bool:
+    """Managers may create overrides for anyone; responders only for themselves."""
+    if access.is_manager(user):
+        return True
+    return access.can_respond(user) and person.user_id is not None and person.user_id == user.pk
+
+
+def _domain_error(error: ValidationError) -> DomainError:
+    if hasattr(error, "error_dict"):
+        field, messages = next(iter(error.message_dict.items()))
+        return DomainError(" ".join(messages), field=None if field == "__all__" else field)
+    return DomainError(" ".join(error.messages))
+
+
+@transaction.atomic
+def create_override(
+    *, rotation: Rotation, slot: str, person: Person, start: datetime, end: datetime, reason: str = "", by
+) -> Override:
+    """A person covers `slot` of `rotation` from `start` to `end` (shift swap, vacation).
+
+    Keeps: the window ends after it starts; the person is a member of the rotation's team; responders cover only
+    for themselves, managers for anyone. The rotation row is locked so concurrent overrides are ordered by
+    creation time, which decides precedence where they overlap (the latest wins).
+    """
+    if not can_override_for(by, person):
+        raise PermissionDenied("Responders can create overrides only for themselves; ask a manager.", field="person")
+    rotation = Rotation.objects.select_for_update().select_related("team").get(pk=rotation.pk)
+    override = Override(
+        rotation=rotation,
+        slot=slot,
+        person=person,
+        start=start,
+        end=end,
+        reason=reason,
+        created_by=by,
+        created_at=timezone.now(),
+    )
+    try:
+        override.full_clean()
+    except ValidationError as error:
+        raise _domain_error(error) from error
+    override.save()
+    return override
+
+
+@transaction.atomic
+def cancel_override(*, override: Override, by) -> None:
+    """Remove an override; the person who covers (as a responder) or a manager may do it."""
+    override = Override.objects.select_for_update().select_related("person").get(pk=override.pk)
+    if not can_override_for(by, override.person):
+        raise PermissionDenied("Only a manager or the person covering can cancel this override.")
+    override.delete()
+
+
+@transaction.atomic
+def calendar_feed_for(person: Person) -> CalendarFeed:
+    """The person's calendar feed, created with a fresh secret token the first time it is asked for."""
+    feed, _ = CalendarFeed.objects.select_for_update().get_or_create(person=person)
+    return feed
+
+
+@transaction.atomic
+def rotate_calendar_token(*, person: Person, by) -> CalendarFeed:
+    """Replace the secret in the person's feed URLs; every URL handed out before stops working at once.
+
+    The person themself or a manager may do it.
+    """
+    if not (access.is_manager(by) or (person.user_id is not None and person.user_id == getattr(by, "pk", None))):
+        raise PermissionDenied("Only the person or a manager can rotate this calendar link.")
+    feed, created = CalendarFeed.objects.select_for_update().get_or_create(person=person)
+    if not created:
+        feed.token = new_calendar_token()
+        feed.rotated_at = timezone.now()
+        feed.save(update_fields=["token", "rotated_at"])
+    return feed
