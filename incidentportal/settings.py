@@ -274,6 +274,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "status"/"kind" choice set; name each enum so the schema (and check --deploy) has
+    # no naming-collision warnings.
+    "ENUM_NAME_OVERRIDES": {
+        "IncidentStatusEnum": "incidents.models.Status",
+        "UpdateStatusEnum": "incidents.models.UpdateStatus",
+        "UpdateKindEnum": "incidents.models.UpdateKind",
+    },
 }
 
 # --- Security ------------------------------------------------------------------------------------------------

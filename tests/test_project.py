@@ -1,0 +1,156 @@
+"""The project as a whole, run the way a fresh machine runs it: manage.py in subprocesses, on a throw-away SQLite
+file (the `make run` default), plus the migration and deployment checks."""
+
+import json
+import os
+import secrets
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+TIMEOUT = 300
+
+
+def bare_env(tmp_path, **extra) -> dict:
+    """The environment of a machine with nothing configured: no DATABASE_URL, REDIS_URL or SECRET_KEY."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key
+        not in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "SECRET_KEY",
+            "DEBUG",
+            "ALLOWED_HOSTS",
+            "SITE_URL",
+            "TESTING",
+            "EMAIL_HOST",
+        }
+        and not key.startswith("PYTEST")
+    }
+    env["VAR_DIR"] = str(tmp_path / "var")
+    env.update(extra)
+    return env
+
+
+def manage(*args, env, check=True) -> subprocess.CompletedProcess:
+    result = subprocess.run(  # noqa: S603 - fixed argv, our own manage.py
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    if check:
+        assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def shell(code: str, *, env) -> str:
+    return manage("shell", "-c", textwrap.dedent(code), env=env).stdout
+
+
+@pytest.fixture
+def sqlite_env(tmp_path):
+    database = tmp_path / "portal.sqlite3"
+    return bare_env(tmp_path, DATABASE_URL=f"sqlite:///{database}"), database
+
+
+def test_migrate_and_seed_demo_on_sqlite_in_wal_mode_and_seed_is_idempotent(sqlite_env):
+    env, database = sqlite_env
+    manage("migrate", "--noinput", env=env)
+    first = manage("seed_demo", env=env).stdout
+    assert "ic-demo-pass" in first and "manager-demo-pass" in first
+    count = """
+        import json
+        from django.contrib.auth.models import User
+        from incidents.models import Incident, Service, TimelineEntry
+        print(json.dumps([Incident.objects.count(), TimelineEntry.objects.count(), User.objects.count(),
+                          Service.objects.count()]))
+    """
+    before = json.loads(shell(count, env=env).strip().splitlines()[-1])
+    assert before[0] >= 6
+    second = manage("seed_demo", env=env).stdout
+    assert "nothing new created" in second
+    assert json.loads(shell(count, env=env).strip().splitlines()[-1]) == before
+    with sqlite3.connect(database) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_concurrent_writers_on_sqlite_never_hit_database_is_locked(sqlite_env):
+    """The web process and the worker write at the same time on the embedded default: IMMEDIATE transactions
+    queue on the busy timeout instead of failing. Three processes declare incidents at once."""
+    env, _database = sqlite_env
+    manage("migrate", "--noinput", env=env)
+    shell(
+        """
+        from django.contrib.auth.models import Group, User
+        user = User.objects.create(username="writer")
+        user.groups.add(Group.objects.get(name="responder"))
+        """,
+        env=env,
+    )
+    code = textwrap.dedent(
+        """
+        import sys
+        from django.contrib.auth.models import User
+        from incidents import services
+        from incidents.models import SeverityPolicy
+        user = User.objects.get(username="writer")
+        severity = SeverityPolicy.objects.get(level="P2")
+        numbers = [services.declare_incident(title=f"p{n}", severity=severity, by=user).number for n in range(6)]
+        print(" ".join(map(str, numbers)))
+        """
+    )
+    processes = [
+        subprocess.Popen(  # noqa: S603 - fixed argv, our own manage.py
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    numbers = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+        assert process.returncode == 0, stderr
+        assert "database is locked" not in stderr
+        numbers += [int(n) for n in stdout.strip().splitlines()[-1].split()]
+    assert sorted(numbers) == list(range(1, 19))
+
+
+def test_no_missing_migrations(tmp_path):
+    env = bare_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'check.sqlite3'}")
+    result = manage("makemigrations", "--check", "--dry-run", env=env, check=False)
+    assert result.returncode == 0, f"models and migrations differ:\n{result.stdout}\n{result.stderr}"
+
+
+def test_check_deploy_with_production_settings_prints_no_warnings(tmp_path):
+    env = bare_env(
+        tmp_path,
+        DEBUG="0",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="incidents.example.com",
+        SITE_URL="https://incidents.example.com",
+    )
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+    assert "WARNING" not in result.stderr.replace("INFO", "")
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    env = bare_env(tmp_path, DEBUG="0", ALLOWED_HOSTS="incidents.example.com")
+    result = manage("check", env=env, check=False)
+    assert result.returncode != 0
+    assert "Set SECRET_KEY" in result.stderr
