@@ -39,7 +39,10 @@ def _last_modified(request, *args, **kwargs):
 @condition(etag_func=_etag, last_modified_func=_last_modified)
 def index(request):
     page = selectors.status_page()
-    return render(request, "statuspage/index.html", {"page": page})
+    # The page shows when its content last changed (not when it was rendered), so a 304 never leaves
+    # a visitor looking at a stale "as of" time.
+    context = {"page": page, "last_modified": _fingerprint(request).last_modified}
+    return render(request, "statuspage/index.html", context)
 
 
 def _client_address(request) -> str:
