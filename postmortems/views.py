@@ -1,0 +1,548 @@
+"""The post-mortem pages, action items and the metrics page. Views parse, call postmortems.services and render.
+
+Errors: a DomainError becomes an error on the form field it names (400, or 422 for htmx); PermissionDenied is a
+403 page; a post-mortem of an incident the user may not see is a 404, like the incident itself.
+"""
+
+from __future__ import annotations
+
+import csv
+
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_POST
+
+from incidents import access
+from incidents.errors import DomainError, PermissionDenied
+from incidents.markdown import render_markdown
+
+from . import charts, selectors, services
+from .emails import render_report_html, report_recipients
+from .forms import (
+    ActionItemForm,
+    ActionItemStatusForm,
+    ContentForm,
+    MeetingForm,
+    PeriodForm,
+    StatusForm,
+    TimelineItemForm,
+)
+from .metrics import csv_rows, default_period, incident_metrics
+from .models import MARKDOWN_SECTIONS, ActionItem, ActionItemStatus, PostMortem, PostMortemStatus
+from .report import build_report, report_markdown
+
+DETAIL = "postmortems/detail.html"
+ACTION_LABELS = {
+    PostMortemStatus.DRAFT: "Back to draft",
+    PostMortemStatus.IN_REVIEW: "Send for review",
+    PostMortemStatus.PUBLISHED: "Publish and email the report",
+}
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+
+def _postmortem_or_404(request, pk: int) -> PostMortem:
+    try:
+        return selectors.postmortem_for_page(pk=pk, user=request.user)
+    except PostMortem.DoesNotExist:
+        raise Http404("No such post-mortem.")
+
+
+def _item_or_404(request, pk: int) -> ActionItem:
+    try:
+        return selectors.action_item_for_page(pk=pk, user=request.user)
+    except ActionItem.DoesNotExist:
+        raise Http404("No such action item.")
+
+
+def _forbidden(request, message: str) -> HttpResponse:
+    return render(request, "postmortems/forbidden.html", {"message": message}, status=403)
+
+
+def _apply_domain_error(form, error: DomainError) -> None:
+    form.add_error(error.field if error.field in form.fields else None, error.message)
+
+
+def _error_status(request) -> int:
+    return 422 if request.htmx else 400
+
+
+def _detail_context(request, postmortem: PostMortem, **forms) -> dict:
+    report = build_report(postmortem.pk, queryset=PostMortem.objects.filter(pk=postmortem.pk))
+    postmortem = report.postmortem
+    can_edit = services.can_edit(request.user, postmortem) and postmortem.is_editable
+    transitions = [
+        {"value": status.value, "label": ACTION_LABELS[status]}
+        for status in postmortem.allowed_transitions()
+        if status != PostMortemStatus.PUBLISHED or services.can_publish(request.user, postmortem)
+    ]
+    attendees = list(postmortem.attendees.all())
+    meeting_initial = {
+        "meeting_at": timezone.localtime(postmortem.meeting_at) if postmortem.meeting_at else None,
+        "location": postmortem.meeting_location,
+        "attendees": [user.pk for user in attendees],
+    }
+    return {
+        "postmortem": postmortem,
+        "incident": postmortem.incident,
+        "report": report,
+        "attendees": attendees,
+        "action_items": report.action_items,
+        "can_edit": can_edit,
+        "can_respond": access.can_respond(request.user),
+        "can_publish": services.can_publish(request.user, postmortem),
+        "transitions": transitions,
+        "meeting_form": forms.get("meeting_form") or MeetingForm(initial=meeting_initial),
+        "action_item_form": forms.get("action_item_form") or ActionItemForm(),
+        "status_form": forms.get("status_form") or StatusForm(),
+        "item_status_choices": ActionItemStatus.choices,
+        "recipients": report_recipients(postmortem) if postmortem.is_published else [],
+    }
+
+
+def _render_detail(request, postmortem, *, status=200, **forms):
+    return render(request, DETAIL, _detail_context(request, postmortem, **forms), status=status)
+
+
+# --- list and detail ---------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def postmortem_list(request):
+    status = request.GET.get("status", "")
+    status = status if status in PostMortemStatus.values else ""
+    return render(
+        request,
+        "postmortems/list.html",
+        {
+            "postmortems": selectors.postmortem_list(user=request.user, status=status),
+            "status": status,
+            "statuses": PostMortemStatus.choices,
+            "is_manager": access.is_manager(request.user),
+            "now": timezone.now(),
+        },
+    )
+
+
+@login_required
+@require_GET
+def for_incident(request, reference: str):
+    try:
+        postmortem = selectors.postmortem_of_incident(reference=reference, user=request.user)
+    except PostMortem.DoesNotExist:
+        raise Http404("This incident has no post-mortem (it is drafted when the incident is resolved).")
+    return redirect(postmortem.get_absolute_url())
+
+
+@login_required
+@require_GET
+def detail(request, pk: int):
+    return _render_detail(request, _postmortem_or_404(request, pk))
+
+
+@login_required
+@require_GET
+def download_markdown(request, pk: int):
+    postmortem = _postmortem_or_404(request, pk)
+    report = build_report(postmortem.pk)
+    response = HttpResponse(report_markdown(report), content_type="text/markdown; charset=utf-8")
+    filename = f"postmortem-{postmortem.incident.reference.lower()}-{slugify(postmortem.incident.title)[:40]}.md"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
+@require_GET
+@csp_update({"style-src": [UNSAFE_INLINE]})
+def email_preview(request, pk: int):
+    """The report exactly as the email's HTML part renders it (inlined CSS), to check before publishing. Style
+    attributes are allowed on this one response: the email has no scripts and its Markdown is sanitised."""
+    postmortem = _postmortem_or_404(request, pk)
+    return HttpResponse(render_report_html(build_report(postmortem.pk)))
+
+
+# --- editing -----------------------------------------------------------------------------------------------
+
+
+@login_required
+def edit(request, pk: int):
+    postmortem = _postmortem_or_404(request, pk)
+    if not services.can_edit(request.user, postmortem):
+        return _forbidden(request, "You need the responder role to edit post-mortems.")
+    if not postmortem.is_editable:
+        messages.warning(request, "The post-mortem is published; its content is final.")
+        return redirect(postmortem.get_absolute_url())
+    form = ContentForm(request.POST or None, initial=ContentForm.initial_from(postmortem))
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.update_content(postmortem=postmortem, by=request.user, **form.cleaned_data)
+            except PermissionDenied as error:
+                return _forbidden(request, error.message)
+            except DomainError as error:
+                _apply_domain_error(form, error)
+            else:
+                messages.success(request, "Post-mortem saved.")
+                return redirect(postmortem.get_absolute_url())
+        status = 400
+    sections = [(form[name], heading) for name, heading in MARKDOWN_SECTIONS]
+    previews = {name: render_markdown(form[name].value() or "") for name, _ in MARKDOWN_SECTIONS}
+    return render(
+        request,
+        "postmortems/edit.html",
+        {
+            "postmortem": postmortem,
+            "form": form,
+            "sections": [(field, heading, previews[field.name]) for field, heading in sections],
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def preview(request, pk: int):
+    """Live preview (htmx): the posted section's Markdown, rendered and sanitised exactly as the report will."""
+    _postmortem_or_404(request, pk)
+    names = {name for name, _ in MARKDOWN_SECTIONS}
+    # ?field= names the section when the whole form is posted (htmx sends the enclosing form's values).
+    field = request.GET.get("field") or next((key for key in request.POST if key in names), None)
+    if field not in names:
+        return HttpResponse("Post one of the sections to preview.", status=400, content_type="text/plain")
+    text = request.POST.get(field, "")[:20000]
+    return render(request, "postmortems/partials/preview.html", {"html": render_markdown(text)})
+
+
+@login_required
+def timeline(request, pk: int):
+    postmortem = _postmortem_or_404(request, pk)
+    if not services.can_edit(request.user, postmortem):
+        return _forbidden(request, "You need the responder role to edit post-mortems.")
+    items = selectors.timeline_items(postmortem=postmortem)
+    add_form = TimelineItemForm()
+    error = ""
+    status = 200
+    if request.method == "POST":
+        included = [int(value) for value in request.POST.getlist("include") if value.isdigit() and len(value) < 19]
+        texts = {}
+        for item in items:
+            value = request.POST.get(f"text-{item.pk}")
+            if value is not None:
+                texts[item.pk] = value
+        try:
+            services.update_timeline(postmortem=postmortem, by=request.user, included_ids=included, texts=texts)
+        except PermissionDenied as exc:
+            return _forbidden(request, exc.message)
+        except DomainError as exc:
+            error, status = exc.message, 400
+        else:
+            messages.success(request, "Timeline saved.")
+            return redirect(postmortem.get_absolute_url() + "#timeline")
+    return render(
+        request,
+        "postmortems/timeline.html",
+        {"postmortem": postmortem, "items": items, "add_form": add_form, "error": error},
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def timeline_add(request, pk: int):
+    postmortem = _postmortem_or_404(request, pk)
+    form = TimelineItemForm(request.POST)
+    if form.is_valid():
+        try:
+            services.add_timeline_item(postmortem=postmortem, by=request.user, **form.cleaned_data)
+        except PermissionDenied as error:
+            return _forbidden(request, error.message)
+        except DomainError as error:
+            _apply_domain_error(form, error)
+        else:
+            messages.success(request, "Timeline line added.")
+            return redirect("postmortems:timeline", pk=postmortem.pk)
+    items = selectors.timeline_items(postmortem=postmortem)
+    return render(
+        request,
+        "postmortems/timeline.html",
+        {"postmortem": postmortem, "items": items, "add_form": form, "error": ""},
+        status=400,
+    )
+
+
+@login_required
+@require_POST
+def schedule(request, pk: int):
+    postmortem = _postmortem_or_404(request, pk)
+    form = MeetingForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.schedule_meeting(
+                postmortem=postmortem,
+                by=request.user,
+                meeting_at=data["meeting_at"],
+                attendees=data["attendees"],
+                location=data["location"],
+            )
+        except PermissionDenied as error:
+            return _forbidden(request, error.message)
+        except DomainError as error:
+            _apply_domain_error(form, error)
+        else:
+            messages.success(request, "Post-mortem meeting scheduled.")
+            return redirect(postmortem.get_absolute_url() + "#meeting")
+    return _render_detail(request, postmortem, status=_error_status(request), meeting_form=form)
+
+
+@login_required
+@require_POST
+def change_status(request, pk: int):
+    postmortem = _postmortem_or_404(request, pk)
+    form = StatusForm(request.POST)
+    if form.is_valid():
+        try:
+            postmortem = services.change_postmortem_status(
+                postmortem=postmortem, to=form.cleaned_data["status"], by=request.user
+            )
+        except PermissionDenied as error:
+            return _forbidden(request, error.message)
+        except DomainError as error:
+            _apply_domain_error(form, error)
+        else:
+            note = " The report is being emailed." if postmortem.is_published else ""
+            messages.success(request, f"Post-mortem is now {postmortem.get_status_display()}.{note}")
+            return redirect(postmortem.get_absolute_url())
+    return _render_detail(request, postmortem, status=_error_status(request), status_form=form)
+
+
+@login_required
+@require_POST
+def resend(request, pk: int):
+    postmortem = _postmortem_or_404(request, pk)
+    form = StatusForm()
+    try:
+        services.resend_report(postmortem=postmortem, by=request.user)
+    except PermissionDenied as error:
+        return _forbidden(request, error.message)
+    except DomainError as error:
+        form.add_error(None, error.message)
+        return _render_detail(request, postmortem, status=_error_status(request), status_form=form)
+    messages.success(request, "The report is being emailed again.")
+    return redirect(postmortem.get_absolute_url())
+
+
+# --- action items ------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def add_action_item(request, pk: int):
+    postmortem = _postmortem_or_404(request, pk)
+    form = ActionItemForm(request.POST)
+    if form.is_valid():
+        try:
+            services.add_action_item(postmortem=postmortem, by=request.user, **form.cleaned_data)
+        except PermissionDenied as error:
+            return _forbidden(request, error.message)
+        except DomainError as error:
+            _apply_domain_error(form, error)
+        else:
+            messages.success(request, "Action item added.")
+            return redirect(postmortem.get_absolute_url() + "#action-items")
+    return _render_detail(request, postmortem, status=_error_status(request), action_item_form=form)
+
+
+@login_required
+def edit_action_item(request, item_id: int):
+    item = _item_or_404(request, item_id)
+    initial = {
+        "title": item.title,
+        "description": item.description,
+        "owner": item.owner_id,
+        "due_date": item.due_date,
+        "priority": item.priority,
+        "kind": item.kind,
+    }
+    form = ActionItemForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.update_action_item(item=item, by=request.user, **form.cleaned_data)
+            except PermissionDenied as error:
+                return _forbidden(request, error.message)
+            except DomainError as error:
+                _apply_domain_error(form, error)
+            else:
+                messages.success(request, "Action item saved.")
+                return redirect(item.get_absolute_url())
+        status = 400
+    return render(request, "postmortems/action_item_form.html", {"item": item, "form": form}, status=status)
+
+
+@login_required
+@require_POST
+def action_item_status(request, item_id: int):
+    item = _item_or_404(request, item_id)
+    form = ActionItemStatusForm(request.POST)
+    if not form.is_valid():
+        message = "; ".join(form.errors.get("status", ["Choose a status."]))
+        if request.htmx:
+            return HttpResponse(message, status=422, content_type="text/plain")
+        messages.error(request, f"Action item not changed: {message}")
+        return redirect(_next_url(request, item))
+    try:
+        item = services.change_action_item_status(item=item, to=form.cleaned_data["status"], by=request.user)
+    except PermissionDenied as error:
+        return _forbidden(request, error.message)
+    except DomainError as error:
+        messages.error(request, error.message)
+        return redirect(_next_url(request, item))
+    if request.htmx:
+        return render(
+            request,
+            "postmortems/partials/action_item_row.html",
+            {"item": item, "item_status_choices": ActionItemStatus.choices, "can_respond": True, "show_incident":
+             request.POST.get("context") == "mine", "next": request.POST.get("next", "")},
+        )
+    messages.success(request, f"“{item.title}” is now {item.get_status_display()}.")
+    return redirect(_next_url(request, item))
+
+
+def _next_url(request, item: ActionItem) -> str:
+    # Only our own paths: an absolute or scheme-relative "next" would be an open redirect.
+    target = request.POST.get("next", "")
+    if target.startswith("/") and not target.startswith("//"):
+        return target
+    return item.get_absolute_url()
+
+
+@login_required
+@require_GET
+def my_action_items(request):
+    show = request.GET.get("show", "open")
+    items = selectors.my_action_items(user=request.user, include_closed=show == "all")
+    return render(
+        request,
+        "postmortems/my_action_items.html",
+        {
+            "items": items,
+            "show": "all" if show == "all" else "open",
+            "item_status_choices": ActionItemStatus.choices,
+            "today": timezone.localdate(),
+        },
+    )
+
+
+@login_required
+@require_GET
+def overdue_action_items(request):
+    if not access.is_manager(request.user):
+        return _forbidden(request, "The overdue list is for incident managers.")
+    return render(
+        request,
+        "postmortems/overdue.html",
+        {"items": selectors.overdue_action_items(user=request.user), "today": timezone.localdate()},
+    )
+
+
+# --- metrics -----------------------------------------------------------------------------------------------
+
+
+def _period(request):
+    form = PeriodForm(request.GET or None)
+    if not request.GET:
+        start, end = default_period()
+        return form, start, end, 200
+    if form.is_valid():
+        return form, form.cleaned_data["start"], form.cleaned_data["end"], 200
+    start, end = default_period()
+    return form, start, end, 400
+
+
+def _minutes(value) -> float:
+    return value.total_seconds() / 60 if value is not None else 0.0
+
+
+@login_required
+@require_GET
+def metrics(request):
+    from incidents.templatetags.incident_tags import duration
+
+    form, start, end, status = _period(request)
+    data = incident_metrics(user=request.user, start=start, end=end)
+    series = [(s.level, [row["counts"][i] for row in data.weekly_rows()]) for i, s in enumerate(data.severities)]
+    colour = {s.level: charts.SEVERITY_COLOURS.get(s.level, charts.NEUTRAL) for s in data.severities}
+
+    def time_bars(attribute):
+        return [
+            charts.Bar(row.key, _minutes(getattr(row, attribute)), duration(getattr(row, attribute)) or "-",
+                       colour.get(row.key, charts.NEUTRAL))
+            for row in data.by_severity
+        ]
+
+    stats = data.action_items
+    context = {
+        "form": form,
+        "metrics": data,
+        "start": start,
+        "end": end,
+        "weekly_chart": charts.stacked_weekly(
+            weeks=data.weeks, series=series, title="Incidents per week by severity", chart_id="weekly"
+        ),
+        "mtta_chart": charts.horizontal_bars(
+            bars=time_bars("mtta"), title="Mean time to acknowledge by severity", chart_id="mtta"
+        ),
+        "mttr_chart": charts.horizontal_bars(
+            bars=time_bars("mttr"), title="Mean time to resolve by severity", chart_id="mttr"
+        ),
+        "compliance_chart": charts.horizontal_bars(
+            bars=[
+                charts.Bar(row.key, row.compliance or 0.0,
+                           "-" if row.compliance is None else f"{row.compliance:g}% of {row.target_measured}",
+                           colour.get(row.key, charts.NEUTRAL))
+                for row in data.by_severity
+            ],
+            title="Acknowledged within the response target, by severity",
+            chart_id="compliance",
+            max_value=100,
+        ),
+        "action_chart": charts.horizontal_bars(
+            bars=[
+                charts.Bar("Done", stats.done, str(stats.done), "#15803d"),
+                charts.Bar("Open (on time)", stats.open - stats.overdue, str(stats.open - stats.overdue), "#1e40af"),
+                charts.Bar("Overdue", stats.overdue, str(stats.overdue), "#b91c1c"),
+                charts.Bar("Won't do", stats.wont_do, str(stats.wont_do), "#6b7280"),
+            ],
+            title="Action items of the period's incidents",
+            chart_id="actions",
+        ),
+        "csv_query": f"start={start.isoformat()}&end={end.isoformat()}",
+    }
+    return render(request, "postmortems/metrics.html", context, status=status)
+
+
+@login_required
+@require_GET
+def metrics_csv(request):
+    form, start, end, status = _period(request)
+    if status != 200:
+        errors = "; ".join(message for messages_ in form.errors.values() for message in messages_)
+        return HttpResponse(f"Invalid period: {errors}", status=400, content_type="text/plain")
+    data = incident_metrics(user=request.user, start=start, end=end)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="incident-metrics-{start}-to-{end}.csv"'
+    writer = csv.writer(response)
+    for row in csv_rows(data):
+        writer.writerow(row)
+    return response
