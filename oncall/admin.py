@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, time
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Count
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -46,7 +47,6 @@ class PersonAdmin(admin.ModelAdmin):
     list_display = ["name", "email", "phone", "timezone", "user", "vendor", "is_active"]
     list_filter = ["is_active", "timezone", "vendor", "teams"]
     search_fields = ["name", "email", "phone", "chat_handle", "user__username"]
-    autocomplete_fields = ["user"]
     list_select_related = ["user", "vendor"]
     inlines = [ContactMethodInline]
     actions = ["rotate_calendar_links"]
@@ -101,6 +101,7 @@ class VendorAdmin(admin.ModelAdmin):
     list_filter = ["services"]
     filter_horizontal = ["services"]
     inlines = [VendorContactInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(Hotline)

@@ -316,8 +316,13 @@ class RotationMember(models.Model):
 
 
 def _require_team_member(obj, field: str) -> None:
-    # Guards RotationMember and Override: a rotation is drawn from its team.
-    if not (obj.rotation_id and obj.person_id):
+    # Guards RotationMember and Override: a rotation is drawn from its team. On an admin add page the rotation is
+    # not saved yet, but the inline formset has attached it (unsaved, with its team) to the row.
+    rotation_cached = type(obj).rotation.is_cached(obj)
+    if not obj.person_id or not (obj.rotation_id or rotation_cached):
+        return
+    team_id = obj.rotation.team_id
+    if team_id is None:
         return
     team = obj.rotation.team
     if not team.members.filter(pk=obj.person_id).exists():
