@@ -251,3 +251,21 @@ def test_who_is_on_call_for_a_rotation_or_a_team_in_three_queries(django_assert_
         assert who_is_on_call(rotation, Slot.PRIMARY, datetime(2026, 1, 6, 12, tzinfo=UTC)) == p["C"]
     with django_assert_max_num_queries(3):
         assert who_is_on_call(rotation.team, Slot.PRIMARY, datetime(2026, 1, 7, 12, tzinfo=UTC)) == p["A"]
+
+
+def test_plans_load_in_three_queries_and_resolve_without_any(django_assert_num_queries):
+    for _ in range(5):
+        rotation, p = guide_rotation(start_date=date(2026, 1, 5))
+        OverrideFactory(
+            rotation=rotation,
+            person=p["C"],
+            start=datetime(2026, 2, 1, tzinfo=UTC),
+            end=datetime(2026, 2, 3, tzinfo=UTC),
+        )
+    with django_assert_num_queries(3):
+        plans = rotation_plans(start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2027, 1, 1, tzinfo=UTC))
+    with django_assert_num_queries(0):
+        for plan in plans:
+            for hour in range(0, 24 * 365, 5):
+                plan.who_is_on_call(Slot.PRIMARY, datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=hour))
+            assert plan.who_is_on_call(Slot.PRIMARY, datetime(2026, 2, 2, tzinfo=UTC)).name == "Engineer C"
