@@ -117,8 +117,18 @@ class StatusForm(forms.Form):
         return cleaned
 
 
+class SelectOnce(forms.Select):
+    """A required <select> without an empty option: Django would fetch the choices a second time only to decide
+    whether to print `required`; there is always a selected option, so it is never needed."""
+
+    def use_required_attribute(self, initial):
+        return False
+
+
 class SeverityForm(forms.Form):
-    severity = forms.ModelChoiceField(queryset=SeverityPolicy.objects.order_by("rank"), empty_label=None)
+    severity = forms.ModelChoiceField(
+        queryset=SeverityPolicy.objects.order_by("rank"), empty_label=None, widget=SelectOnce
+    )
     reason = forms.CharField(max_length=500, help_text="Why the severity changes (recorded on the timeline).")
     current_severity = forms.CharField(widget=forms.HiddenInput)
 

@@ -80,21 +80,15 @@ def _int_param(request, name: str) -> int | None:
 ACTION_ITEMS_PARTIAL = "postmortems/partials/my_action_items.html"
 
 
-def _my_action_items(user):
-    """The post-mortems area adds an ActionItem model and the partial that lists it; the dashboard shows the
-    section only once both exist, so the page works before and after that area lands. Returns None when absent,
-    else the user's open action items on incidents they may see (one query), passed as `my_action_items`."""
+def _action_items_enabled() -> bool:
+    """The post-mortems area adds an ActionItem model and a partial that loads the user's open items itself;
+    the dashboard includes it only once both exist, so the page works before and after that area lands."""
     try:
-        action_item = apps.get_model("postmortems", "ActionItem")
+        apps.get_model("postmortems", "ActionItem")
         get_template(ACTION_ITEMS_PARTIAL)
     except (LookupError, TemplateDoesNotExist):
-        return None
-    items = action_item.objects.filter(
-        owner=user,
-        status__in=("open", "in_progress"),
-        incident__in=Incident.objects.visible_to(user).values("pk"),
-    )
-    return list(items.select_related("incident").order_by("due_date", "pk")[:20])
+        return False
+    return True
 
 
 # --- dashboard --------------------------------------------------------------------------------------------
@@ -104,7 +98,6 @@ def _my_action_items(user):
 @require_GET
 def dashboard(request):
     now = timezone.now()
-    my_items = _my_action_items(request.user)
     active, resolved = selectors.dashboard_incidents(user=request.user, now=now)
     by_severity: dict[str, dict] = {}
     for incident in active:
@@ -115,8 +108,7 @@ def dashboard(request):
         "active_count": len(active),
         "needs_update": [i for i in active if i.next_update_due_at and i.next_update_due_at < now],
         "recently_resolved": resolved,
-        "my_action_items": my_items,
-        "show_action_items": my_items is not None,
+        "show_action_items": _action_items_enabled(),
         "can_respond": access.can_respond(request.user),
         "now": now,
     }
