@@ -104,6 +104,7 @@ def _detail_context(request, postmortem: PostMortem, **forms) -> dict:
         "status_form": forms.get("status_form") or StatusForm(),
         "item_status_choices": ActionItemStatus.choices,
         "recipients": report_recipients(postmortem) if postmortem.is_published else [],
+        "action_error": forms.get("action_error", ""),
     }
 
 
@@ -329,14 +330,12 @@ def change_status(request, pk: int):
 @require_POST
 def resend(request, pk: int):
     postmortem = _postmortem_or_404(request, pk)
-    form = StatusForm()
     try:
         services.resend_report(postmortem=postmortem, by=request.user)
     except PermissionDenied as error:
         return _forbidden(request, error.message)
     except DomainError as error:
-        form.add_error(None, error.message)
-        return _render_detail(request, postmortem, status=_error_status(request), status_form=form)
+        return _render_detail(request, postmortem, status=_error_status(request), action_error=error.message)
     messages.success(request, "The report is being emailed again.")
     return redirect(postmortem.get_absolute_url())
 
