@@ -221,11 +221,15 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
             return "Save the policy to see its schedule per severity."
         policy = selectors.policy_with_levels(obj)
         now = timezone.now()
+        # A policy without a team pages the team owning the affected service: preview it with the first team
+        # that has an active rotation, so the targets show real names.
+        team = obj.team or Team.objects.filter(rotations__is_active=True).order_by("name").first()
         rows = []
         for severity in SeverityPolicy.objects.order_by("rank"):
-            steps = plan_escalation(policy, severity, now, team=obj.team)
+            steps = plan_escalation(policy, severity, now, team=team)
             rows.append((severity, [(step, int((step.at - now).total_seconds() // 60)) for step in steps]))
-        return render_to_string("oncall/partials/schedule_preview.html", {"rows": rows, "team": obj.team})
+        context = {"rows": rows, "team": team, "is_example": obj.team is None}
+        return render_to_string("oncall/partials/schedule_preview.html", context)
 
 
 class EscalationTargetInline(admin.TabularInline):

@@ -159,10 +159,12 @@ class CalendarRow:
     start: datetime
     end: datetime
     cells: list[tuple[str, str, list[Shift]]]  # (slot, label, segments)
+    unit: str = "Shift"
 
     @property
     def week_label(self) -> str:
-        return "Not started" if self.index is None else f"Shift {self.index + 1}"
+        # Weekly rotations read like the guide's table: Week 1, Week 2, ...
+        return "Not started" if self.index is None else f"{self.unit} {self.index + 1}"
 
 
 def calendar_rows(plan: RotationPlan, shifts: list[Shift]) -> list[CalendarRow]:
@@ -184,6 +186,7 @@ def calendar_rows(plan: RotationPlan, shifts: list[Shift]) -> list[CalendarRow]:
                 start=min(s.start for s in segments),
                 end=max(s.end for s in segments),
                 cells=[(slot, Slot(slot).label, cells[slot]) for slot in Slot.values],
+                unit="Week" if plan.length_days == 7 else "Shift",
             )
         )
     return rows

@@ -102,7 +102,7 @@ def test_rotation_calendar_marks_overrides_and_gaps(client, rotation):
     html = response.content.decode()
     assert response.status_code == 200
     assert "override" in html and "dentist" in html
-    assert "Shift 2" in html and "Shift 5" in html
+    assert "Week 2" in html and "Week 5" in html
     bad = client.get(reverse("oncall:rotation", args=[rotation.pk]), {"weeks": "99"})
     assert bad.status_code == 200 and "weeks" in bad.content.decode()
 
