@@ -63,6 +63,8 @@ def rotation_calendar(request, pk: int):
         "next_day": first_day + timedelta(weeks=weeks),
         "gaps": [shift for shift in shifts if shift.is_gap and shift.index is not None],
         "can_override": access.can_respond(request.user),
+        "is_manager": access.is_manager(request.user),
+        "my_person_id": getattr(services.person_for(request.user), "pk", None),
         "errors": form.errors,
     }
     template = "oncall/rotation_calendar.html#calendar" if request.htmx else "oncall/rotation_calendar.html"

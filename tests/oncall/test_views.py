@@ -286,3 +286,18 @@ def test_logged_in_rotation_ics_requires_login(client, rotation):
     assert client.get(url).status_code == 302
     client.force_login(ViewerFactory())
     assert client.get(url).status_code == 200
+
+
+def test_override_can_be_cancelled_by_its_person_or_a_manager_only(client, rotation):
+    rotation, p = rotation
+    override = OverrideFactory(rotation=rotation, person=p["C"], start=NOW, end=NOW + timedelta(days=1))
+    other = linked_responder(p["A"])
+    client.force_login(other)
+    page = client.get(reverse("oncall:rotation", args=[rotation.pk])).content.decode()
+    assert "Cancel override" not in page
+    assert client.post(reverse("oncall:override_cancel", args=[override.pk])).status_code == 403
+    assert Override.objects.filter(pk=override.pk).exists()
+    client.force_login(linked_responder(p["C"]))
+    assert "Cancel override" in client.get(reverse("oncall:rotation", args=[rotation.pk])).content.decode()
+    assert client.post(reverse("oncall:override_cancel", args=[override.pk])).status_code == 302
+    assert not Override.objects.filter(pk=override.pk).exists()
