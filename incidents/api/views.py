@@ -6,7 +6,11 @@ a restricted incident the caller may not see answers 404, exactly like one that 
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import django_filters
+from django import forms
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -41,6 +45,25 @@ class IncidentCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
 
 
+class UTCIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """ISO 8601, converted to UTC here: PostgreSQL refuses offsets beyond +-15:59 that Python accepts."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value, UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("That date is out of range.", code="overflow")
+
+
+class UTCIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UTCIsoDateTimeField
+
+
 class IncidentFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Status.choices)
     severity = django_filters.MultipleChoiceFilter(
@@ -51,8 +74,8 @@ class IncidentFilter(django_filters.FilterSet):
         method="filter_active", help_text="true: Investigating/Identified/Monitoring."
     )
     is_restricted = django_filters.BooleanFilter()
-    declared_after = django_filters.IsoDateTimeFilter(field_name="declared_at", lookup_expr="gte")
-    declared_before = django_filters.IsoDateTimeFilter(field_name="declared_at", lookup_expr="lt")
+    declared_after = UTCIsoDateTimeFilter(field_name="declared_at", lookup_expr="gte")
+    declared_before = UTCIsoDateTimeFilter(field_name="declared_at", lookup_expr="lt")
 
     class Meta:
         model = Incident
@@ -62,10 +85,20 @@ class IncidentFilter(django_filters.FilterSet):
         return queryset.filter(status__in=ACTIVE_STATUSES) if value else queryset.exclude(status__in=ACTIVE_STATUSES)
 
 
+REFERENCE_PARAMETER = OpenApiParameter(
+    "reference",
+    str,
+    OpenApiParameter.PATH,
+    description="INC-123 (or just 123).",
+    pattern=f"^({INCIDENT_LOOKUP})$",
+)
+
+
 @extend_schema_view(
     list=extend_schema(summary="List incidents you can see (filters, cursor pagination)"),
     retrieve=extend_schema(summary="One incident by reference (INC-123)"),
 )
+@extend_schema(parameters=[REFERENCE_PARAMETER])
 class IncidentViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = s.IncidentSerializer
     pagination_class = IncidentCursorPagination

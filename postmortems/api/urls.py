@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import re_path
 
-urlpatterns = []
+from incidents.api.errors import api_not_found
+
+urlpatterns = [
+    # Last of the /api/v1/ includes: any path no API route matched answers JSON 404, not the HTML page.
+    re_path(r"^.*$", api_not_found),
+]
