@@ -18,7 +18,8 @@ Rules kept:
   ends where shift k+1 starts, so a weekly Monday 09:00 America/New_York handoff stays 09:00 local on both sides of
   a DST change and consecutive shifts never gap or overlap. A handoff time that does not exist locally (inside a
   spring-forward gap) resolves the way zoneinfo does for fold=0: the same instant on both shifts' sides.
-- Slot S in shift k is held by member k mod len(members of S); a slot without members is a gap.
+- Slot S in shift k is held by member k mod len(members of S); a slot without members is a gap, and so is the
+  turn of a member whose Person is no longer active.
 - Times before the rotation's first handoff are gaps (the rotation has not started).
 - Overrides win over the rotation; where overrides overlap, the most recently created one wins.
 - All returned datetimes are in UTC.
@@ -173,7 +174,10 @@ class RotationPlan:
         people = self.members.get(slot)
         if not people:
             return None
-        return people[k % len(people)]
+        person = people[k % len(people)]
+        # A deactivated contact cannot be paged: their turn shows as a gap (someone must cover it), and the
+        # order of everyone else's turns is unchanged.
+        return person if person.is_active else None
 
     # --- resolution --------------------------------------------------------------------------------------------
     def who_is_on_call(self, slot: str, at: datetime):

@@ -269,3 +269,18 @@ def test_plans_load_in_three_queries_and_resolve_without_any(django_assert_num_q
             for hour in range(0, 24 * 365, 5):
                 plan.who_is_on_call(Slot.PRIMARY, datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=hour))
             assert plan.who_is_on_call(Slot.PRIMARY, datetime(2026, 2, 2, tzinfo=UTC)).name == "Engineer C"
+
+
+def test_a_deactivated_members_turn_is_a_gap_and_the_order_is_kept():
+    rotation, p = guide_rotation(start_date=date(2026, 1, 5))
+    p["B"].is_active = False
+    p["B"].save()
+    plan = plan_for(rotation)
+    weeks = [plan.who_is_on_call(Slot.PRIMARY, datetime(2026, 1, 6, tzinfo=UTC) + timedelta(weeks=w)) for w in range(3)]
+    assert weeks == [p["A"], None, p["C"]]
+    assert [
+        g.index
+        for g in plan.gaps_between(
+            datetime(2026, 1, 5, 9, tzinfo=UTC), datetime(2026, 1, 26, 9, tzinfo=UTC), [Slot.PRIMARY]
+        )
+    ] == [1]
