@@ -120,6 +120,10 @@ def declare_incident(
         _assign(incident, role=Role.INCIDENT_COMMANDER, holder=commander, by=by)
     if runbook is not None:
         _attach_runbook(incident, runbook=runbook, by=by)
+    # Page the owning team per the severity and its escalation policy; outbox rows commit with the incident.
+    from oncall.paging.services import start_paging
+
+    start_paging(incident=incident, by=by, reason="declared")
     return incident
 
 
@@ -171,6 +175,10 @@ def change_status(*, incident: Incident, to: str, by, note: str = "", override_r
     incident.status = new
     incident.save()
     events.status_changed(incident, old=old, new=new, by=by, note=note)
+    if new in (Status.RESOLVED, Status.CLOSED):
+        from oncall.paging.services import stop_paging
+
+        stop_paging(incident=incident, by=by, reason=f"incident {new.label.lower()}")
     if new == Status.RESOLVED:
         # The guide: a post-mortem within 48 h of resolution. Drafted in this transaction; idempotent on re-resolve.
         from postmortems.services import ensure_draft_for
@@ -196,6 +204,11 @@ def change_severity(*, incident: Incident, severity: SeverityPolicy, by, reason:
         incident.next_update_due_at = severity.next_update_due_at(timezone.now())
     incident.save()
     events.severity_changed(incident, old=old, new=severity, by=by, reason=reason.strip())
+    if severity.rank < old.rank and incident.is_active:
+        # Raised: page again at the new severity (the open page, if any, is superseded).
+        from oncall.paging.services import start_paging
+
+        start_paging(incident=incident, by=by, reason=f"severity raised to {severity.level}")
     return incident
 
 
@@ -428,6 +441,10 @@ def acknowledge_incident(*, incident: Incident, by) -> Incident:
     later ones are a no-op, so a double click or a race between two responders never writes twice."""
     _require_responder(by)
     incident = _lock(incident)
+    # Stops escalation of every open page, also one started after an earlier acknowledgement (severity raised).
+    from oncall.paging.services import acknowledge_pages
+
+    acknowledge_pages(incident=incident, by=by)
     if incident.acknowledged_at is not None:
         return incident
     if incident.status == Status.CLOSED:

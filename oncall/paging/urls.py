@@ -1,5 +1,12 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "paging"
 
-urlpatterns = []
+urlpatterns = [
+    path("mine/", views.mine, name="mine"),
+    path("incidents/<str:reference>/acknowledge/", views.acknowledge, name="acknowledge"),
+    path("incidents/<str:reference>/panel/", views.panel, name="panel"),
+    path("ack/<str:token>/", views.acknowledge_link, name="acknowledge_link"),
+]

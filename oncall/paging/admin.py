@@ -1,0 +1,132 @@
+"""Admin: the notification outbox (status, filters, read-only), pages (read-only, acknowledged through the
+service), fired reminders, and outgoing webhook endpoints (editable)."""
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from incidents import services as incident_services
+from incidents.errors import DomainError
+
+from .models import AcknowledgeLinkUse, Notification, Page, Reminder, WebhookEndpoint
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """State here changes only through the paging services and the senders."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "incident_link",
+        "purpose",
+        "level_display",
+        "recipient",
+        "channel",
+        "address",
+        "status",
+        "attempts",
+        "sent_at",
+        "short_error",
+    ]
+    list_filter = ["status", "channel", "purpose", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["recipient", "address", "idempotency_key", "=incident__number"]
+    date_hierarchy = "created_at"
+    list_select_related = ["incident"]
+    list_per_page = 100
+    readonly_fields = [f.name for f in Notification._meta.fields]
+
+    @admin.display(description="incident", ordering="incident__number")
+    def incident_link(self, obj):
+        return format_html('<a href="{}">{}</a>', obj.incident.get_absolute_url(), obj.incident.reference)
+
+    @admin.display(description="level", ordering="level")
+    def level_display(self, obj):
+        if obj.level is None:
+            return "-"
+        return f"{obj.level + 1}" + (f" (repeat {obj.repeat + 1})" if obj.repeat else "")
+
+    @admin.display(description="last error")
+    def short_error(self, obj):
+        return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
+
+
+class NotificationInline(admin.TabularInline):
+    model = Notification
+    fk_name = "page"
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "level", "repeat", "recipient", "channel", "address", "status", "sent_at", "last_error"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Page)
+class PageAdmin(admin.ModelAdmin):
+    list_display = [
+        "pk",
+        "incident",
+        "severity",
+        "state",
+        "escalation_level",
+        "repeat",
+        "escalate_at",
+        "acknowledged_by",
+        "acknowledged_at",
+        "started_at",
+    ]
+    list_filter = ["state", "severity"]
+    search_fields = ["=incident__number", "incident__title"]
+    list_select_related = ["incident", "severity", "acknowledged_by"]
+    readonly_fields = [f.name for f in Page._meta.fields]
+    inlines = [NotificationInline]
+    actions = ["acknowledge"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Acknowledge the selected pages' incidents (stops escalation)")
+    def acknowledge(self, request, queryset):
+        done = 0
+        for page in queryset.select_related("incident"):
+            try:
+                incident_services.acknowledge_incident(incident=page.incident, by=request.user)
+                done += 1
+            except DomainError as error:
+                self.message_user(request, f"{page.incident.reference}: {error.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"Acknowledged {done} incident(s).", messages.SUCCESS)
+
+
+@admin.register(Reminder)
+class ReminderAdmin(ReadOnlyAdmin):
+    list_display = ["fired_at", "incident", "kind", "due_at"]
+    list_filter = ["kind"]
+    list_select_related = ["incident"]
+
+
+@admin.register(AcknowledgeLinkUse)
+class AcknowledgeLinkUseAdmin(ReadOnlyAdmin):
+    list_display = ["used_at", "notification"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ["name", "format", "url", "team", "is_active"]
+    list_filter = ["format", "is_active"]
+    search_fields = ["name", "url"]

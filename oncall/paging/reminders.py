@@ -1,0 +1,207 @@
+"""The guide's reminders, on the same timer mechanism as escalations (deadline columns, claimed FOR UPDATE SKIP
+LOCKED by the tick, each fired once and recorded):
+
+- acknowledge target (settings.ACKNOWLEDGE_TARGET, the guide's 5 min) missed -> a note on the timeline
+  (Page.acknowledge_due_at / acknowledge_target_missed_at);
+- internal update cadence missed (Incident.next_update_due_at) -> remind the Incident Commander and the
+  Communications Lead (a Reminder row per deadline);
+- Resolved for 24 h -> remind the Incident Commander to complete the closure checklist and close.
+The post-mortem scheduling reminder (48 h) belongs to postmortems' own tick.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from incidents import events
+from incidents.models import EntryKind, Incident, Role, RoleAssignment, Status
+from oncall.models import ContactMethod, Person
+
+from .models import Channel, Notification, Page, Reminder
+from .services import _wake_senders_on_commit, person_notifications
+
+CLOSE_AFTER_RESOLVED = timedelta(hours=24)
+
+
+def _minutes(delta: timedelta) -> int:
+    return int(delta.total_seconds() // 60)
+
+
+def note_missed_acknowledge_targets(*, now: datetime | None = None, limit: int = 200) -> int:
+    now = now or timezone.now()
+    with transaction.atomic():
+        pages = list(
+            Page.objects.filter(
+                state__in=Page.OPEN_STATES,
+                acknowledge_due_at__lte=now,
+                acknowledge_target_missed_at__isnull=True,
+            )
+            .select_related("incident")
+            .select_for_update(of=("self", "incident"), skip_locked=True, no_key=True)
+            .order_by("acknowledge_due_at", "pk")[:limit]
+        )
+        target = _minutes(settings.ACKNOWLEDGE_TARGET)
+        for page in pages:
+            page.acknowledge_target_missed_at = now
+            page.save(update_fields=["acknowledge_target_missed_at"])
+            events.record(
+                page.incident,
+                kind=EntryKind.SYSTEM,
+                body=f"Acknowledge target missed: nobody acknowledged within {target} minutes of being paged "
+                f"(due {page.acknowledge_due_at:%H:%M} UTC). Escalation continues.",
+                is_key_event=True,
+            )
+    return len(pages)
+
+
+def _recipients(incident: Incident, roles) -> list:
+    """Current holders of `roles` as (role label, user, person or None), one entry per user."""
+    assignments = (
+        RoleAssignment.objects.filter(incident=incident, role__in=roles, relieved_at__isnull=True)
+        .select_related("holder")
+        .order_by("role")
+    )
+    seen, found = set(), []
+    for assignment in assignments:
+        if assignment.holder_id in seen:
+            continue
+        seen.add(assignment.holder_id)
+        found.append((Role(assignment.role).label, assignment.holder))
+    people = {p.user_id: p for p in Person.objects.filter(user_id__in=seen, is_active=True)}
+    methods: dict[int, list] = {}
+    for method in ContactMethod.objects.filter(person__in=people.values(), is_active=True).order_by("position"):
+        methods.setdefault(method.person_id, []).append(method)
+    return [(label, user, people.get(user.pk), methods) for label, user in found]
+
+
+def _remind(reminder: Reminder, incident: Incident, roles, *, subject: str, message: str, now) -> list[str]:
+    rows, names = [], []
+    for label, user, person, methods in _recipients(incident, roles):
+        common = {
+            "incident": incident,
+            "reminder": reminder,
+            "purpose": Notification.Purpose.REMINDER,
+            "subject": subject,
+            "message": message,
+        }
+        key = f"reminder:{reminder.pk}:u{user.pk}"
+        name = user.get_full_name() or user.get_username()
+        if person is not None:
+            made = person_notifications(person, methods=methods.get(person.pk, []), at=now, key_prefix=key, **common)
+        elif user.email:
+            made = [
+                Notification(
+                    idempotency_key=f"{key}:{Channel.EMAIL}:0",
+                    recipient=name,
+                    channel=Channel.EMAIL,
+                    address=user.email,
+                    scheduled_for=now,
+                    **common,
+                )
+            ]
+        else:
+            made = []
+        if made:
+            rows.extend(made)
+            names.append(f"{label} {name}")
+    if rows:
+        Notification.objects.bulk_create(rows, ignore_conflicts=True)
+        _wake_senders_on_commit()
+    return names
+
+
+def remind_update_cadence(*, now: datetime | None = None, limit: int = 100) -> int:
+    """Active incidents whose internal update is overdue and not yet reminded for that deadline."""
+    now = now or timezone.now()
+    reminded = Reminder.objects.filter(
+        incident=OuterRef("pk"), kind=Reminder.Kind.UPDATE_CADENCE, due_at=OuterRef("next_update_due_at")
+    )
+    with transaction.atomic():
+        incidents = list(
+            Incident.objects.active()
+            .filter(next_update_due_at__lte=now)
+            .exclude(Exists(reminded))
+            .select_related("severity")
+            .select_for_update(of=("self",), skip_locked=True, no_key=True)
+            .order_by("next_update_due_at", "pk")[:limit]
+        )
+        for incident in incidents:
+            reminder = Reminder.objects.create(
+                incident=incident, kind=Reminder.Kind.UPDATE_CADENCE, due_at=incident.next_update_due_at, fired_at=now
+            )
+            cadence = incident.severity.update_cadence
+            every = f" ({incident.severity.level}: every {_minutes(cadence)} min)" if cadence else ""
+            due = f"{incident.next_update_due_at:%H:%M} UTC"
+            names = _remind(
+                reminder,
+                incident,
+                [Role.INCIDENT_COMMANDER, Role.COMMUNICATIONS_LEAD],
+                subject=f"[{incident.severity.level}] {incident.reference}: internal update overdue",
+                message=f"The internal update was due at {due}{every}. Post one from the incident page: "
+                f"{settings.SITE_URL}{incident.get_absolute_url()}",
+                now=now,
+            )
+            who = ", ".join(names) if names else "nobody (no Incident Commander or Communications Lead to remind)"
+            events.record(
+                incident,
+                kind=EntryKind.SYSTEM,
+                body=f"Internal update overdue (due {due}{every}). Reminded: {who}.",
+            )
+    return len(incidents)
+
+
+def remind_to_close(*, now: datetime | None = None, limit: int = 100) -> int:
+    """Incidents Resolved for 24 h: remind the Incident Commander to complete the closure checklist and close."""
+    now = now or timezone.now()
+    reminded = Reminder.objects.filter(
+        incident=OuterRef("pk"),
+        kind=Reminder.Kind.CLOSE_RESOLVED,
+        due_at=OuterRef("resolved_at") + CLOSE_AFTER_RESOLVED,
+    )
+    with transaction.atomic():
+        incidents = list(
+            Incident.objects.filter(status=Status.RESOLVED, resolved_at__lte=now - CLOSE_AFTER_RESOLVED)
+            .exclude(Exists(reminded))
+            .select_related("severity")
+            .select_for_update(of=("self",), skip_locked=True, no_key=True)
+            .order_by("resolved_at", "pk")[:limit]
+        )
+        for incident in incidents:
+            reminder = Reminder.objects.create(
+                incident=incident,
+                kind=Reminder.Kind.CLOSE_RESOLVED,
+                due_at=incident.resolved_at + CLOSE_AFTER_RESOLVED,
+                fired_at=now,
+            )
+            open_items = incident.checklist_items.filter(phase="closure", checked_at__isnull=True).count()
+            names = _remind(
+                reminder,
+                incident,
+                [Role.INCIDENT_COMMANDER],
+                subject=f"{incident.reference}: resolved for 24 h - time to close",
+                message=f"{incident.reference} has been Resolved for 24 hours. Complete the closure checklist "
+                f"({open_items} item{'s' if open_items != 1 else ''} open) and close it: "
+                f"{settings.SITE_URL}{incident.get_absolute_url()}",
+                now=now,
+            )
+            who = ", ".join(names) if names else "nobody (no Incident Commander)"
+            events.record(
+                incident,
+                kind=EntryKind.SYSTEM,
+                body=f"Resolved for 24 hours: time to complete the closure checklist ({open_items} open) and close. "
+                f"Reminded: {who}.",
+            )
+    return len(incidents)
+
+
+def run_reminder_tick(*, now: datetime | None = None) -> dict[str, int]:
+    return {
+        "acknowledge_target": note_missed_acknowledge_targets(now=now),
+        "update_cadence": remind_update_cadence(now=now),
+        "close_resolved": remind_to_close(now=now),
+    }

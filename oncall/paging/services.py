@@ -1,0 +1,551 @@
+"""Paging: start, escalate, acknowledge, stop. Every function here runs inside one transaction and keeps these
+invariants:
+
+- Lock order is incident row, then page rows, then notification rows. User actions (acknowledge, resolve,
+  severity raise) lock the incident FOR UPDATE first (incidents.services does), then the pages. The timer ticks
+  never wait: they claim page *and* incident rows with SKIP LOCKED, so a tick skips an incident a person is
+  changing right now and picks it up on the next tick. Senders take FOR KEY SHARE on the incident and page while
+  they send, so an acknowledgement commits only after every in-flight send has finished: never a notification
+  after the acknowledgement is committed.
+- A page never returns to ACTIVE once acknowledged or stopped (no reopened pages).
+- Outbox rows are written in the transaction that decided to notify, with a unique idempotency key
+  (page, level, repeat, recipient, channel, method), inserted with ON CONFLICT DO NOTHING: doing a step twice
+  writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from incidents import events
+from incidents.models import EntryKind, Incident
+from oncall import selectors as oncall_selectors
+from oncall.escalation import escalation_times
+from oncall.models import ContactMethod, EscalationLevel, EscalationTarget, Hotline, Person, Rotation, Team
+
+from .models import Channel, Notification, Page, WebhookEndpoint
+
+logger = logging.getLogger("oncall.paging")
+
+CLOSED_PAGE_STATES = (Page.State.ACKNOWLEDGED, Page.State.STOPPED)
+
+
+# --- recipients ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Whom one escalation target reaches at a given time. `person` None + `hotline` None = nobody (a gap)."""
+
+    label: str
+    person: Person | None = None
+    hotline: Hotline | None = None
+
+
+class EscalationContext:
+    """What a batch of escalations needs, loaded with a fixed number of queries however many pages it holds:
+    policies' levels and targets, the teams' rotation plans, team leads, contact methods, webhook endpoints."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+        self._levels: dict[int, list[EscalationLevel]] = {}
+        self._plans: dict[int, list] = {}
+        self._teams: dict[int, Team] = {}
+        self._methods: dict[int, list[ContactMethod]] = {}
+        self._endpoints: list[WebhookEndpoint] | None = None
+
+    def levels(self, policy_id: int | None) -> list[EscalationLevel]:
+        if policy_id is None:
+            return []
+        if policy_id not in self._levels:
+            self._load_levels([policy_id])
+        return self._levels[policy_id]
+
+    def _load_levels(self, policy_ids) -> None:
+        missing = [pk for pk in policy_ids if pk is not None and pk not in self._levels]
+        if not missing:
+            return
+        for pk in missing:
+            self._levels[pk] = []
+        levels = (
+            EscalationLevel.objects.filter(policy_id__in=missing)
+            .order_by("policy_id", "position", "pk")
+            .prefetch_related("targets__person", "targets__hotline__person", "targets__team__team_lead")
+        )
+        for level in levels:
+            self._levels[level.policy_id].append(level)
+
+    def prepare(self, pages: list[Page], *, window_start: datetime | None = None) -> None:
+        """Load everything the pages' escalations can need: 3 queries for levels, 3 for rotations, 1 for teams,
+        1 for contact methods, 1 for webhook endpoints."""
+        self._load_levels({page.policy_id for page in pages})
+        team_ids = {page.team_id for page in pages if page.team_id}
+        for page in pages:
+            for level in self.levels(page.policy_id):
+                for target in level.targets.all():
+                    if target.team_id:
+                        team_ids.add(target.team_id)
+        team_ids -= set(self._teams)
+        start = min([window_start or self.now, self.now]) - timedelta(hours=1)
+        if team_ids:
+            self._teams.update(Team.objects.select_related("team_lead").in_bulk(team_ids))
+            plans = oncall_selectors.rotation_plans(
+                Rotation.objects.filter(is_active=True, team_id__in=team_ids).order_by("name"),
+                start=start,
+                end=self.now + timedelta(days=1),
+            )
+            for team_id in team_ids:
+                self._plans.setdefault(team_id, [])
+            for plan in plans:
+                self._plans[plan.rotation.team_id].append(plan)
+        people = set()
+        for plans in self._plans.values():
+            for plan in plans:
+                for members in plan.members.values():
+                    people.update(person.pk for person in members)
+                for timeline in plan._overrides.values():
+                    people.update(override.person_id for override in timeline.overrides)
+        for team in self._teams.values():
+            if team.team_lead_id:
+                people.add(team.team_lead_id)
+        for page in pages:
+            for level in self.levels(page.policy_id):
+                for target in level.targets.all():
+                    if target.person_id:
+                        people.add(target.person_id)
+                    if target.hotline_id and target.hotline.person_id:
+                        people.add(target.hotline.person_id)
+        self.load_methods(people)
+
+    def load_methods(self, person_ids) -> None:
+        missing = {pk for pk in person_ids if pk and pk not in self._methods}
+        if not missing:
+            return
+        for pk in missing:
+            self._methods[pk] = []
+        for method in ContactMethod.objects.filter(person_id__in=missing, is_active=True).order_by(
+            "person_id", "position", "pk"
+        ):
+            self._methods[method.person_id].append(method)
+
+    def methods(self, person: Person) -> list[ContactMethod]:
+        if person.pk not in self._methods:
+            self.load_methods([person.pk])
+        return self._methods[person.pk]
+
+    def team(self, team_id: int | None) -> Team | None:
+        if team_id is None:
+            return None
+        if team_id not in self._teams:
+            team = Team.objects.select_related("team_lead").filter(pk=team_id).first()
+            if team is None:
+                return None
+            self._teams[team_id] = team
+        return self._teams[team_id]
+
+    def plans(self, team_id: int) -> list:
+        if team_id not in self._plans:
+            self._plans[team_id] = [
+                plan
+                for plan in oncall_selectors.rotation_plans(
+                    Rotation.objects.filter(is_active=True, team_id=team_id).order_by("name"),
+                    start=self.now - timedelta(days=1),
+                    end=self.now + timedelta(days=1),
+                )
+            ]
+        return self._plans[team_id]
+
+    def endpoints(self) -> list[WebhookEndpoint]:
+        if self._endpoints is None:
+            self._endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
+        return self._endpoints
+
+    def resolve(self, target: EscalationTarget, at: datetime, paged_team_id: int | None) -> Recipient:
+        kind = target.kind
+        if kind == EscalationTarget.Kind.PERSON:
+            return Recipient(str(target.person), person=target.person)
+        if kind == EscalationTarget.Kind.HOTLINE:
+            return Recipient(f"{target.hotline} (hotline)", person=target.hotline.person, hotline=target.hotline)
+        team = self.team(target.team_id or paged_team_id)
+        if team is None:
+            return Recipient(f"{target.describe()}: no team owns the affected services")
+        if kind == EscalationTarget.Kind.TEAM_LEAD:
+            if team.team_lead is None:
+                return Recipient(f"Team lead of {team}: none set")
+            return Recipient(f"{team.team_lead} (team lead of {team})", person=team.team_lead)
+        person = oncall_selectors.team_on_call(self.plans(team.pk), target.slot, at)
+        label = f"{target.get_slot_display()} on-call of {team}"
+        if person is None:
+            return Recipient(f"{label}: nobody on call")
+        return Recipient(f"{person} ({label})", person=person)
+
+
+def _person_address(person: Person, channel: str) -> str:
+    if channel == Channel.EMAIL:
+        return person.email
+    if channel in (Channel.SMS, Channel.VOICE):
+        return person.phone
+    return person.chat_handle
+
+
+def person_notifications(
+    person: Person, *, methods: list[ContactMethod], at: datetime, key_prefix: str, **fields
+) -> list[Notification]:
+    """Outbox rows for one person: the first contact method at once (after its delay), later methods with a
+    delay as follow-ups, later methods without one on standby as the fallback when an earlier one fails."""
+    rows = []
+    options = [(m.position, m.channel, m.address or _person_address(person, m.channel), m.delay) for m in methods]
+    if not options:
+        # No contact methods recorded: the person's own email, else phone, is better than silence.
+        if person.email:
+            options = [(0, Channel.EMAIL, person.email, timedelta(0))]
+        elif person.phone:
+            options = [(0, Channel.SMS, person.phone, timedelta(0))]
+    for index, (position, channel, address, delay) in enumerate(options):
+        standby = index > 0 and not delay
+        rows.append(
+            Notification(
+                idempotency_key=f"{key_prefix}:p{person.pk}:{channel}:{position}",
+                person=person,
+                recipient=str(person),
+                channel=channel,
+                address=address or "",
+                method_position=position,
+                status=Notification.Status.STANDBY if standby else Notification.Status.PENDING,
+                scheduled_for=None if standby else at + delay,
+                ack_nonce=Notification.new_nonce(),
+                **fields,
+            )
+        )
+    return rows
+
+
+def _hotline_notifications(hotline: Hotline, *, at: datetime, key_prefix: str, **fields) -> list[Notification]:
+    rows = []
+    for channel, address in ((Channel.VOICE, hotline.number), (Channel.EMAIL, hotline.email)):
+        if address:
+            rows.append(
+                Notification(
+                    idempotency_key=f"{key_prefix}:h{hotline.pk}:{channel}",
+                    hotline=hotline,
+                    person=hotline.person,
+                    recipient=f"{hotline} (hotline)",
+                    channel=channel,
+                    address=address,
+                    scheduled_for=at,
+                    ack_nonce=Notification.new_nonce(),
+                    **fields,
+                )
+            )
+    return rows
+
+
+# --- starting and stopping -----------------------------------------------------------------------------------
+
+
+def paged_team_and_policy(incident: Incident):
+    """The owning team of the incident's first affected service that has one (by name), and its escalation
+    policy, else the default policy."""
+    team = None
+    for service in incident.services.select_related("owning_team").order_by("name"):
+        if service.owning_team_id:
+            team = service.owning_team
+            break
+    return team, oncall_selectors.escalation_policy_for(team)
+
+
+def wake_senders() -> None:
+    """Ask the notification workers to deliver now. Best effort: a lost message delays nothing beyond the next
+    outbox tick, so a broker hiccup must not fail the transaction that already committed."""
+    from .tasks import deliver_notifications
+
+    for _ in range(max(1, settings.PAGING_SENDER_PARALLELISM)):
+        try:
+            deliver_notifications.apply_async(expires=max(settings.TIMER_TICK_SECONDS * 10, 30))
+        except Exception:  # noqa: BLE001 - the broker may be down; the outbox tick catches up
+            logger.warning("could not enqueue deliver_notifications; the outbox tick will catch up", exc_info=True)
+            return
+
+
+def _wake_senders_on_commit() -> None:
+    transaction.on_commit(partial(wake_senders))
+
+
+def start_paging(*, incident: Incident, by, reason: str = "declared") -> Page | None:
+    """Start paging for the incident's current severity through the owning team's escalation policy (the default
+    policy when no team owns its services). An open page of the incident is stopped first (superseded).
+    Call inside the transaction that holds the incident row (declare_incident, change_severity)."""
+    now = timezone.now()
+    superseded = stop_paging(incident=incident, by=by, reason=f"superseded: paging restarted ({reason})", quiet=True)
+    team, policy = paged_team_and_policy(incident)
+    if policy is None:
+        events.record(
+            incident,
+            kind=EntryKind.SYSTEM,
+            body="Nobody was paged: there is no escalation policy for the owning team and no default policy.",
+        )
+        return None
+    page = Page.objects.create(
+        incident=incident,
+        severity=incident.severity,
+        policy=policy,
+        team=team,
+        started_at=now,
+        pass_started_at=now,
+        escalate_at=now,
+    )
+    who = f" for {team}" if team else ""
+    events.record(
+        incident,
+        kind=EntryKind.SYSTEM,
+        body=f"Paging started{who} ({incident.severity.level}, {policy})"
+        + ("; the previous page is superseded." if superseded else "."),
+    )
+    context = EscalationContext(now)
+    advance_page(page, context)
+    return page
+
+
+def _close_pages(incident: Incident, *, state: str, by=None, person=None, via="", reason="") -> list[Page]:
+    pages = list(Page.objects.select_for_update().filter(incident=incident, state__in=Page.OPEN_STATES))
+    if not pages:
+        return []
+    now = timezone.now()
+    for page in pages:
+        page.state = state
+        page.escalate_at = None
+        if state == Page.State.ACKNOWLEDGED:
+            page.acknowledged_at = now
+            page.acknowledged_by = by
+            page.acknowledged_by_person = person
+            page.acknowledged_via = via
+        else:
+            page.stopped_at = now
+            page.stop_reason = reason[:200]
+        page.save()
+    # Rows a sender holds right now are skipped here: that sender re-reads the page after this commits and
+    # cancels its own row (or finished sending before this transaction could take the incident lock).
+    waiting = list(
+        Notification.objects.select_for_update(skip_locked=True)
+        .filter(
+            page__in=pages,
+            status__in=[Notification.Status.PENDING, Notification.Status.STANDBY],
+        )
+        .values_list("pk", flat=True)
+    )
+    if waiting:
+        Notification.objects.filter(pk__in=waiting).update(status=Notification.Status.CANCELLED, scheduled_for=None)
+    return pages
+
+
+def acknowledge_pages(*, incident: Incident, by, person: Person | None = None, via: str = "portal") -> list[Page]:
+    """Stop escalation: every open page of the incident becomes acknowledged and its waiting notifications are
+    cancelled. Call with the incident row locked (incidents.services.acknowledge_incident does)."""
+    if person is None and by is not None:
+        person = Person.objects.filter(user=by).first()
+    pages = _close_pages(incident, state=Page.State.ACKNOWLEDGED, by=by, person=person, via=via)
+    for page in pages:
+        who = person or by
+        name = str(who) if who is not None else "the portal"
+        if by is not None and person is None:
+            name = by.get_full_name() or by.get_username()
+        level = f" at level {page.level_number}" if page.level_number else ""
+        events.record(
+            incident,
+            kind=EntryKind.SYSTEM,
+            body=f"Paging acknowledged by {name}{level} ({via}); escalation stopped.",
+            by=by,
+        )
+    return pages
+
+
+def stop_paging(*, incident: Incident, by, reason: str, quiet: bool = False) -> list[Page]:
+    """Stop every open page of the incident (resolved, closed, superseded by a new page)."""
+    pages = _close_pages(incident, state=Page.State.STOPPED, reason=reason)
+    if pages and not quiet:
+        events.record(incident, kind=EntryKind.SYSTEM, body=f"Paging stopped: {reason}.", by=by)
+    return pages
+
+
+# --- escalation ----------------------------------------------------------------------------------------------
+
+
+def _level_notifications(page: Page, level: EscalationLevel, position: int, at: datetime, context) -> tuple:
+    """Outbox rows and the timeline lines for one level firing."""
+    rows: list[Notification] = []
+    reached, unreachable = [], []
+    key_prefix = f"page:{page.pk}:l{position}:r{page.repeat}"
+    common = {
+        "incident_id": page.incident_id,
+        "page": page,
+        "purpose": Notification.Purpose.PAGE,
+        "level": position,
+        "repeat": page.repeat,
+    }
+    for target in level.targets.all():
+        recipient = context.resolve(target, at, page.team_id)
+        made = []
+        if recipient.hotline is not None:
+            made = _hotline_notifications(recipient.hotline, at=at, key_prefix=key_prefix, **common)
+        elif recipient.person is not None:
+            made = person_notifications(
+                recipient.person,
+                methods=context.methods(recipient.person),
+                at=at,
+                key_prefix=key_prefix,
+                **common,
+            )
+        if made:
+            rows.extend(made)
+            channels = ", ".join(row.get_channel_display() for row in made if row.status == Notification.Status.PENDING)
+            reached.append(f"{recipient.label} ({channels})")
+        else:
+            unreachable.append(recipient.label)
+    for endpoint in context.endpoints():
+        if endpoint.team_id and endpoint.team_id != page.team_id:
+            continue
+        rows.append(
+            Notification(
+                idempotency_key=f"{key_prefix}:e{endpoint.pk}:webhook",
+                endpoint=endpoint,
+                recipient=endpoint.name,
+                channel=Channel.WEBHOOK,
+                address=endpoint.url,
+                scheduled_for=at,
+                **common,
+            )
+        )
+    return rows, reached, unreachable
+
+
+def _fire_level(page: Page, levels, index: int, at: datetime, context) -> list[Notification]:
+    level = levels[index]
+    rows, reached, unreachable = _level_notifications(page, level, index, at, context)
+    page.escalation_level = index
+    page.last_escalated_at = context.now
+    if page.acknowledge_due_at is None:
+        page.acknowledge_due_at = at + settings.ACKNOWLEDGE_TARGET
+    lines = [f"Paged level {index + 1} ({level.name})"]
+    if page.repeat:
+        lines[0] += f", repeat {page.repeat + 1} of {settings.PAGING_REPEAT_POLICY_TIMES}"
+    lines[0] += ": " + ("; ".join(reached) if reached else "nobody could be reached") + "."
+    if unreachable:
+        lines.append("Not reachable: " + "; ".join(unreachable) + ".")
+    events.record(page.incident, kind=EntryKind.SYSTEM, body=" ".join(lines))
+    return rows
+
+
+def _alert_hotlines(page: Page, context) -> list[Notification]:
+    hotlines = list(Hotline.objects.filter(kind=Hotline.Kind.ESCALATION_HOTLINE).select_related("person"))
+    key_prefix = f"page:{page.pk}:hotlines"
+    rows = []
+    for hotline in hotlines:
+        rows.extend(
+            _hotline_notifications(
+                hotline,
+                at=context.now,
+                key_prefix=key_prefix,
+                incident_id=page.incident_id,
+                page=page,
+                purpose=Notification.Purpose.HOTLINE,
+                repeat=page.repeat,
+            )
+        )
+    names = ", ".join(str(h) for h in hotlines) or "none configured"
+    events.record(
+        page.incident,
+        kind=EntryKind.SYSTEM,
+        body=f"Nobody acknowledged after {settings.PAGING_REPEAT_POLICY_TIMES} passes through the escalation "
+        f"policy: alerting the escalation hotlines ({names}).",
+        is_key_event=True,
+    )
+    page.hotlines_alerted_at = context.now
+    page.state = Page.State.EXHAUSTED
+    page.escalate_at = None
+    return rows
+
+
+def advance_page(page: Page, context: EscalationContext) -> list[Notification]:
+    """Do every step of a locked, active page that is due at context.now: fire due levels, start the next pass,
+    or alert the hotlines; then set escalate_at to the next step. Catches up on steps missed while no tick ran.
+    Saves the page and inserts its outbox rows (ON CONFLICT DO NOTHING)."""
+    now = context.now
+    levels = context.levels(page.policy_id)
+    severity = page.severity
+    rows: list[Notification] = []
+    for _ in range(100):  # bounded: at most a few steps are ever due at once
+        if page.state != Page.State.ACTIVE or page.escalate_at is None or page.escalate_at > now:
+            break
+        times = escalation_times([level.delay for level in levels], severity, page.pass_started_at)
+        next_index = 0 if page.escalation_level is None else page.escalation_level + 1
+        if next_index < len(times):
+            if times[next_index] > now:
+                page.escalate_at = times[next_index]
+                continue
+            rows.extend(_fire_level(page, levels, next_index, times[next_index], context))
+            following = next_index + 1
+            if following < len(times):
+                page.escalate_at = times[following]
+            elif severity.escalation_delay is None or not levels:
+                page.escalate_at = None  # does not escalate (P3): wait for an acknowledgement
+            else:
+                # After the last level, the acknowledge target passes before the next pass (or the hotlines).
+                page.escalate_at = times[-1] + settings.ACKNOWLEDGE_TARGET
+            continue
+        # The pass is over and its last level's acknowledge target has passed.
+        if not levels or page.repeat + 1 >= settings.PAGING_REPEAT_POLICY_TIMES:
+            rows.extend(_alert_hotlines(page, context))
+            break
+        page.repeat += 1
+        page.pass_started_at = page.escalate_at
+        page.escalation_level = None
+    page.save()
+    if rows:
+        Notification.objects.bulk_create(rows, ignore_conflicts=True)
+        _wake_senders_on_commit()
+    return rows
+
+
+def _claim(queryset, limit: int):
+    # Page and incident rows together, neither waited for: a busy incident is picked up by the next tick.
+    return list(
+        queryset.select_related("incident", "severity")
+        .select_for_update(of=("self", "incident"), skip_locked=True, no_key=True)
+        .order_by("escalate_at", "pk")[:limit]
+    )
+
+
+def escalate_due_pages(*, limit: int = 200, now: datetime | None = None) -> int:
+    """One batch of the escalation tick, in one transaction: claim due pages (FOR UPDATE SKIP LOCKED), advance
+    each, write their outbox rows. Returns the number of pages advanced; several ticks at once never double work."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        pages = _claim(Page.objects.due(now), limit)
+        if not pages:
+            return 0
+        context = EscalationContext(now)
+        context.prepare(pages, window_start=min(page.escalate_at for page in pages))
+        for page in pages:
+            advance_page(page, context)
+    return len(pages)
+
+
+def run_escalation_tick(*, budget_seconds: float = 20.0, batch: int = 200) -> int:
+    """Drain due escalations in batches until none is due or the time budget is spent."""
+    import time
+
+    deadline = time.monotonic() + budget_seconds
+    total = 0
+    while time.monotonic() < deadline:
+        done = escalate_due_pages(limit=batch)
+        total += done
+        if done < batch:
+            break
+    return total

@@ -1,0 +1,39 @@
+"""Paging fixtures: a team owning a service, a weekly rotation, people with ordered contact methods."""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from oncall.models import ContactMethod, Person, Slot, Team
+from tests.factories import ServiceFactory
+from tests.oncall.factories import PersonFactory, RotationFactory, TeamFactory, add_members
+
+
+def with_methods(person: Person, *channels, delays=None) -> Person:
+    """Ordered contact methods: with_methods(p, "email", "sms")."""
+    delays = delays or {}
+    for position, channel in enumerate(channels):
+        ContactMethod.objects.create(
+            person=person, position=position, channel=channel, delay=timedelta(minutes=delays.get(channel, 0))
+        )
+    return person
+
+
+@dataclass
+class Setup:
+    team: Team
+    oncall: Person
+    lead: Person
+    service: object
+
+
+def paged_team(*, name="Platform", oncall_channels=("email", "sms"), lead_channels=("email",)) -> Setup:
+    """A team whose rotation puts one engineer on primary all year, with a team lead, owning a service."""
+    team = TeamFactory(name=name, slug=name.lower().replace(" ", "-"))
+    engineer = with_methods(PersonFactory(name=f"{name} Engineer"), *oncall_channels)
+    lead = with_methods(PersonFactory(name=f"{name} Lead"), *lead_channels)
+    team.team_lead = lead
+    team.save()
+    rotation = RotationFactory(team=team, start_date=date(2020, 1, 6))
+    add_members(rotation, Slot.PRIMARY, [engineer])
+    service = ServiceFactory(name=f"{name} API", slug=f"{name.lower()}-api", owning_team=team)
+    return Setup(team=team, oncall=engineer, lead=lead, service=service)
