@@ -241,6 +241,31 @@ CELERY_TASK_ROUTES = {
 }
 TIMER_TICK_SECONDS = float(env("TIMER_TICK_SECONDS", "2"))
 CELERY_BEAT_SCHEDULE = {}  # each app adds its ticks in incidentportal/celery.py
+# Publishing a task must not hang a request when Redis is away: every timer is a database column, so a lost
+# message delays nothing beyond the next tick.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# A worker that loses its broker connection cancels what it holds (acks_late): the rows are claimed again.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+
+# --- Paging (oncall.paging) ----------------------------------------------------------------------------------
+# Passes through the whole escalation policy before the escalation hotlines are alerted (1 = once, no repeat).
+PAGING_REPEAT_POLICY_TIMES = env_int("PAGING_REPEAT_POLICY_TIMES", 3)
+# At most one message per channel per contact in this window; later ones are batched into the next message.
+PAGING_RATE_LIMIT_SECONDS = env_int("PAGING_RATE_LIMIT_SECONDS", 60)
+PAGING_MAX_ATTEMPTS = env_int("PAGING_MAX_ATTEMPTS", 5)
+PAGING_RETRY_BACKOFF_SECONDS = env_int("PAGING_RETRY_BACKOFF_SECONDS", 10)
+PAGING_ACK_LINK_MAX_AGE = env_int("PAGING_ACK_LINK_MAX_AGE_SECONDS", 24 * 3600)
+PAGING_WEBHOOK_TIMEOUT = env_int("PAGING_WEBHOOK_TIMEOUT", 5)
+PAGING_CHAT_WEBHOOK_URL = env("PAGING_CHAT_WEBHOOK_URL", "")
+# Sender tasks started per batch of new notifications (match the notifications worker's concurrency).
+PAGING_SENDER_PARALLELISM = env_int("PAGING_SENDER_PARALLELISM", 2)
+PAGING_CHANNEL_BACKENDS = {
+    "email": env("PAGING_EMAIL_BACKEND", "oncall.paging.channels.EmailBackend"),
+    "sms": env("PAGING_SMS_BACKEND", "oncall.paging.channels.LoggingBackend"),
+    "voice": env("PAGING_VOICE_BACKEND", "oncall.paging.channels.LoggingBackend"),
+    "chat": env("PAGING_CHAT_BACKEND", "oncall.paging.channels.SlackWebhookBackend"),
+    "webhook": env("PAGING_WEBHOOK_BACKEND", "oncall.paging.channels.WebhookBackend"),
+}
 
 # --- Incident rules that are configuration, not data ---------------------------------------------------------
 # "Next business day" (the P3 response target) is computed against these.
