@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
@@ -28,6 +29,7 @@ def shift_summary(shift: Shift) -> str:
 def build_calendar(name: str, shifts: Iterable[Shift], *, stamp: datetime | None = None) -> bytes:
     """A VCALENDAR with one VEVENT per (non-gap) shift."""
     stamp = (stamp or timezone.now()).astimezone(UTC)
+    host = urlsplit(settings.SITE_URL).hostname or "incident-portal"
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
@@ -39,7 +41,7 @@ def build_calendar(name: str, shifts: Iterable[Shift], *, stamp: datetime | None
         if shift.is_gap:
             continue
         event = Event()
-        event.add("uid", f"{shift.uid}@{settings.SITE_URL.split('://')[-1].strip('/') or 'incident-portal'}")
+        event.add("uid", f"{shift.uid}@{host}")
         event.add("dtstamp", stamp)
         event.add("dtstart", shift.start.astimezone(UTC))
         event.add("dtend", shift.end.astimezone(UTC))
