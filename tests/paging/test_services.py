@@ -1,0 +1,335 @@
+"""Paging and escalation, time-controlled: each severity's full path, acknowledgement, resolution, severity raise,
+repeats and hotlines, reminders, idempotent ticks."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from incidents import services as incident_services
+from incidents.models import EntryKind, Role, Status
+from oncall.models import EscalationPolicy
+from oncall.paging import reminders, services
+from oncall.paging.models import Notification, Page, Reminder
+from tests.factories import ResponderFactory, declare, severity
+from tests.paging.factories import paged_team
+
+pytestmark = pytest.mark.django_db
+
+MONDAY_10 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # business hours (UTC, Mon-Fri 09-17)
+SATURDAY_03 = datetime(2026, 2, 28, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(MONDAY_10, tick=False) as traveller:
+        yield traveller
+
+
+def at(minutes: float, start=MONDAY_10):
+    return start + timedelta(minutes=minutes)
+
+
+def tick(clock, moment):
+    clock.move_to(moment)
+    services.run_escalation_tick()
+
+
+def fired_levels(page: Page) -> list[tuple[int, int]]:
+    """(repeat, level) of every level that fired, from the outbox."""
+    rows = Notification.objects.filter(page=page, purpose=Notification.Purpose.PAGE)
+    return sorted(set(rows.values_list("repeat", "level")))
+
+
+def page_of(incident) -> Page:
+    return Page.objects.get(incident=incident, state__in=Page.OPEN_STATES)
+
+
+def test_declaring_pages_the_owning_teams_on_call_first_contact_method_at_once(clock, responder):
+    team = paged_team()
+    incident = declare(by=responder, level="P1", services=[team.service])
+    page = page_of(incident)
+    assert (page.team, page.policy.is_default, page.escalation_level) == (team.team, True, 0)
+    assert page.escalate_at == at(30)  # P1 escalates after 30 min
+    assert page.acknowledge_due_at == at(5)
+    rows = {row.channel: row for row in Notification.objects.filter(page=page)}
+    assert rows["email"].person == team.oncall and rows["email"].status == Notification.Status.PENDING
+    assert rows["email"].scheduled_for == MONDAY_10
+    assert rows["sms"].status == Notification.Status.STANDBY  # fallback only
+    bodies = list(incident.timeline.filter(kind=EntryKind.SYSTEM).values_list("body", flat=True))
+    assert any("Paged level 1 (On-call engineer): Platform Engineer" in body for body in bodies)
+
+
+def test_p1_full_path_follows_the_guide_then_repeats_then_alerts_the_hotlines(clock, responder, settings):
+    settings.PAGING_REPEAT_POLICY_TIMES = 2
+    team = paged_team()
+    incident = declare(by=responder, level="P1", services=[team.service])
+    page = page_of(incident)
+    tick(clock, at(29, MONDAY_10) + timedelta(seconds=59))
+    assert fired_levels(page) == [(0, 0)]
+    tick(clock, at(30))
+    assert fired_levels(page) == [(0, 0), (0, 1)]
+    lead_rows = Notification.objects.filter(page=page, level=1)
+    assert {row.person for row in lead_rows} == {team.lead}
+    tick(clock, at(45))
+    tick(clock, at(75))
+    assert fired_levels(page) == [(0, 0), (0, 1), (0, 2), (0, 3)]
+    hotline_numbers = set(Notification.objects.filter(page=page, level__in=[2, 3]).values_list("address", flat=True))
+    assert hotline_numbers == {"+15550010", "+15550011"}  # Engineering Manager, CTO
+    # Second pass starts once the last level's acknowledge target (5 min) has passed.
+    tick(clock, at(79))
+    assert fired_levels(page)[-1] == (0, 3)
+    tick(clock, at(80))
+    assert fired_levels(page)[-1] == (1, 0)
+    tick(clock, at(80 + 75))
+    page.refresh_from_db()
+    assert fired_levels(page)[-1] == (1, 3) and page.state == Page.State.ACTIVE
+    tick(clock, at(80 + 80))
+    page.refresh_from_db()
+    assert page.state == Page.State.EXHAUSTED and page.escalate_at is None
+    hotline_alerts = Notification.objects.filter(page=page, purpose=Notification.Purpose.HOTLINE)
+    assert set(hotline_alerts.values_list("address", flat=True)) == {"+15550010", "+15550011"}
+    written = Notification.objects.filter(page=page).count()
+    tick(clock, at(600))
+    assert Notification.objects.filter(page=page).count() == written  # exhausted: nothing more
+
+
+def test_p0_escalates_immediately_every_acknowledge_target(clock, responder, settings):
+    settings.PAGING_REPEAT_POLICY_TIMES = 1
+    team = paged_team()
+    incident = declare(by=responder, level="P0", services=[team.service])
+    page = page_of(incident)
+    assert page.escalate_at == at(5)
+    for minutes, expected in ((4, 1), (5, 2), (10, 3), (15, 4)):
+        tick(clock, at(minutes))
+        assert len(fired_levels(page)) == expected, minutes
+    tick(clock, at(20))
+    page.refresh_from_db()
+    assert page.state == Page.State.EXHAUSTED
+
+
+def test_p2_waits_two_hours_before_the_first_escalation(clock, responder):
+    team = paged_team()
+    incident = declare(by=responder, level="P2", services=[team.service])
+    page = page_of(incident)
+    tick(clock, at(119))
+    assert fired_levels(page) == [(0, 0)]
+    tick(clock, at(120))
+    tick(clock, at(135))
+    tick(clock, at(165))
+    assert fired_levels(page) == [(0, 0), (0, 1), (0, 2), (0, 3)]
+
+
+def test_p3_in_hours_pages_level_one_only_and_never_escalates(clock, responder):
+    team = paged_team()
+    incident = declare(by=responder, level="P3", services=[team.service])
+    page = page_of(incident)
+    assert fired_levels(page) == [(0, 0)] and page.escalate_at is None
+    tick(clock, at(60 * 24 * 3))
+    assert fired_levels(page) == [(0, 0)]
+
+
+def test_p3_out_of_hours_pages_nobody_until_business_hours(responder):
+    with time_machine.travel(SATURDAY_03, tick=False) as clock:
+        team = paged_team()
+        incident = declare(by=responder, level="P3", services=[team.service])
+        page = page_of(incident)
+        monday_9 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+        assert page.escalation_level is None and page.escalate_at == monday_9
+        assert not Notification.objects.filter(page=page).exists()
+        tick(clock, monday_9 - timedelta(seconds=1))
+        assert not Notification.objects.filter(page=page).exists()
+        tick(clock, monday_9)
+        assert fired_levels(page) == [(0, 0)]
+        page.refresh_from_db()
+        assert page.escalate_at is None and page.acknowledge_due_at == monday_9 + timedelta(minutes=5)
+
+
+def test_p0_out_of_hours_pages_at_once(responder):
+    with time_machine.travel(SATURDAY_03, tick=False):
+        team = paged_team()
+        incident = declare(by=responder, level="P0", services=[team.service])
+        assert fired_levels(page_of(incident)) == [(0, 0)]
+
+
+def test_acknowledge_stops_escalation_and_cancels_waiting_notifications(clock, responder):
+    team = paged_team(oncall_channels=("email", "sms"))
+    incident = declare(by=responder, level="P1", services=[team.service])
+    page = page_of(incident)
+    clock.move_to(at(3))
+    incident_services.acknowledge_incident(incident=incident, by=responder)
+    page.refresh_from_db()
+    assert page.state == Page.State.ACKNOWLEDGED and page.acknowledged_by == responder
+    assert page.escalate_at is None
+    statuses = set(Notification.objects.filter(page=page).values_list("status", flat=True))
+    assert statuses == {Notification.Status.CANCELLED}
+    tick(clock, at(200))
+    assert fired_levels(page) == [(0, 0)]
+    assert "Paging acknowledged by" in incident.timeline.filter(kind=EntryKind.SYSTEM).last().body
+
+
+def test_acknowledged_page_never_reopens(clock, responder):
+    team = paged_team()
+    incident = declare(by=responder, level="P1", services=[team.service])
+    page = page_of(incident)
+    incident_services.acknowledge_incident(incident=incident, by=responder)
+    Page.objects.filter(pk=page.pk).update(escalate_at=at(1))  # even with a stale deadline left behind
+    tick(clock, at(31))
+    page.refresh_from_db()
+    assert page.state == Page.State.ACKNOWLEDGED and fired_levels(page) == [(0, 0)]
+
+
+def test_resolving_stops_all_paging(clock, responder):
+    team = paged_team()
+    incident = declare(by=responder, level="P1", services=[team.service])
+    page = page_of(incident)
+    incident_services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    page.refresh_from_db()
+    assert page.state == Page.State.STOPPED and page.stop_reason == "incident resolved"
+    tick(clock, at(120))
+    assert fired_levels(page) == [(0, 0)]
+
+
+def test_raising_severity_supersedes_the_page_and_pages_at_the_new_severity(clock, responder):
+    team = paged_team()
+    incident = declare(by=responder, level="P2", services=[team.service])
+    old = page_of(incident)
+    incident_services.acknowledge_incident(incident=incident, by=responder)
+    clock.move_to(at(10))
+    incident_services.change_severity(incident=incident, severity=severity("P0"), by=responder, reason="Full outage")
+    new = page_of(incident)
+    assert new.pk != old.pk and new.severity.level == "P0" and new.escalate_at == at(15)
+    old.refresh_from_db()
+    assert old.state == Page.State.ACKNOWLEDGED  # never reopened
+    # The incident was acknowledged before; acknowledging again stops the new page.
+    incident_services.acknowledge_incident(incident=incident, by=responder)
+    new.refresh_from_db()
+    assert new.state == Page.State.ACKNOWLEDGED
+
+
+def test_lowering_severity_does_not_restart_paging(clock, responder):
+    team = paged_team()
+    incident = declare(by=responder, level="P1", services=[team.service])
+    incident_services.change_severity(incident=incident, severity=severity("P2"), by=responder, reason="Smaller")
+    assert Page.objects.filter(incident=incident).count() == 1
+
+
+def test_team_policy_wins_over_the_default(clock, responder):
+    team = paged_team()
+    own = EscalationPolicy.objects.create(name="Platform only", team=team.team)
+    level = own.levels.create(position=0, name="Lead first", delay=timedelta(0))
+    level.targets.create(kind="team_lead")
+    incident = declare(by=responder, level="P1", services=[team.service])
+    page = page_of(incident)
+    assert page.policy == own
+    assert set(Notification.objects.filter(page=page).values_list("person", flat=True)) == {team.lead.pk}
+
+
+def test_no_owning_team_uses_the_default_policy_and_records_the_gap(clock, responder):
+    incident = declare(by=responder, level="P1")
+    page = page_of(incident)
+    assert page.team is None and page.policy.is_default
+    body = incident.timeline.filter(body__startswith="Paged level 1").get().body
+    assert "no team owns the affected services" in body
+
+
+def test_running_the_same_step_twice_writes_nothing_twice(clock, responder):
+    team = paged_team()
+    incident = declare(by=responder, level="P1", services=[team.service])
+    page = page_of(incident)
+    clock.move_to(at(30))
+    stale = Page.objects.get(pk=page.pk)  # a second worker that read the row before the first saved
+    services.run_escalation_tick()
+    count = Notification.objects.filter(page=page).count()
+    context = services.EscalationContext(at(30))
+    stale.incident = incident
+    services.advance_page(stale, context)
+    assert Notification.objects.filter(page=page).count() == count
+
+
+def test_escalation_tick_query_count_does_not_grow_per_page_beyond_the_writes(clock, responder):
+    team = paged_team()
+    incidents = [declare(by=responder, level="P1", services=[team.service]) for _ in range(8)]
+    clock.move_to(at(30))
+    with CaptureQueriesContext(connection) as queries:
+        assert services.escalate_due_pages(limit=100) == len(incidents)
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]
+    # Fixed reads per batch (claim, levels, rotations, teams, contact methods, endpoints, ...) plus the audit
+    # trail's and timeline's per-write reads; well under one read per page per table.
+    assert len(reads) <= 12 + 3 * len(incidents)
+
+
+def test_missed_acknowledge_target_is_noted_once(clock, responder):
+    team = paged_team()
+    incident = declare(by=responder, level="P1", services=[team.service])
+    clock.move_to(at(4))
+    assert reminders.note_missed_acknowledge_targets() == 0
+    clock.move_to(at(5))
+    assert reminders.note_missed_acknowledge_targets() == 1
+    clock.move_to(at(6))
+    assert reminders.note_missed_acknowledge_targets() == 0
+    notes = incident.timeline.filter(body__startswith="Acknowledge target missed")
+    assert notes.count() == 1 and notes.get().is_key_event
+
+
+def test_acknowledged_in_time_means_no_missed_target_note(clock, responder):
+    team = paged_team()
+    incident = declare(by=responder, level="P1", services=[team.service])
+    clock.move_to(at(2))
+    incident_services.acknowledge_incident(incident=incident, by=responder)
+    clock.move_to(at(10))
+    assert reminders.note_missed_acknowledge_targets() == 0
+
+
+def test_update_cadence_missed_reminds_commander_and_communications_lead_once(clock, responder):
+    from tests.oncall.factories import PersonFactory
+    from tests.paging.factories import with_methods
+
+    comms = ResponderFactory(email="comms@example.com")
+    with_methods(PersonFactory(name="Comms Person", user=comms), "sms")
+    incident = declare(by=responder, level="P1")
+    incident_services.assign_role(incident=incident, role=Role.COMMUNICATIONS_LEAD, holder=comms, by=responder)
+    incident.refresh_from_db()
+    assert incident.next_update_due_at == at(30)
+    clock.move_to(at(29))
+    assert reminders.remind_update_cadence() == 0
+    clock.move_to(at(31))
+    assert reminders.remind_update_cadence() == 1
+    assert reminders.remind_update_cadence() == 0
+    rows = Notification.objects.filter(purpose=Notification.Purpose.REMINDER)
+    assert {(row.channel, row.address) for row in rows} == {
+        ("email", responder.email),  # no on-call contact entry: the account's email
+        ("sms", "+14155552671"),  # the Communications Lead's first contact method
+    }
+    note = incident.timeline.filter(body__startswith="Internal update overdue").get()
+    assert "Incident Commander" in note.body and "Communications Lead" in note.body
+    # A new internal update moves the deadline; missing that one reminds again.
+    incident_services.post_status_update(
+        incident=incident, kind="internal", status="investigating", what_we_know="Still slow", by=responder
+    )
+    clock.move_to(at(31 + 31))
+    assert reminders.remind_update_cadence() == 1
+    assert Reminder.objects.filter(incident=incident, kind=Reminder.Kind.UPDATE_CADENCE).count() == 2
+
+
+def test_resolved_for_a_day_reminds_the_commander_to_close_once(clock, responder):
+    incident = declare(by=responder, level="P2")
+    incident_services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    clock.move_to(at(60 * 24 - 1))
+    assert reminders.remind_to_close() == 0
+    clock.move_to(at(60 * 24))
+    assert reminders.remind_to_close() == 1
+    assert reminders.remind_to_close() == 0
+    row = Notification.objects.get(purpose=Notification.Purpose.REMINDER)
+    assert row.address == responder.email and "closure checklist" in row.message
+    assert incident.timeline.filter(body__startswith="Resolved for 24 hours").count() == 1
+
+
+def test_closed_incident_gets_no_close_reminder(clock, manager):
+    incident = declare(by=manager, level="P2")
+    incident_services.change_status(incident=incident, to=Status.RESOLVED, by=manager)
+    incident_services.change_status(incident=incident, to=Status.CLOSED, by=manager, override_reason="Test")
+    clock.move_to(at(60 * 25))
+    assert reminders.remind_to_close() == 0
