@@ -277,3 +277,25 @@ def test_restricted_incident_records_follow_incident_visibility(client):
     assert (b"Credential leak" in changelist.content) is may_see_secret
     client.force_login(security)
     assert secret.pk in {r.incident_id for r in client.get("/audit/?incident=" + secret.reference).context["page"]}
+
+
+def test_api_token_request_is_attributed_to_the_token_owner():
+    """Through the real API: DRF token authentication runs inside the view, after the audit middleware."""
+    from django.test import Client
+
+    from incidents.alerting import services as alerting_services
+    from incidents.models import Incident
+
+    owner = ResponderFactory(username="deploy-bot")
+    _, key = alerting_services.create_api_token(user=owner, name="deploys")
+    response = Client().post(
+        "/api/v1/incidents/",
+        {"title": "Checkout failing", "severity": "P1"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+    assert response.status_code == 201, response.content
+    incident = Incident.objects.get(number=response.json()["number"])
+    created = records_for(incident, action=AuditAction.CREATED).get()
+    assert created.actor == owner and created.source == "api"
+    assert created.request_id == response["X-Request-ID"]
