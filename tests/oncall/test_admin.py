@@ -266,3 +266,16 @@ def test_overrides_show_on_the_rotation_inline(admin_client):
         rotation=rotation, person=people["B"], start="2026-02-01T00:00Z", end="2026-02-02T00:00Z", reason="swap"
     )
     assert "swap" in admin_client.get(url(Rotation, "change", rotation.pk)).content.decode()
+
+
+def test_second_default_policy_and_zero_shift_length_are_form_errors(admin_client):
+    response = admin_client.post(
+        url(EscalationPolicy, "add"),
+        {"name": "Another", "description": "", "team": "", "is_default": "on", **management("levels", 0)},
+    )
+    assert response.status_code == 200 and response.context["adminform"].form.errors
+    assert EscalationPolicy.objects.count() == 1
+    team = TeamFactory()
+    response = admin_client.post(url(Rotation, "add"), rotation_post(team, shift_length_days="0"))
+    assert response.status_code == 200 and response.context["adminform"].form.errors
+    assert not Rotation.objects.exists()
