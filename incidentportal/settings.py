@@ -213,7 +213,8 @@ if REDIS_URL:
     }
 else:
     _broker_dir = VAR_DIR / "broker"
-    CELERY_BROKER_URL = "filesystem://"
+    # "localhost" means nothing to this transport; naming it stops kombu warning "No hostname was supplied".
+    CELERY_BROKER_URL = "filesystem://localhost//"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
