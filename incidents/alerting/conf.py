@@ -13,6 +13,8 @@ DEFAULTS = {
     "API_TOKEN_RATE_LIMIT_PER_MINUTE": 1200,
     # "Recent changes" on an incident: change events to its services this long before it was detected.
     "ALERTING_RECENT_CHANGES_HOURS": 24,
+    # Integrations found by key are remembered this long per web process (0 disables the cache).
+    "ALERTING_KEY_CACHE_SECONDS": 5,
     # A Grafana signature timestamp older than this is a replay.
     "ALERTING_SIGNATURE_MAX_AGE_SECONDS": 300,
 }

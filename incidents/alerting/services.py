@@ -8,8 +8,10 @@ INSERT ... ON CONFLICT, so concurrent deliveries of one key fold into one group 
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +23,7 @@ from incidents import events as timeline
 from incidents import services as incident_services
 from incidents.models import DetectionSource, EntryKind, Incident, Service, SeverityPolicy
 
+from . import conf
 from .models import (
     AlertEvent,
     AlertGroup,
@@ -54,18 +57,41 @@ RETRIES_ON_DEADLOCK = 3
 # --- Integrations and their keys --------------------------------------------------------------------------------
 
 
+# Integrations (with their routing rules) found by key, per process, for a few seconds: an alert storm would
+# otherwise spend one of its few database round trips per request on the same lookup. A deactivated or
+# rotated key therefore keeps working for at most ALERTING_KEY_CACHE_SECONDS in each web process.
+_key_cache: dict[str, tuple[float, Integration | None]] = {}
+_KEY_CACHE_MAX = 1024
+
+
 def find_integration_by_key(key: str) -> Integration | None:
     """The key's sha256 is looked up by equality on a unique index; the digest is compared again in constant
     time so the check does not depend on how the database compares strings."""
-    import hmac
-
     if not key or len(key) > 200:
         return None
     digest = hash_secret(key)
-    integration = Integration.objects.filter(key_hash=digest, is_active=True).first()
+    ttl = conf.get("ALERTING_KEY_CACHE_SECONDS")
+    now = time.monotonic()
+    cached = _key_cache.get(digest) if ttl > 0 else None
+    if cached is not None and cached[0] > now:
+        integration = cached[1]
+    else:
+        integration = Integration.objects.filter(key_hash=digest, is_active=True).first()
+        if integration is not None:
+            integration.cached_rules = list(
+                integration.rules.select_related("severity_policy").order_by("position", "id")
+            )
+        if ttl > 0:
+            if len(_key_cache) >= _KEY_CACHE_MAX:
+                _key_cache.clear()
+            _key_cache[digest] = (now + ttl, integration)
     if integration is None or not hmac.compare_digest(integration.key_hash, digest):
         return None
     return integration
+
+
+def forget_cached_keys() -> None:
+    _key_cache.clear()
 
 
 @transaction.atomic
@@ -195,12 +221,15 @@ def _waves(events: list[AlertEventIn]):
 
 def _ingest(integration: Integration, events: list[AlertEventIn]) -> list[Outcome]:
     now = timezone.now()
-    rules = list(integration.rules.select_related("severity_policy").order_by("position", "id"))
+    rules = getattr(integration, "cached_rules", None)
+    if rules is None:
+        rules = list(integration.rules.select_related("severity_policy").order_by("position", "id"))
     slugs = {event.service_slug for event in events if event.service_slug}
     services = {s.slug: s for s in Service.objects.filter(slug__in=slugs)} if slugs else {}
     outcomes: dict[int, Outcome] = {}
     index_of = {id(event): i for i, event in enumerate(events)}
     event_rows = []
+    linked = False  # does any group of this request belong to an incident?
     for wave in _waves(events):
         triggers = sorted((e for e in wave if e.action == EventAction.TRIGGER), key=lambda e: e.dedup_key)
         acks = [e for e in wave if e.action == EventAction.ACKNOWLEDGE]
@@ -211,10 +240,12 @@ def _ingest(integration: Integration, events: list[AlertEventIn]) -> list[Outcom
             routes = {
                 e.dedup_key: route_for(e, integration=integration, rules=rules, services=services) for e in triggers
             }
+            trigger_by_key = {e.dedup_key: e for e in triggers}
             for row in _upsert_triggers(integration, triggers, routes, now):
                 group_id, key, inserted, incident_id = row
                 groups_by_key[key] = (group_id, incident_id)
-                event = next(e for e in triggers if e.dedup_key == key)
+                linked = linked or incident_id is not None
+                event = trigger_by_key[key]
                 result = "opened" if inserted else "deduplicated"
                 outcomes[index_of[id(event)]] = Outcome(key, event.action, result, group_id)
                 if inserted:
@@ -231,11 +262,13 @@ def _ingest(integration: Integration, events: list[AlertEventIn]) -> list[Outcom
                     continue
                 group_id, key, incident_id, summary = row
                 groups_by_key[key] = (group_id, incident_id)
+                linked = linked or incident_id is not None
                 result = "resolved" if action == EventAction.RESOLVE else "acknowledged"
                 outcomes[index_of[id(event)]] = Outcome(key, action, result, group_id)
                 if incident_id:
                     changed.append((event, group_id, incident_id, summary))
         incident_refs = _link_new_groups(integration, new_groups, now)
+        linked = linked or bool(incident_refs)
         for event, _group_id, incident_id, summary in changed:
             incident_refs.setdefault(incident_id, []).append((event, summary))
         _record_on_timelines(integration, incident_refs)
@@ -255,7 +288,7 @@ def _ingest(integration: Integration, events: list[AlertEventIn]) -> list[Outcom
                 )
             )
     AlertEvent.objects.bulk_create(event_rows)
-    _fill_incident_references(outcomes)
+    _fill_incident_references(outcomes, linked)
     return [outcomes[i] for i in range(len(events))]
 
 
@@ -323,6 +356,10 @@ def _link_new_groups(integration, new_groups, now) -> dict[int, list]:
     for event, group_id, route in new_groups:
         if route.action != RouteAction.RECORD:
             by_service[route.service_id].append((event, group_id, route))
+    # Without a service there is no open incident to attach to: only a "declare" route has work to do.
+    for service_id in [sid for sid, items in by_service.items() if sid is None]:
+        if not any(item[2].action == RouteAction.DECLARE for item in by_service[service_id]):
+            del by_service[service_id]
     if not by_service:
         return by_incident
     policies = {p.level: p for p in SeverityPolicy.objects.all()}
@@ -388,7 +425,9 @@ def _record_on_timelines(integration, by_incident: dict[int, list]) -> None:
         timeline.record(incident, kind=EntryKind.ALERT, body=header + "\n\n" + "\n".join(lines))
 
 
-def _fill_incident_references(outcomes: dict[int, Outcome]) -> None:
+def _fill_incident_references(outcomes: dict[int, Outcome], linked: bool) -> None:
+    if not linked:
+        return  # no group of this request is linked to an incident: nothing to look up
     group_ids = {o.group_id for o in outcomes.values() if o.group_id}
     if not group_ids:
         return

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from incidents.alerting import services as alerting_services
 from incidents.alerting.models import (
     AlertEvent,
     AlertGroup,
@@ -417,15 +418,19 @@ def test_unknown_generic_action_is_400(client):
     assert AlertGroup.objects.count() == 0  # the valid first event is not half-written
 
 
-def test_missing_and_wrong_credentials_are_401(client):
+def test_missing_and_wrong_credentials_are_401(client, checkout):
     integration, key = make_integration("alertmanager")
     other_kind_key = make_integration("generic")[1]
     body = fixture_bytes("alertmanager_firing.json")
     assert post(client, AM_URL, body).status_code == 401
     assert post(client, AM_URL, body, authorization="Bearer nope").status_code == 401
     assert post(client, AM_URL, body, authorization=f"Bearer {other_kind_key}").status_code == 401
+    assert post(client, AM_URL, body, authorization=f"Bearer {key}").status_code == 202
     integration.is_active = False
     integration.save()
+    # Web processes remember a key for ALERTING_KEY_CACHE_SECONDS; after that, deactivation is seen.
+    assert post(client, AM_URL, body, authorization=f"Bearer {key}").status_code == 202
+    alerting_services.forget_cached_keys()
     assert post(client, AM_URL, body, authorization=f"Bearer {key}").status_code == 401
     assert IntegrationError.objects.filter(code__in=["missing_credentials", "bad_credentials"]).count() == 4
 

@@ -1,0 +1,350 @@
+"""Alert ingestion benchmark.
+
+Runs the portal under gunicorn with production settings (DEBUG=0, SECRET_KEY set, PostgreSQL in a dedicated
+database, Redis for rate-limit counters) on 127.0.0.1 and a random port, then drives it with a bounded asyncio
+load generator (raw keep-alive HTTP/1.1 connections):
+
+  (a) single PagerDuty Events v2 triggers, 10% of them repeating an earlier dedup key;
+  (b) Alertmanager webhooks of 100 alerts each.
+
+In the same run pgbench measures the raw PostgreSQL ceiling for an equivalent single-row upsert (INSERT ...
+ON CONFLICT on a partial unique index). Rows are counted afterwards: every 2xx must be in the database.
+
+    .venv/bin/python bench/ingest.py [--events 6000] [--batches 120] [--concurrency 32] [--workers 3]
+
+Prints one final line:
+RESULT events_per_s=... alerts_per_s_batched=... p99_ms=... pg_upserts_per_s=... ratio=... lost=0
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+DB_NAME = "ip_bench_ingest"
+ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def pg_url(name: str) -> str:
+    parsed = urllib.parse.urlparse(ADMIN_URL)
+    return parsed._replace(path=f"/{name}").geturl()
+
+
+def psql(url: str, sql: str) -> str:
+    return subprocess.run(
+        ["psql", url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def environment(port: int) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=pg_url(DB_NAME),
+        DEBUG="0",
+        SECRET_KEY="bench-" + os.urandom(16).hex(),
+        SECURE_SSL_REDIRECT="0",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SITE_URL=f"http://127.0.0.1:{port}",
+        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4"),
+        # The benchmark measures throughput, not the limiter's refusals (which cost one Redis INCR either way).
+        ALERTING_RATE_LIMIT_PER_MINUTE=str(10**9),
+        LOG_LEVEL="WARNING",
+        DB_CONN_MAX_AGE="600",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    env.pop("TESTING", None)
+    return env
+
+
+SETUP = """
+import json
+from incidents.alerting import services
+pd, pd_key = services.create_integration(kind="pagerduty", name="bench pagerduty")
+am, am_key = services.create_integration(kind="alertmanager", name="bench alertmanager")
+print(json.dumps({"pagerduty": [pd.pk, pd_key], "alertmanager": [am.pk, am_key]}))
+"""
+
+COUNT = """
+import json
+from incidents.alerting.models import AlertEvent, AlertGroup
+ids = json.loads('{ids}')
+print(json.dumps({{
+    "pd_events": AlertEvent.objects.filter(integration_id=ids["pagerduty"]).count(),
+    "pd_groups": AlertGroup.objects.filter(integration_id=ids["pagerduty"]).count(),
+    "am_events": AlertEvent.objects.filter(integration_id=ids["alertmanager"]).count(),
+    "am_groups": AlertGroup.objects.filter(integration_id=ids["alertmanager"]).count(),
+}}))
+"""
+
+
+def manage(env, *args, input_text=None) -> str:
+    return subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True, input=input_text
+    ).stdout
+
+
+def django_shell(env, code: str) -> dict:
+    out = manage(env, "shell", "-c", code)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# --- Load generator -------------------------------------------------------------------------------------------------
+
+
+class Stats:
+    def __init__(self):
+        self.latencies: list[float] = []
+        self.status: dict[int, int] = {}
+
+
+async def _read_response(reader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    match = re.search(rb"(?i)content-length:\s*(\d+)", head)
+    length = int(match.group(1)) if match else 0
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def drive(port: int, requests: list[bytes], concurrency: int, stats: Stats) -> float:
+    """Send every request once over `concurrency` keep-alive connections; returns the wall time."""
+    queue = list(reversed(requests))
+
+    async def connection():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while queue:
+                request = queue.pop()
+                started = time.perf_counter()
+                for attempt in range(3):
+                    try:
+                        writer.write(request)
+                        await writer.drain()
+                        status = await _read_response(reader)
+                        break
+                    except (asyncio.IncompleteReadError, ConnectionError):
+                        # gunicorn recycled the connection: reconnect and resend (the request never ran).
+                        writer.close()
+                        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                        if attempt == 2:
+                            raise
+                stats.latencies.append(time.perf_counter() - started)
+                stats.status[status] = stats.status.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+def http_post(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json",
+             f"Content-Length: {len(body)}", "Connection: keep-alive"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def pagerduty_requests(port: int, key: str, count: int, seed: int) -> tuple[list[bytes], int]:
+    rng = random.Random(seed)
+    keys: list[str] = []
+    out = []
+    for n in range(count):
+        if keys and rng.random() < 0.10:
+            dedup = rng.choice(keys)  # a repeat: folds into the open group
+        else:
+            dedup = f"bench-{seed}-{n}"
+            keys.append(dedup)
+        body = {
+            "routing_key": key,
+            "event_action": "trigger",
+            "dedup_key": dedup,
+            "payload": {"summary": f"Disk 95% on host-{n % 50}", "source": f"host-{n % 50}", "severity": "warning",
+                        "component": "disk", "custom_details": {"free": "5%"}},
+        }
+        out.append(http_post(port, "/api/v1/integrations/pagerduty/v2/enqueue", json.dumps(body).encode(), {}))
+    return out, len(keys)
+
+
+def alertmanager_requests(port: int, key: str, batches: int, per_batch: int, seed: int) -> list[bytes]:
+    out = []
+    for b in range(batches):
+        alerts = [
+            {
+                "status": "firing",
+                "labels": {"alertname": "HighLatency", "instance": f"web-{b}-{i}:9100", "severity": "warning"},
+                "annotations": {"summary": f"p99 latency high on web-{b}-{i}"},
+                "startsAt": "2026-01-01T00:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus.example.com/graph",
+                "fingerprint": f"{seed:x}{b:06x}{i:04x}",
+            }
+            for i in range(per_batch)
+        ]
+        body = {"version": "4", "groupKey": f"bench-{b}", "status": "firing", "receiver": "portal",
+                "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "", "alerts": alerts}
+        out.append(
+            http_post(port, "/api/v1/integrations/alertmanager/", json.dumps(body).encode(),
+                      {"Authorization": f"Bearer {key}"})
+        )
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+# --- pgbench ---------------------------------------------------------------------------------------------------------
+
+PGBENCH_SETUP = """
+DROP TABLE IF EXISTS bench_upsert;
+CREATE TABLE bench_upsert (
+    id bigserial PRIMARY KEY, integration_id int NOT NULL, dedup_key varchar(255) NOT NULL,
+    summary varchar(1024) NOT NULL, labels jsonb NOT NULL, event_count int NOT NULL DEFAULT 1,
+    first_seen_at timestamptz NOT NULL, last_seen_at timestamptz NOT NULL, resolved_at timestamptz
+);
+CREATE UNIQUE INDEX bench_upsert_open ON bench_upsert (integration_id, dedup_key) WHERE resolved_at IS NULL;
+"""
+
+PGBENCH_SCRIPT = """\\set k random(1, 10000000)
+INSERT INTO bench_upsert (integration_id, dedup_key, summary, labels, first_seen_at, last_seen_at)
+VALUES (1, 'bench-' || :k, 'Disk 95% on host', '{"component": "disk"}', now(), now())
+ON CONFLICT (integration_id, dedup_key) WHERE resolved_at IS NULL
+DO UPDATE SET event_count = bench_upsert.event_count + 1, last_seen_at = EXCLUDED.last_seen_at;
+"""
+
+
+def pgbench(seconds: int, clients: int) -> float:
+    url = pg_url(DB_NAME)
+    psql(url, PGBENCH_SETUP)
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        script.write(PGBENCH_SCRIPT)
+    try:
+        out = subprocess.run(
+            ["pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", script.name, url],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    match = re.search(r"tps = ([0-9.]+)", out)
+    return float(match.group(1)) if match else 0.0
+
+
+# --- Main -------------------------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=6000, help="single PagerDuty events (phase a)")
+    parser.add_argument("--batches", type=int, default=120, help="Alertmanager webhooks of 100 alerts (phase b)")
+    parser.add_argument("--per-batch", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections for phase a")
+    parser.add_argument("--batch-concurrency", type=int, default=8, help="connections for phase b")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--pgbench-seconds", type=int, default=10)
+    args = parser.parse_args()
+    if not shutil.which("pgbench") or not shutil.which("psql"):
+        print("pgbench and psql are needed", file=sys.stderr)
+        return 2
+
+    port = free_port()
+    env = environment(port)
+    admin = ADMIN_URL
+    psql(admin, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+    psql(admin, f"CREATE DATABASE {DB_NAME}")
+    manage(env, "migrate", "--noinput", "-v", "0")
+    integrations = django_shell(env, SETUP)
+    pd_id, pd_key = integrations["pagerduty"]
+    am_id, am_key = integrations["alertmanager"]
+
+    gunicorn = subprocess.Popen(
+        [PYTHON, "-m", "gunicorn", "incidentportal.wsgi:application", "-b", f"127.0.0.1:{port}",
+         "-w", str(args.workers), "-k", "gthread", "--threads", str(args.threads), "--keep-alive", "30",
+         "--backlog", "2048", "--log-level", "warning"],
+        cwd=ROOT, env=env, start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            raise SystemExit("gunicorn did not start")
+
+        seed = random.randrange(1 << 30)
+        # Warm-up: every worker imports its code paths and opens its database connection.
+        warm, _ = pagerduty_requests(port, pd_key, 200, seed + 1)
+        asyncio.run(drive(port, warm, args.concurrency, Stats()))
+
+        pd_requests, _ = pagerduty_requests(port, pd_key, args.events, seed)
+        pd_stats = Stats()
+        pd_seconds = asyncio.run(drive(port, pd_requests, args.concurrency, pd_stats))
+
+        am_requests = alertmanager_requests(port, am_key, args.batches, args.per_batch, seed)
+        am_stats = Stats()
+        am_seconds = asyncio.run(drive(port, am_requests, args.batch_concurrency, am_stats))
+    finally:
+        os.killpg(gunicorn.pid, signal.SIGTERM)
+        try:
+            gunicorn.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(gunicorn.pid, signal.SIGKILL)
+
+    pg_tps = pgbench(args.pgbench_seconds, clients=args.concurrency)
+    counts = django_shell(env, COUNT.format(ids=json.dumps({"pagerduty": pd_id, "alertmanager": am_id})))
+
+    pd_ok = pd_stats.status.get(202, 0)
+    am_ok = am_stats.status.get(202, 0)
+    warm_rows = 200
+    lost = max(0, (pd_ok + warm_rows) - counts["pd_events"]) + max(0, am_ok * args.per_batch - counts["am_events"])
+    events_per_s = pd_ok / pd_seconds
+    alerts_per_s = am_ok * args.per_batch / am_seconds
+    p99_ms = percentile(pd_stats.latencies, 0.99) * 1000
+    p50_ms = percentile(pd_stats.latencies, 0.50) * 1000
+    am_p99_ms = percentile(am_stats.latencies, 0.99) * 1000
+    print(f"phase a: {len(pd_requests)} PagerDuty events, statuses {pd_stats.status}, {pd_seconds:.1f}s, "
+          f"p50 {p50_ms:.1f} ms, p99 {p99_ms:.1f} ms; rows: {counts['pd_events']} events "
+          f"(incl. {warm_rows} warm-up), {counts['pd_groups']} groups")
+    print(f"phase b: {len(am_requests)} Alertmanager webhooks x {args.per_batch} alerts, statuses {am_stats.status}, "
+          f"{am_seconds:.1f}s, request p99 {am_p99_ms:.1f} ms; rows: {counts['am_events']} events, "
+          f"{counts['am_groups']} groups")
+    print(f"pgbench: {pg_tps:.0f} single-row upserts/s ({args.concurrency} clients, {args.pgbench_seconds}s); "
+          f"gunicorn {args.workers} workers x {args.threads} threads; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
+    print(
+        f"RESULT events_per_s={events_per_s:.0f} alerts_per_s_batched={alerts_per_s:.0f} p99_ms={p99_ms:.1f} "
+        f"pg_upserts_per_s={pg_tps:.0f} ratio={events_per_s / pg_tps if pg_tps else 0:.3f} lost={lost}"
+    )
+    psql(admin, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+    return 0 if lost == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
