@@ -166,21 +166,41 @@ def pending_delivery_ids(*, update_id: int | None = None, due_before: datetime |
     return list(deliveries.order_by("id").values_list("id", flat=True)[:limit])
 
 
-def deliver_update_email(*, delivery_id: int) -> str:
+def prepare_update_for_email(update_id: int) -> StatusUpdate | None:
+    """The update with its public affected services (the update's own list, else the incident's), loaded once
+    per batch of deliveries."""
+    update = StatusUpdate.objects.select_related("incident").filter(pk=update_id).first()
+    if update is not None:
+        public = selectors.public_services().order_by("name")
+        update.public_affected_services = list(public.filter(status_updates=update)) or list(
+            public.filter(incidents=update.incident_id)
+        )
+    return update
+
+
+def deliver_update_email(*, delivery_id: int, update: StatusUpdate | None = None) -> str:
     """Send one delivery at most once: the row is claimed with FOR UPDATE SKIP LOCKED and marked sent in the
     same transaction, so a duplicated or redelivered task finds it taken or done. Re-checks at send time that
     the update is still published, its incident still unrestricted and the subscriber still subscribed.
-    Returns the resulting state ("" when there was nothing to do)."""
+    `update` may be passed pre-loaded by prepare_update_for_email. Returns the resulting state ("" when there
+    was nothing to do)."""
     with transaction.atomic():
         delivery = (
             UpdateDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("subscriber", "update__incident")
+            .select_related("subscriber")
             .filter(pk=delivery_id, state=DeliveryState.PENDING)
             .first()
         )
         if delivery is None:
             return ""
-        update, subscriber = delivery.update, delivery.subscriber
+        if update is None or update.pk != delivery.update_id:
+            update = prepare_update_for_email(delivery.update_id)
+        else:
+            # Publication and restriction can change while a batch runs; re-read the two flags that matter.
+            update.is_published, update.incident.is_restricted = (
+                StatusUpdate.objects.filter(pk=update.pk).values_list("is_published", "incident__is_restricted").get()
+            )
+        subscriber = delivery.subscriber
         if not (
             subscriber.is_active
             and update.is_published
@@ -191,9 +211,6 @@ def deliver_update_email(*, delivery_id: int) -> str:
             delivery.last_error = "No longer public or no longer subscribed."
             delivery.save(update_fields=["state", "last_error"])
             return delivery.state
-        update.public_affected_services = list(update.affected_services.filter(is_public=True).order_by("name")) or (
-            list(update.incident.services.filter(is_public=True).order_by("name"))
-        )
         now = timezone.now()
         delivery.attempts += 1
         try:

@@ -25,8 +25,10 @@ def send_confirmation_email(subscriber_id: int, all_services: bool, service_ids:
 def send_update_emails(update_id: int) -> dict:
     """Send every pending delivery of one update that is due. Running it twice sends nothing twice."""
     results: dict[str, int] = {}
-    for delivery_id in services.pending_delivery_ids(update_id=update_id, due_before=timezone.now()):
-        state = services.deliver_update_email(delivery_id=delivery_id) or "taken"
+    delivery_ids = services.pending_delivery_ids(update_id=update_id, due_before=timezone.now())
+    update = services.prepare_update_for_email(update_id) if delivery_ids else None
+    for delivery_id in delivery_ids:
+        state = services.deliver_update_email(delivery_id=delivery_id, update=update) or "taken"
         results[state] = results.get(state, 0) + 1
     return results
 

@@ -4,7 +4,9 @@ is asking, so the page can be cached publicly (no session, no CSRF cookie, no us
 from __future__ import annotations
 
 from django.core.cache import cache
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import condition, require_http_methods, require_safe
@@ -17,6 +19,8 @@ from .forms import SubscribeForm
 # Per client address; generous for people, tight enough that the form cannot be used to mail-bomb.
 SUBSCRIBE_LIMIT = 10
 SUBSCRIBE_WINDOW_SECONDS = 3600
+# The key changes with every change the page shows, so this only bounds memory, not staleness.
+PAGE_CACHE_SECONDS = 600
 
 
 def _fingerprint(request) -> selectors.Fingerprint:
@@ -38,11 +42,18 @@ def _last_modified(request, *args, **kwargs):
 @cache_control(public=True, max_age=30)
 @condition(etag_func=_etag, last_modified_func=_last_modified)
 def index(request):
-    page = selectors.status_page()
-    # The page shows when its content last changed (not when it was rendered), so a 304 never leaves
-    # a visitor looking at a stale "as of" time.
-    context = {"page": page, "last_modified": _fingerprint(request).last_modified}
-    return render(request, "statuspage/index.html", context)
+    fingerprint = _fingerprint(request)
+    # Rendered once per change and shared by every visitor (the page is the same for everyone): during an
+    # incident most requests are first visits without a validator, and they cost the fingerprint query only.
+    key = f"statuspage:index:{fingerprint.etag}"
+    html = cache.get(key)
+    if html is None:
+        # The page shows when its content last changed (not when it was rendered), so a 304 never leaves
+        # a visitor looking at a stale time.
+        context = {"page": selectors.status_page(), "last_modified": fingerprint.last_modified}
+        html = render_to_string("statuspage/index.html", context, request=request)
+        cache.set(key, html, PAGE_CACHE_SECONDS)
+    return HttpResponse(html)
 
 
 def _client_address(request) -> str:

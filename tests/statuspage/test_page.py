@@ -240,3 +240,13 @@ def test_public_page_is_the_same_for_everyone_and_has_no_staff_navigation(client
 def test_status_page_needs_no_login_and_only_reads(client):
     assert client.get(reverse("statuspage:index")).status_code == 200
     assert client.post(reverse("statuspage:index")).status_code == 405
+
+
+def test_renaming_a_public_service_shows_at_once(client):
+    api = ServiceFactory(name="API")
+    etag = client.get(URL)["ETag"]
+    api.name = "Public API"
+    api.save()
+    response = client.get(URL, HTTP_IF_NONE_MATCH=etag)
+    assert response.status_code == 200
+    assert "Public API" in response.content.decode()
