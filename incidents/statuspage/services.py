@@ -134,6 +134,17 @@ def unsubscribe(*, token: str) -> Subscriber:
     return subscriber
 
 
+def purge_unconfirmed_subscribers(*, now: datetime | None = None) -> int:
+    """Forget addresses nobody confirmed once their last link has expired: an unconfirmed address is only
+    someone's claim, and keeping it forever serves no one."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=tokens.CONFIRM_MAX_AGE)
+    stale = Subscriber.objects.filter(confirmed_at__isnull=True, created_at__lt=cutoff).exclude(
+        confirmation_sent_at__gte=cutoff
+    )
+    _, per_model = stale.delete()
+    return per_model.get(Subscriber._meta.label, 0)
+
+
 # --- Update emails (outbox) ---------------------------------------------------------------------------------------
 
 

@@ -13,7 +13,10 @@ from .models import DeliveryState, UpdateDelivery
 # A pending delivery older than this is assumed lost by the broker and re-enqueued by the tick.
 REDELIVER_AFTER = timedelta(minutes=1)
 
-BEAT_TICKS = [("statuspage-redeliver", "incidents.statuspage.tasks.redeliver_tick", 30)]
+BEAT_TICKS = [
+    ("statuspage-redeliver", "incidents.statuspage.tasks.redeliver_tick", 30),
+    ("statuspage-purge-unconfirmed", "incidents.statuspage.tasks.purge_unconfirmed_tick", 3600),
+]
 
 
 @shared_task(acks_late=True, max_retries=3, default_retry_delay=30)
@@ -47,3 +50,8 @@ def redeliver_tick() -> int:
     for update_id in sorted(update_ids):
         send_update_emails.delay(update_id)
     return len(update_ids)
+
+
+@shared_task(acks_late=True)
+def purge_unconfirmed_tick() -> int:
+    return services.purge_unconfirmed_subscribers()

@@ -323,3 +323,14 @@ def test_failed_sends_are_retried_then_given_up(client, responder, django_captur
     delivery.refresh_from_db()
     assert (delivery.state, delivery.attempts) == (DeliveryState.FAILED, statuspage_services.MAX_DELIVERY_ATTEMPTS)
     assert enqueued and set(enqueued) == {update.pk}
+
+
+def test_unconfirmed_addresses_are_forgotten_after_the_link_expires(client, django_capture_on_commit_callbacks):
+    subscribe(client, django_capture_on_commit_callbacks, email="never@example.com")
+    subscribe(client, django_capture_on_commit_callbacks, email="kept@example.com")
+    confirm_from_inbox(client, "kept@example.com")
+    with time_machine.travel(timezone.now() + timedelta(days=6)):
+        assert tasks.purge_unconfirmed_tick() == 0
+    with time_machine.travel(timezone.now() + timedelta(days=8)):
+        assert tasks.purge_unconfirmed_tick() == 1
+    assert list(Subscriber.objects.values_list("email", flat=True)) == ["kept@example.com"]
