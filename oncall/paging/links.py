@@ -50,9 +50,9 @@ def notification_for_token(token: str) -> Notification:
     return notification
 
 
-def acknowledge_via_link(*, token: str) -> Page | None:
-    """Acknowledge the incident's paging as the person the link was sent to. Returns their page (its state says
-    whether someone else acknowledged first). The link is used up either way."""
+def acknowledge_via_link(*, token: str) -> tuple[Page | None, bool]:
+    """Acknowledge the incident's paging as the person the link was sent to. Returns their page and whether this
+    link acknowledged it (False: someone acknowledged or resolved first). The link is used up either way."""
     from incidents import access
     from incidents import services as incident_services
 
@@ -70,9 +70,8 @@ def acknowledge_via_link(*, token: str) -> Page | None:
                 AcknowledgeLinkUse.objects.create(nonce=notification.ack_nonce, notification=notification)
         except IntegrityError:
             raise LinkError("This acknowledge link has already been used.")
-        acknowledge_pages(incident=incident, by=by, person=person, via="link in the page message")
+        closed = acknowledge_pages(incident=incident, by=by, person=person, via="link in the page message")
         if incident.acknowledged_at is None and incident.status != "closed":
             incident_services.acknowledge_incident(incident=incident, by=by)
-    return (
-        Page.objects.select_related("acknowledged_by", "acknowledged_by_person").filter(pk=notification.page_id).first()
-    )
+    page = Page.objects.select_related("acknowledged_by", "acknowledged_by_person").filter(pk=notification.page_id)
+    return page.first(), any(p.pk == notification.page_id for p in closed)

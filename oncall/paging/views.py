@@ -88,10 +88,14 @@ def acknowledge_link(request, token):
     if request.method == "GET":
         return render(request, "paging/acknowledge_link.html", context)
     try:
-        page = links.acknowledge_via_link(token=token)
+        page, acknowledged_now = links.acknowledge_via_link(token=token)
     except DomainError as error:
         return render(request, "paging/acknowledge_link.html", {**context, "error": error.message}, status=400)
-    return render(request, "paging/acknowledge_link.html", {**context, "done": True, "acked_page": page})
+    return render(
+        request,
+        "paging/acknowledge_link.html",
+        {**context, "done": True, "acked_page": page, "acknowledged_now": acknowledged_now},
+    )
 
 
 @login_required
