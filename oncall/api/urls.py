@@ -1,3 +1,12 @@
-from django.urls import path  # noqa: F401
+from rest_framework.routers import SimpleRouter
 
-urlpatterns = []
+from . import views
+
+router = SimpleRouter()
+router.register("oncall/now", views.OnCallNowViewSet, basename="oncall-now")
+router.register("oncall/teams", views.TeamViewSet, basename="oncall-team")
+router.register("oncall/people", views.PersonViewSet, basename="oncall-person")
+router.register("oncall/rotations", views.RotationViewSet, basename="oncall-rotation")
+router.register("oncall/overrides", views.OverrideViewSet, basename="oncall-override")
+
+urlpatterns = router.urls

@@ -1,0 +1,113 @@
+"""On-call API shapes: who is on call (now or at a time), teams, rotations, overrides."""
+
+from rest_framework import serializers
+
+from oncall.models import Override, Person, Rotation, RotationMember, Slot, Team
+
+
+class PersonRefSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = Person
+        fields = ["id", "name", "email", "timezone", "username"]
+        read_only_fields = fields
+
+
+class PersonSerializer(PersonRefSerializer):
+    teams = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+
+    class Meta(PersonRefSerializer.Meta):
+        fields = [*PersonRefSerializer.Meta.fields, "is_active", "teams"]
+        read_only_fields = fields
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    team_lead = PersonRefSerializer(read_only=True, allow_null=True)
+    members = PersonRefSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Team
+        fields = ["id", "name", "slug", "description", "team_lead", "members"]
+        read_only_fields = fields
+
+
+class RotationMemberSerializer(serializers.ModelSerializer):
+    person = PersonRefSerializer(read_only=True)
+
+    class Meta:
+        model = RotationMember
+        fields = ["slot", "position", "person"]
+        read_only_fields = fields
+
+
+class RotationSerializer(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    members = RotationMemberSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Rotation
+        fields = [
+            "id",
+            "team",
+            "name",
+            "description",
+            "timezone",
+            "shift_length_days",
+            "handoff_weekday",
+            "handoff_time",
+            "start_date",
+            "is_active",
+            "members",
+        ]
+        read_only_fields = fields
+
+
+class OverrideSerializer(serializers.ModelSerializer):
+    person = PersonRefSerializer(read_only=True)
+    rotation = serializers.PrimaryKeyRelatedField(read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = Override
+        fields = ["id", "rotation", "slot", "person", "start", "end", "reason", "created_by", "created_at"]
+        read_only_fields = fields
+
+
+class OverrideCreateSerializer(serializers.Serializer):
+    rotation = serializers.PrimaryKeyRelatedField(queryset=Rotation.objects.all())
+    slot = serializers.ChoiceField(choices=Slot.choices, default=Slot.PRIMARY)
+    person = serializers.PrimaryKeyRelatedField(queryset=Person.objects.filter(is_active=True))
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+
+
+class ShiftSerializer(serializers.Serializer):
+    person = PersonRefSerializer(allow_null=True, help_text="Empty for a gap: nobody to page.")
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    is_override = serializers.SerializerMethodField()
+
+    def get_is_override(self, shift) -> bool:
+        return getattr(shift, "override", None) is not None
+
+
+class SlotNowSerializer(serializers.Serializer):
+    slot = serializers.ChoiceField(choices=Slot.choices)
+    label = serializers.CharField()
+    current = ShiftSerializer()
+    following = ShiftSerializer(allow_null=True)
+
+
+class RotationNowSerializer(serializers.Serializer):
+    rotation = serializers.IntegerField(source="rotation.pk")
+    name = serializers.CharField(source="rotation.name")
+    next_handoff = serializers.DateTimeField()
+    slots = SlotNowSerializer(many=True)
+
+
+class TeamNowSerializer(serializers.Serializer):
+    team = serializers.SlugField(source="team.slug")
+    name = serializers.CharField(source="team.name")
+    rotations = RotationNowSerializer(many=True)

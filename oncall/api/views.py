@@ -1,0 +1,112 @@
+"""On-call API: who is on call now or at a given time, per team; teams, people, rotations (read) and overrides
+(read for everyone; created and cancelled through oncall.services, which lets managers cover for anyone and
+responders only for themselves)."""
+
+from datetime import UTC
+
+from django.db.models import Prefetch
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.fields import DateTimeField
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+from incidents.api.base import PortalAPIMixin
+from oncall import selectors, services
+from oncall.models import Override, Person, Rotation, RotationMember, Team
+
+from . import serializers as s
+
+
+def _moment(request, name: str):
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return DateTimeField().to_internal_value(raw).astimezone(UTC)
+    except (ValidationError, OverflowError, ValueError):
+        raise ValidationError({name: ["Give an ISO 8601 date-time, e.g. 2026-01-31T09:00:00Z."]})
+
+
+class OnCallNowViewSet(PortalAPIMixin, viewsets.ViewSet):
+    @extend_schema(
+        summary="Who is on call per team, now or at a time",
+        parameters=[
+            OpenApiParameter("at", str, description="ISO 8601 date-time (default: now)."),
+            OpenApiParameter("team", str, description="Only this team (slug)."),
+        ],
+        responses={200: s.TeamNowSerializer(many=True)},
+    )
+    def list(self, request):
+        teams = selectors.on_call_now(at=_moment(request, "at"))
+        slug = request.query_params.get("team")
+        if slug:
+            teams = [t for t in teams if t.team.slug == slug]
+        return Response(s.TeamNowSerializer(teams, many=True).data)
+
+
+class ByNamePagination(CursorPagination):
+    ordering = "name"
+    page_size = 100
+
+
+class ByIdPagination(CursorPagination):
+    ordering = "-id"
+    page_size = 100
+
+
+class TeamViewSet(PortalAPIMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.TeamSerializer
+    queryset = Team.objects.select_related("team_lead__user").prefetch_related(
+        Prefetch("members", queryset=Person.objects.select_related("user"))
+    )
+    lookup_field = "slug"
+    pagination_class = ByNamePagination
+
+
+class PersonViewSet(PortalAPIMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.PersonSerializer
+    queryset = Person.objects.select_related("user").prefetch_related("teams")
+    pagination_class = ByNamePagination
+    filterset_fields = ["is_active"]
+
+
+class RotationViewSet(PortalAPIMixin, viewsets.ReadOnlyModelViewSet):
+    """Rotations with their ordered members. Managers edit rotations in the admin."""
+
+    serializer_class = s.RotationSerializer
+    queryset = Rotation.objects.select_related("team").prefetch_related(
+        Prefetch("members", queryset=RotationMember.objects.select_related("person__user"))
+    )
+    pagination_class = ByNamePagination
+    filterset_fields = ["team", "is_active"]
+
+
+class OverrideViewSet(
+    PortalAPIMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = s.OverrideSerializer
+    pagination_class = ByIdPagination
+    filterset_fields = ["rotation", "slot", "person"]
+
+    def get_queryset(self):
+        return Override.objects.select_related("person__user", "created_by").order_by("-id")
+
+    @extend_schema(request=s.OverrideCreateSerializer, responses={201: s.OverrideSerializer})
+    def create(self, request):
+        form = s.OverrideCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        override = services.create_override(by=request.user, **form.validated_data)
+        return Response(
+            s.OverrideSerializer(self.get_queryset().get(pk=override.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+    def destroy(self, request, pk=None):
+        services.cancel_override(override=self.get_object(), by=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
