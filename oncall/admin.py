@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import Count
+from django.db.models import Case, Count, Value, When
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
@@ -30,13 +31,29 @@ from .models import (
     ResponseRoleDefault,
     Rotation,
     RotationMember,
+    Slot,
     Team,
     Vendor,
 )
 
 
+class OrderedRowForm(forms.ModelForm):
+    """Inline rows keep the order they are entered in unless a position is typed (no duplicate-0 errors)."""
+
+    position = forms.IntegerField(
+        required=False, min_value=0, help_text="Order; leave empty to use the row order (0 comes first)."
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("position") is None and self.prefix and self.prefix.rsplit("-", 1)[-1].isdigit():
+            cleaned["position"] = int(self.prefix.rsplit("-", 1)[-1])
+        return cleaned
+
+
 class ContactMethodInline(admin.TabularInline):
     model = ContactMethod
+    form = OrderedRowForm
     extra = 0
     fields = ["position", "channel", "address", "delay", "is_active"]
     ordering = ["position"]
@@ -121,10 +138,15 @@ class ResponseRoleDefaultAdmin(admin.ModelAdmin):
 
 class RotationMemberInline(admin.TabularInline):
     model = RotationMember
+    form = OrderedRowForm
     extra = 0
     fields = ["slot", "position", "person"]
-    ordering = ["slot", "position"]
     autocomplete_fields = ["person"]
+
+    def get_queryset(self, request):
+        # The guide's column order: Primary, Secondary, Incident Commander.
+        order = Case(*[When(slot=slot, then=Value(i)) for i, slot in enumerate(Slot.values)])
+        return super().get_queryset(request).order_by(order, "position", "pk")
 
 
 class OverrideInline(admin.TabularInline):
@@ -194,6 +216,7 @@ class OverrideAdmin(admin.ModelAdmin):
 
 class EscalationLevelInline(admin.TabularInline):
     model = EscalationLevel
+    form = OrderedRowForm
     extra = 0
     fields = ["position", "name", "delay", "targets_summary"]
     readonly_fields = ["targets_summary"]

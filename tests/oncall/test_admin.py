@@ -279,3 +279,15 @@ def test_second_default_policy_and_zero_shift_length_are_form_errors(admin_clien
     response = admin_client.post(url(Rotation, "add"), rotation_post(team, shift_length_days="0"))
     assert response.status_code == 200 and response.context["adminform"].form.errors
     assert not Rotation.objects.exists()
+
+
+def test_member_rows_without_a_position_keep_their_entered_order(admin_client):
+    a, b, c = PersonFactory(), PersonFactory(), PersonFactory()
+    team = TeamFactory(members=[a, b, c])
+    data = rotation_post(team, members=[(Slot.PRIMARY, "", c), (Slot.PRIMARY, "", a), (Slot.SECONDARY, "", b)])
+    assert admin_client.post(url(Rotation, "add"), data).status_code == 302
+    rotation = Rotation.objects.get()
+    primary = [
+        m.person for m in RotationMember.objects.filter(rotation=rotation, slot=Slot.PRIMARY).order_by("position")
+    ]
+    assert primary == [c, a]
