@@ -209,6 +209,27 @@ class Command(BaseCommand):
         )
         return incident, story
 
+    @staticmethod
+    def _redraft_postmortem(incident: Incident, by) -> None:
+        """Resolving drafts the post-mortem (postmortems.services) from the times the services stamped, before the
+        story's clock was applied; draft it again from the restamped incident and timeline."""
+        try:
+            from postmortems.models import PostMortem
+            from postmortems.services import ensure_draft_for
+        except ImportError:  # the post-mortems area is optional for the incidents demo
+            return
+        if not PostMortem.objects.filter(incident=incident).exists():
+            return
+        PostMortem.objects.filter(incident=incident).delete()
+        # The first draft's timeline note names the wrong due date; the new draft writes its own.
+        incident.timeline.filter(kind=EntryKind.SYSTEM, body__startswith="Post-mortem drafted").delete()
+        last_entry = incident.timeline.aggregate(last=Max("id"))["last"] or 0
+        ensure_draft_for(incident=incident, by=by)
+        PostMortem.objects.filter(incident=incident).update(created_at=incident.resolved_at)
+        incident.timeline.filter(id__gt=last_entry).update(
+            occurred_at=incident.resolved_at, created_at=incident.resolved_at
+        )
+
     def _tick_phase(self, incident: Incident, phase: str, by, *, count: int | None = None) -> None:
         items = list(incident.checklist_items.filter(phase=phase).order_by("position"))
         for item in items[:count]:
@@ -349,6 +370,7 @@ class Command(BaseCommand):
             r"Monitoring shows|Incident resolved)"
         ).update(is_key_event=True)
         incident.timeline.filter(body__startswith="Slow response alerts").update(kind=EntryKind.ALERT)
+        self._redraft_postmortem(incident, ic)
         return incident
 
     @transaction.atomic
@@ -398,6 +420,7 @@ class Command(BaseCommand):
             closed_at=declared + timedelta(days=1, hours=1),
             next_update_due_at=None,
         )
+        self._redraft_postmortem(incident, ic)
         return incident
 
     @transaction.atomic
