@@ -311,3 +311,11 @@ def test_override_can_be_cancelled_by_its_person_or_a_manager_only(client, rotat
     assert "Cancel override" in client.get(reverse("oncall:rotation", args=[rotation.pk])).content.decode()
     assert client.post(reverse("oncall:override_cancel", args=[override.pk])).status_code == 302
     assert not Override.objects.filter(pk=override.pk).exists()
+
+
+def test_who_is_on_call_shows_handoffs_in_the_rotations_local_time(client, clock):
+    rotation, _ = guide_rotation(start_date=date(2026, 1, 5), timezone="America/New_York")
+    client.force_login(ViewerFactory())
+    html = client.get(reverse("oncall:now")).content.decode()
+    assert "Mon 19 Jan, 09:00" in html and "times in America/New_York" in html
+    assert "14:00" not in html  # the UTC instant of that handoff
