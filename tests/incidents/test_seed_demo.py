@@ -1,6 +1,7 @@
 """manage.py seed_demo: the guide's worked example as the portal would have recorded it, demo incidents across
 severities and statuses, demo users whose printed logins work, and nothing duplicated on a second run."""
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -167,3 +168,12 @@ def test_running_twice_duplicates_nothing(seeded):
     call_command("seed_demo", stdout=StringIO())
     ic.refresh_from_db()
     assert ic.check_password("ic-demo-pass")
+
+
+def test_demo_post_mortems_follow_the_story_clock(seeded):
+    postmortems = pytest.importorskip("postmortems.models")
+    for incident in Incident.objects.filter(resolved_at__isnull=False):
+        postmortem = postmortems.PostMortem.objects.filter(incident=incident).first()
+        assert postmortem is not None, incident
+        assert postmortem.due_at == incident.resolved_at + timedelta(hours=48), incident
+        assert incident.timeline.filter(body__startswith="Post-mortem drafted").count() == 1, incident
