@@ -58,7 +58,10 @@ class MaintenanceWindowAdmin(admin.ModelAdmin):
             self.save_formset(request, form, formset, change=change)
 
     def delete_model(self, request, obj):
-        services.cancel_maintenance(window=obj, by=request.user)
+        # Admin deletion removes the row outright (a mistaken entry); the staff page's "cancel" ends a running
+        # window instead. The manager check still applies.
+        services.require_maintenance_permission(request.user)
+        obj.delete()
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form_class = super().get_form(request, obj, change=change, **kwargs)

@@ -304,9 +304,23 @@ def change_maintenance(
 
 
 @transaction.atomic
-def cancel_maintenance(*, window: MaintenanceWindow, by) -> None:
+def cancel_maintenance(*, window: MaintenanceWindow, by) -> str:
+    """Call off an announced window: one that has not started disappears, one that is running ends now (and
+    alerts declare incidents again), one that is over stays in the history. Returns "deleted" or "ended"."""
     require_maintenance_permission(by)
-    MaintenanceWindow.objects.filter(pk=window.pk).delete()
+    window = MaintenanceWindow.objects.select_for_update().filter(pk=window.pk).first()
+    if window is None:
+        raise DomainError("That maintenance window no longer exists.", field="window")
+    now = timezone.now()
+    if window.ends_at <= now:
+        raise DomainError(f"{window.title} is already over; it stays in the history.", field="window")
+    if window.starts_at > now:
+        window.delete()
+        return "deleted"
+    window.ends_at = now
+    window.updated_at = now
+    window.save(update_fields=["ends_at", "updated_at"])
+    return "ended"
 
 
 def _require_communicator(by) -> None:

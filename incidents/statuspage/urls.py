@@ -3,7 +3,7 @@
 from django.urls import path
 from django.views.decorators.cache import cache_control
 
-from . import views
+from . import staff_views, views
 from .feeds import StatusUpdatesFeed
 
 app_name = "statuspage"
@@ -15,4 +15,9 @@ urlpatterns = [
     path("subscribe/sent/", views.subscribe_sent, name="subscribe_sent"),
     path("subscribe/confirm/<str:token>/", views.confirm, name="confirm"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    # Staff: pin service states, announce maintenance.
+    path("manage/", staff_views.manage, name="manage"),
+    path("manage/services/<slug:slug>/state/", staff_views.set_override, name="set_override"),
+    path("manage/maintenance/", staff_views.schedule, name="schedule"),
+    path("manage/maintenance/<int:pk>/cancel/", staff_views.cancel, name="cancel"),
 ]
