@@ -192,3 +192,26 @@ def _request_for(user):
     request = RequestFactory().get("/admin/")
     request.user = user
     return request
+
+
+def test_every_beat_tick_is_a_registered_task_on_a_queue_the_worker_consumes():
+    """`make run` starts the Procfile's workers on their queues; every tick that beat sends must be a known task
+    routed to one of them (ticks to `timers`, so slow sends never delay escalations)."""
+    from incidentportal.celery import app
+
+    app.loader.import_default_modules()
+    app.finalize()
+    procfile = (BASE_DIR / "Procfile").read_text()
+    queues = {
+        queue
+        for line in procfile.splitlines()
+        if " worker " in line and "-Q" in line
+        for queue in line.split("-Q", 1)[1].split()[0].split(",")
+    }
+    assert {"timers", "notifications", "default"} <= queues
+    schedule = app.conf.beat_schedule
+    assert schedule, "no beat ticks registered"
+    for name, entry in schedule.items():
+        assert entry["task"] in app.tasks, (name, entry["task"])
+        route = app.amqp.router.route({}, entry["task"])
+        assert route["queue"].name == "timers", (name, route["queue"].name)
