@@ -11,11 +11,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db import models, transaction
+from django.db.models import Case, IntegerField, Value, When
 
 from . import services
 from .errors import DomainError
 from .models import (
     ChecklistItem,
+    ChecklistPhase,
     ChecklistTemplateItem,
     FiveWhys,
     Incident,
@@ -182,7 +184,17 @@ class ChecklistItemInline(admin.TabularInline):
         return False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("checked_by")
+        # In the guide's order (triage, detection, response, ...), not alphabetically by phase.
+        phase_order = Case(
+            *(When(phase=phase, then=Value(index)) for index, phase in enumerate(ChecklistPhase.values)),
+            output_field=IntegerField(),
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("checked_by", "runbook")
+            .order_by(phase_order, "runbook_id", "position")
+        )
 
 
 class TimelineEntryInline(admin.TabularInline):
@@ -248,6 +260,13 @@ class IncidentAdminForm(forms.ModelForm):
 
     # Set by IncidentAdmin.get_form: the user acting, for the services.
     request_user = None
+
+    def clean_detected_at(self):
+        detected_at = self.cleaned_data.get("detected_at")
+        declared_at = self.instance.declared_at
+        if detected_at and declared_at and detected_at > declared_at:
+            raise forms.ValidationError("Detection cannot be after the incident was declared.")
+        return detected_at
 
     def clean(self):
         cleaned = super().clean()

@@ -1,6 +1,8 @@
 """The Django admin: every incidents model's pages render for a superuser and a manager, status and severity
 change only through the services, and a refused change is an error on the page, never a 500."""
 
+from datetime import timedelta
+
 import pytest
 from django.apps import apps
 from django.contrib import admin
@@ -11,6 +13,7 @@ from django.urls import reverse
 
 from incidents import services
 from incidents.models import (
+    ChecklistItem,
     ChecklistPhase,
     EntryKind,
     FiveWhys,
@@ -333,3 +336,26 @@ def test_manager_with_staff_flag_reaches_oncall_admin(client):
     assert response.status_code == 200
     apps_shown = {app["app_label"] for app in response.context["app_list"]}
     assert {"incidents", "oncall"} <= apps_shown
+
+
+def test_change_form_refuses_detection_after_declaration(client, manager):
+    incident = declare(by=manager)
+    client.force_login(manager)
+    url = reverse("admin:incidents_incident_change", args=[incident.pk])
+    data = change_form_data(client.get(url))
+    later = incident.declared_at + timedelta(hours=1)
+    data["detected_at_0"], data["detected_at_1"] = later.strftime("%Y-%m-%d"), later.strftime("%H:%M:%S")
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert "detected_at" in response.context["adminform"].form.errors
+    incident.refresh_from_db()
+    assert incident.detected_at <= incident.declared_at
+
+
+def test_incident_page_lists_checklists_in_the_guides_phase_order(client, manager):
+    incident = declare(by=manager)
+    client.force_login(manager)
+    response = client.get(reverse("admin:incidents_incident_change", args=[incident.pk]))
+    inline = next(i for i in response.context["inline_admin_formsets"] if i.formset.model is ChecklistItem)
+    phases = [form.instance.phase for form in inline.formset.forms]
+    assert list(dict.fromkeys(phases)) == ["triage", "detection", "response", "resolution", "recovery", "closure"]
