@@ -119,7 +119,7 @@ class ErrorSerializer(serializers.Serializer):
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 
 
-ERROR_CODES_READ = ("401", "403", "404", "429")
+ERROR_CODES_READ = ("400", "401", "403", "404", "429")
 ERROR_CODES_WRITE = ("400", "401", "403", "404", "409", "429")
 
 

@@ -5,6 +5,7 @@ responders only for themselves)."""
 from datetime import UTC
 
 from django.db.models import Prefetch
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import ValidationError
@@ -33,7 +34,7 @@ class OnCallNowViewSet(PortalAPIMixin, viewsets.ViewSet):
     @extend_schema(
         summary="Who is on call per team, now or at a time",
         parameters=[
-            OpenApiParameter("at", str, description="ISO 8601 date-time (default: now)."),
+            OpenApiParameter("at", OpenApiTypes.DATETIME, description="ISO 8601 date-time (default: now)."),
             OpenApiParameter("team", str, description="Only this team (slug)."),
         ],
         responses={200: s.TeamNowSerializer(many=True)},
