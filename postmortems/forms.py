@@ -111,9 +111,7 @@ class PeriodForm(forms.Form):
     def clean(self):
         data = super().clean()
         default_start, default_end = default_period()
-        start = data.get("start") or (
-            data["end"] - timedelta(days=89) if data.get("end") else default_start
-        )
+        start = data.get("start") or (data["end"] - timedelta(days=89) if data.get("end") else default_start)
         end = data.get("end") or default_end
         if start > end:
             raise forms.ValidationError("The start date must be on or before the end date.")

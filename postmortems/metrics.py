@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
@@ -31,25 +31,34 @@ def _span(end, start) -> ExpressionWrapper:
     return ExpressionWrapper(F(end) - F(start), output_field=DurationField())
 
 
+# (name, end, start, the column that must be set for the span to exist)
+SPANS = [
+    ("mtta", "acknowledged_at", "declared_at", "acknowledged_at"),
+    ("mttr", "resolved_at", "detected_at", "resolved_at"),
+    ("ttd", "declared_at", "detected_at", "declared_at"),
+    ("ttm", "mitigated_at", "detected_at", "mitigated_at"),
+]
+COUNTS = ("count", "ack_in_target", "target_measured")
+
+
 def _aggregates(now: datetime) -> dict:
-    return {
-        "count": Count("id", distinct=True),
-        "mtta": Avg(_span("acknowledged_at", "declared_at")),
-        "mttr": Avg(_span("resolved_at", "detected_at")),
-        "ttd": Avg(_span("declared_at", "detected_at")),
-        "ttm": Avg(_span("mitigated_at", "detected_at")),
+    """Sums and counts rather than averages, so the all-severities row is added up in Python instead of
+    costing another scan. No DISTINCT: within a group (a severity, or one service of the M2M join) each
+    incident appears once, and COUNT(DISTINCT) would sort every group."""
+    aggregates = {
+        "count": Count("id"),
         "ack_in_target": Count(
-            "id",
-            distinct=True,
-            filter=Q(acknowledged_at__isnull=False, acknowledged_at__lte=F("response_due_at")),
+            "id", filter=Q(acknowledged_at__isnull=False, acknowledged_at__lte=F("response_due_at"))
         ),
         "target_measured": Count(
             "id",
-            distinct=True,
-            filter=Q(response_due_at__isnull=False)
-            & (Q(acknowledged_at__isnull=False) | Q(response_due_at__lt=now)),
+            filter=Q(response_due_at__isnull=False) & (Q(acknowledged_at__isnull=False) | Q(response_due_at__lt=now)),
         ),
     }
+    for name, end, start, required in SPANS:
+        aggregates[f"{name}_sum"] = Sum(_span(end, start))
+        aggregates[f"{name}_n"] = Count(required)
+    return aggregates
 
 
 @dataclass
@@ -66,6 +75,7 @@ class Row:
     ack_in_target: int = 0
     target_measured: int = 0
     css_class: str = ""
+    sums: dict = field(default_factory=dict)
 
     @property
     def compliance(self) -> float | None:
@@ -132,16 +142,25 @@ def _monday(day: date) -> date:
 
 
 def _row(key, label, values: dict, css_class="") -> Row:
-    return Row(
-        key=key,
-        label=label,
-        css_class=css_class,
-        **{name: values[name] for name in ("count", "mtta", "mttr", "ttd", "ttm", "ack_in_target", "target_measured")},
-    )
+    row = Row(key=key, label=label, css_class=css_class, **{name: values.get(name) or 0 for name in COUNTS})
+    row.sums = {name: values.get(name) for name in values if name.endswith(("_sum", "_n"))}
+    for name, *_ in SPANS:
+        total, n = values.get(f"{name}_sum"), values.get(f"{name}_n") or 0
+        setattr(row, name, total / n if n and total is not None else None)
+    return row
+
+
+def _sum_rows(key, label, rows: list[Row]) -> Row:
+    values = {name: sum(getattr(row, name) for row in rows) for name in COUNTS}
+    for name, *_ in SPANS:
+        parts = [row.sums.get(f"{name}_sum") for row in rows if row.sums.get(f"{name}_sum") is not None]
+        values[f"{name}_sum"] = sum(parts, timedelta()) if parts else None
+        values[f"{name}_n"] = sum(row.sums.get(f"{name}_n") or 0 for row in rows)
+    return _row(key, label, values)
 
 
 def incident_metrics(*, user, start: date, end: date, now: datetime | None = None) -> Metrics:
-    """Seven queries whatever the amount of data."""
+    """Five queries whatever the amount of data (plus the visibility check's group lookup)."""
     now = now or timezone.now()
     since, until = period_bounds(start, end)
     incidents = Incident.objects.visible_to(user).filter(declared_at__gte=since, declared_at__lt=until)
@@ -165,13 +184,9 @@ def incident_metrics(*, user, start: date, end: date, now: datetime | None = Non
 
     aggregates = _aggregates(now)
     # 2. per severity (every severity listed, even with no incidents, so the table's shape is stable)
-    found = {
-        row["severity_id"]: row
-        for row in incidents.values("severity_id").annotate(**aggregates).order_by()
-    }
-    empty = {name: 0 if name in ("count", "ack_in_target", "target_measured") else None for name in aggregates}
+    found = {row["severity_id"]: row for row in incidents.values("severity_id").annotate(**aggregates).order_by()}
     metrics.by_severity = [
-        _row(severity.level, f"{severity.level} {severity.name}", found.get(severity.pk, empty), severity.css_class)
+        _row(severity.level, f"{severity.level} {severity.name}", found.get(severity.pk, {}), severity.css_class)
         for severity in metrics.severities
     ]
 
@@ -182,10 +197,10 @@ def incident_metrics(*, user, start: date, end: date, now: datetime | None = Non
     ]
     metrics.by_service.sort(key=lambda row: (row.key == "", -row.count, row.label))
 
-    # 4. all incidents of the period
-    metrics.total = _row("all", "All severities", incidents.aggregate(**aggregates))
+    # all incidents of the period: the severities added up (every incident has exactly one severity)
+    metrics.total = _sum_rows("all", "All severities", metrics.by_severity)
 
-    # 5. action items of the period's incidents
+    # 4. action items of the period's incidents
     today = timezone.localdate(now)
     stats = ActionItem.objects.filter(incident__in=incidents.values("pk")).aggregate(
         total=Count("id"),
@@ -219,8 +234,12 @@ def csv_rows(metrics: Metrics):
                 yield [section, row.label, f"{name}_seconds", seconds(getattr(row, name))]
             yield [section, row.label, "acknowledged_within_target", str(row.ack_in_target)]
             yield [section, row.label, "response_target_measured", str(row.target_measured)]
-            yield [section, row.label, "response_target_compliance_percent",
-                   "" if row.compliance is None else f"{row.compliance}"]
+            yield [
+                section,
+                row.label,
+                "response_target_compliance_percent",
+                "" if row.compliance is None else f"{row.compliance}",
+            ]
     stats = metrics.action_items
     for name in ("total", "done", "wont_do", "open", "overdue"):
         yield ["action_items", "", name, str(getattr(stats, name))]

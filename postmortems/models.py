@@ -43,9 +43,7 @@ SECTIONS = [
     ("lessons_learned", "Lessons Learned"),
 ]
 # Sections written as Markdown on the post-mortem row (timeline and action items are rows of their own).
-MARKDOWN_SECTIONS = [
-    (field, heading) for field, heading in SECTIONS if field not in {"timeline", "action_items"}
-]
+MARKDOWN_SECTIONS = [(field, heading) for field, heading in SECTIONS if field not in {"timeline", "action_items"}]
 
 
 class PostMortemQuerySet(models.QuerySet):
@@ -138,7 +136,10 @@ class PostMortemTimelineItem(models.Model):
         "incidents.TimelineEntry", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     occurred_at = models.DateTimeField()
-    text = models.CharField(max_length=500)
+    text = models.CharField(max_length=500, help_text="Markdown (inline).")
+    text_html = models.TextField(
+        blank=True, editable=False, help_text="Sanitised HTML rendered from text when written (reports stay fast)."
+    )
     is_included = models.BooleanField(default=False)
 
     class Meta:

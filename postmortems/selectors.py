@@ -3,11 +3,14 @@ every queryset here starts from PostMortem/ActionItem .visible_to(user)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from incidents.models import Incident
+from incidents.models import Incident, TimelineEntry
 from incidents.selectors import parse_reference
 
 from .models import OPEN_ACTION_STATUSES, ActionItem, PostMortem, PostMortemStatus, PostMortemTimelineItem
@@ -46,8 +49,41 @@ def postmortem_list(*, user, status: str = ""):
     )
 
 
-def timeline_items(*, postmortem: PostMortem):
-    return list(PostMortemTimelineItem.objects.filter(postmortem=postmortem).order_by("occurred_at", "id"))
+@dataclass
+class TimelineLine:
+    """A row of the timeline editor: an incident timeline entry (with its post-mortem line, if any) or a
+    line added by hand."""
+
+    key: str
+    occurred_at: datetime
+    text: str
+    is_included: bool
+    is_key_event: bool = False
+    is_added: bool = False
+
+
+def timeline_lines(*, postmortem: PostMortem) -> list[TimelineLine]:
+    """Every entry of the incident's timeline merged with the post-mortem's lines: two queries."""
+    items = list(PostMortemTimelineItem.objects.filter(postmortem=postmortem))
+    by_entry = {item.entry_id: item for item in items if item.entry_id}
+    lines = []
+    entries = TimelineEntry.objects.filter(incident_id=postmortem.incident_id).values_list(
+        "id", "occurred_at", "body", "is_key_event"
+    )
+    for entry_id, occurred_at, body, is_key_event in entries:
+        item = by_entry.get(entry_id)
+        text = item.text if item else " ".join((body or "").strip().split("\n\n", 1)[0].split())[:500]
+        lines.append(
+            TimelineLine(
+                f"entry:{entry_id}", occurred_at, text, bool(item and item.is_included), is_key_event=is_key_event
+            )
+        )
+    lines += [
+        TimelineLine(f"item:{item.pk}", item.occurred_at, item.text, item.is_included, is_added=True)
+        for item in items
+        if item.entry_id is None
+    ]
+    return sorted(lines, key=lambda line: (line.occurred_at, line.key))
 
 
 def action_items_of(*, postmortem: PostMortem):

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from incidents import access, events
 from incidents.errors import DomainError, InvalidTransition, PermissionDenied
+from incidents.markdown import render_markdown
 from incidents.models import (
     ChecklistItem,
     ChecklistPhase,
@@ -100,7 +101,7 @@ def draft_summary(incident: Incident, *, commander) -> str:
         f"- Duration: {humanize_duration(incident.duration)}",
         f"- Severity: {incident.severity.level} ({incident.severity.name})",
         f"- Incident Commander: {_name(commander)}",
-        f"- Detected: {_local(incident.detected_at):%Y-%m-%d %H:%M} ({incident.get_detection_source_display()})",
+        f"- Detected: {_local(incident.detected_at):%Y-%m-%d %H:%M}, {incident.get_detection_source_display()}",
     ]
     lines += [f"- {label}: {humanize_duration(value)}" for label, value in response_times(incident)]
     text = "\n".join(lines)
@@ -149,6 +150,20 @@ def ensure_draft_for(*, incident: Incident, by) -> PostMortem:
         return _create_draft(incident, by=by)
 
 
+def _timeline_item(postmortem, entry_id, occurred_at, body, body_html, is_key_event) -> PostMortemTimelineItem:
+    text = _plain_line(body) or "(empty entry)"
+    # A one-paragraph entry (most of them) already has its sanitised HTML: reuse it rather than render again.
+    html = body_html if text == (body or "").strip() and body_html else render_markdown(text)
+    return PostMortemTimelineItem(
+        postmortem=postmortem,
+        entry_id=entry_id,
+        occurred_at=occurred_at,
+        text=text,
+        text_html=html,
+        is_included=is_key_event,
+    )
+
+
 def _create_draft(incident: Incident, *, by) -> PostMortem:
     resolved_at = incident.resolved_at or timezone.now()
     commander = current_holder(incident, Role.INCIDENT_COMMANDER)
@@ -168,18 +183,12 @@ def _create_draft(incident: Incident, *, by) -> PostMortem:
     attendee_ids = set(IncidentResponder.objects.filter(incident=incident).values_list("user_id", flat=True))
     attendee_ids |= {user.pk for user in (commander, technical_lead) if user is not None}
     postmortem.attendees.set(attendee_ids)
-    entries = TimelineEntry.objects.filter(incident=incident).order_by("occurred_at", "id")
+    # Key events become the timeline's lines; every other entry stays one tick away on the timeline editor,
+    # so drafting costs the same for an incident with 20 entries or 20,000.
+    key_events = TimelineEntry.objects.filter(incident=incident, is_key_event=True).order_by("occurred_at", "id")
     PostMortemTimelineItem.objects.bulk_create(
-        PostMortemTimelineItem(
-            postmortem=postmortem,
-            entry_id=entry_id,
-            occurred_at=occurred_at,
-            text=_plain_line(body) or "(empty entry)",
-            is_included=is_key_event,
-        )
-        for entry_id, occurred_at, body, is_key_event in entries.values_list(
-            "id", "occurred_at", "body", "is_key_event"
-        ).iterator(chunk_size=2000)
+        _timeline_item(postmortem, *row)
+        for row in key_events.values_list("id", "occurred_at", "body", "body_html", "is_key_event")
     )
     events.record(
         incident,
@@ -229,6 +238,24 @@ def _require_editable(postmortem: PostMortem, field: str = "status") -> None:
 
 # --- content ------------------------------------------------------------------------------------------------
 
+
+@transaction.atomic
+def assign_owner(*, postmortem: PostMortem, owner, by) -> PostMortem:
+    """Hand the post-mortem to someone else to write (the owner may publish it)."""
+    _require_edit(by, postmortem)
+    if owner is None or not owner.is_active:
+        raise DomainError("Choose an active owner.", field="owner")
+    postmortem = _lock(postmortem)
+    _require_editable(postmortem, field="owner")
+    if postmortem.owner_id != owner.pk:
+        postmortem.owner = owner
+        postmortem.save(update_fields=["owner", "updated_at"])
+        events.record(
+            postmortem.incident, kind=EntryKind.SYSTEM, body=f"Post-mortem owner is now {_name(owner)}.", by=by
+        )
+    return postmortem
+
+
 EDITABLE_TEXT_FIELDS = [field for field, _ in MARKDOWN_SECTIONS] + ["title", "users_affected", "revenue_impact"]
 
 
@@ -253,29 +280,62 @@ def update_content(*, postmortem: PostMortem, by, **fields) -> PostMortem:
     return postmortem
 
 
+def _line_text(value: str) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise DomainError("A timeline line cannot be empty; untick it instead.", field="timeline")
+    return text[:TIMELINE_TEXT_MAX]
+
+
+def _parse_line_keys(keys) -> tuple[set[int], set[int]]:
+    entry_ids, item_ids = set(), set()
+    for key in keys:
+        kind, _, number = str(key).partition(":")
+        if kind not in {"entry", "item"} or not number.isdigit() or len(number) > 18:
+            raise DomainError(f"Unknown timeline line {key!r}.", field="timeline")
+        (entry_ids if kind == "entry" else item_ids).add(int(number))
+    return entry_ids, item_ids
+
+
 @transaction.atomic
-def update_timeline(
-    *, postmortem: PostMortem, by, included_ids: Iterable[int], texts: Mapping[int, str] | None = None
-) -> PostMortem:
-    """Choose which timeline lines the post-mortem shows and correct their wording."""
+def update_timeline(*, postmortem: PostMortem, by, include: Iterable[str], texts: Mapping[str, str] | None = None):
+    """Choose the post-mortem's timeline lines and correct their wording. A line is named "entry:<id>" (an entry
+    of the incident's timeline) or "item:<id>" (a line added by hand). Unticking keeps a line's edited wording
+    for later; the incident's own timeline never changes."""
     _require_edit(by, postmortem)
     postmortem = _lock(postmortem)
     _require_editable(postmortem, field="timeline")
-    included = {int(pk) for pk in included_ids}
+    include, texts = set(include), dict(texts or {})
+    entry_ids, item_ids = _parse_line_keys(include | set(texts))
     items = list(PostMortemTimelineItem.objects.filter(postmortem=postmortem).select_for_update())
+    by_entry = {item.entry_id: item for item in items if item.entry_id}
+    if item_ids - {item.pk for item in items}:
+        raise DomainError("That timeline line is not part of this post-mortem.", field="timeline")
+    new_ids = {pk for pk in entry_ids - by_entry.keys() if f"entry:{pk}" in include}
+    entries = TimelineEntry.objects.filter(incident_id=postmortem.incident_id, pk__in=new_ids)
+    created = []
+    for row in entries.values_list("id", "occurred_at", "body", "body_html", "is_key_event"):
+        item = _timeline_item(postmortem, *row)
+        item.is_included = True
+        if f"entry:{item.entry_id}" in texts:
+            item.text = _line_text(texts[f"entry:{item.entry_id}"])
+            item.text_html = render_markdown(item.text)
+        created.append(item)
+    if len(created) != len(new_ids):
+        raise DomainError("That entry is not part of this incident's timeline.", field="timeline")
     changed = []
     for item in items:
-        text = item.text
-        if texts and item.pk in texts:
-            text = (texts[item.pk] or "").strip()
-            if not text:
-                raise DomainError("A timeline line cannot be empty; untick it instead.", field="timeline")
-            text = text[:TIMELINE_TEXT_MAX]
-        is_included = item.pk in included
-        if text != item.text or is_included != item.is_included:
-            item.text, item.is_included = text, is_included
+        key = f"entry:{item.entry_id}" if item.entry_id else f"item:{item.pk}"
+        dirty = (key in include) != item.is_included
+        item.is_included = key in include
+        if key in texts and texts[key].strip() != item.text:
+            item.text = _line_text(texts[key])
+            item.text_html = render_markdown(item.text)
+            dirty = True
+        if dirty:
             changed.append(item)
-    PostMortemTimelineItem.objects.bulk_update(changed, ["text", "is_included"])
+    PostMortemTimelineItem.objects.bulk_create(created)
+    PostMortemTimelineItem.objects.bulk_update(changed, ["text", "text_html", "is_included"])
     return postmortem
 
 
@@ -290,8 +350,9 @@ def add_timeline_item(*, postmortem: PostMortem, by, occurred_at: datetime, text
         raise DomainError("Say when it happened.", field="occurred_at")
     postmortem = _lock(postmortem)
     _require_editable(postmortem, field="text")
+    text = text[:TIMELINE_TEXT_MAX]
     return PostMortemTimelineItem.objects.create(
-        postmortem=postmortem, occurred_at=occurred_at, text=text[:TIMELINE_TEXT_MAX], is_included=True
+        postmortem=postmortem, occurred_at=occurred_at, text=text, text_html=render_markdown(text), is_included=True
     )
 
 
@@ -527,7 +588,7 @@ def change_action_item_status(*, item: ActionItem, to: str, by) -> ActionItem:
     events.record(
         item.incident,
         kind=EntryKind.ACTION,
-        body=f"Action item \"{item.title}\": {old.label} -> **{ActionItemStatus(to).label}**.",
+        body=f'Action item "{item.title}": {old.label} -> **{ActionItemStatus(to).label}**.',
         by=by,
     )
     return item

@@ -228,19 +228,13 @@ def timeline(request, pk: int):
     postmortem = _postmortem_or_404(request, pk)
     if not services.can_edit(request.user, postmortem):
         return _forbidden(request, "You need the responder role to edit post-mortems.")
-    items = selectors.timeline_items(postmortem=postmortem)
-    add_form = TimelineItemForm()
-    error = ""
-    status = 200
+    error, status = "", 200
     if request.method == "POST":
-        included = [int(value) for value in request.POST.getlist("include") if value.isdigit() and len(value) < 19]
-        texts = {}
-        for item in items:
-            value = request.POST.get(f"text-{item.pk}")
-            if value is not None:
-                texts[item.pk] = value
+        texts = {key[5:]: value for key, value in request.POST.items() if key.startswith("text-")}
         try:
-            services.update_timeline(postmortem=postmortem, by=request.user, included_ids=included, texts=texts)
+            services.update_timeline(
+                postmortem=postmortem, by=request.user, include=request.POST.getlist("include"), texts=texts
+            )
         except PermissionDenied as exc:
             return _forbidden(request, exc.message)
         except DomainError as exc:
@@ -248,10 +242,19 @@ def timeline(request, pk: int):
         else:
             messages.success(request, "Timeline saved.")
             return redirect(postmortem.get_absolute_url() + "#timeline")
+    return _render_timeline(request, postmortem, TimelineItemForm(), error=error, status=status)
+
+
+def _render_timeline(request, postmortem, add_form, *, error="", status=200):
     return render(
         request,
         "postmortems/timeline.html",
-        {"postmortem": postmortem, "items": items, "add_form": add_form, "error": error},
+        {
+            "postmortem": postmortem,
+            "lines": selectors.timeline_lines(postmortem=postmortem),
+            "add_form": add_form,
+            "error": error,
+        },
         status=status,
     )
 
@@ -271,13 +274,7 @@ def timeline_add(request, pk: int):
         else:
             messages.success(request, "Timeline line added.")
             return redirect("postmortems:timeline", pk=postmortem.pk)
-    items = selectors.timeline_items(postmortem=postmortem)
-    return render(
-        request,
-        "postmortems/timeline.html",
-        {"postmortem": postmortem, "items": items, "add_form": form, "error": ""},
-        status=400,
-    )
+    return _render_timeline(request, postmortem, form, status=400)
 
 
 @login_required
@@ -411,8 +408,13 @@ def action_item_status(request, item_id: int):
         return render(
             request,
             "postmortems/partials/action_item_row.html",
-            {"item": item, "item_status_choices": ActionItemStatus.choices, "can_respond": True, "show_incident":
-             request.POST.get("context") == "mine", "next": request.POST.get("next", "")},
+            {
+                "item": item,
+                "item_status_choices": ActionItemStatus.choices,
+                "can_respond": True,
+                "show_incident": request.POST.get("context") == "mine",
+                "next": request.POST.get("next", ""),
+            },
         )
     messages.success(request, f"“{item.title}” is now {item.get_status_display()}.")
     return redirect(_next_url(request, item))
@@ -485,8 +487,12 @@ def metrics(request):
 
     def time_bars(attribute):
         return [
-            charts.Bar(row.key, _minutes(getattr(row, attribute)), duration(getattr(row, attribute)) or "-",
-                       colour.get(row.key, charts.NEUTRAL))
+            charts.Bar(
+                row.key,
+                _minutes(getattr(row, attribute)),
+                duration(getattr(row, attribute)) or "-",
+                colour.get(row.key, charts.NEUTRAL),
+            )
             for row in data.by_severity
         ]
 
@@ -507,9 +513,12 @@ def metrics(request):
         ),
         "compliance_chart": charts.horizontal_bars(
             bars=[
-                charts.Bar(row.key, row.compliance or 0.0,
-                           "-" if row.compliance is None else f"{row.compliance:g}% of {row.target_measured}",
-                           colour.get(row.key, charts.NEUTRAL))
+                charts.Bar(
+                    row.key,
+                    row.compliance or 0.0,
+                    "-" if row.compliance is None else f"{row.compliance:g}% of {row.target_measured}",
+                    colour.get(row.key, charts.NEUTRAL),
+                )
                 for row in data.by_severity
             ],
             title="Acknowledged within the response target, by severity",

@@ -42,8 +42,13 @@ def test_published_report_is_multipart_with_sanitised_html_and_absolute_links(
     postmortem = postmortem_for(incident)
     services.update_content(postmortem=postmortem, by=responder, what_went_well=HOSTILE, revenue_impact="$4,000")
     services.add_action_item(
-        postmortem=postmortem, by=responder, title="Add migration validation checks", owner=responder,
-        due_date=timezone.localdate() + timedelta(days=5), kind="prevent", priority="high",
+        postmortem=postmortem,
+        by=responder,
+        title="Add migration validation checks",
+        owner=responder,
+        due_date=timezone.localdate() + timedelta(days=5),
+        kind="prevent",
+        priority="high",
     )
     publish(postmortem, responder, django_capture_on_commit_callbacks)
 
@@ -85,7 +90,9 @@ def test_distribution_is_responders_attendees_and_stakeholders_once_each(
     incident_services.add_responder(incident=incident, user=helper, by=responder)
     postmortem = postmortem_for(incident)
     services.schedule_meeting(
-        postmortem=postmortem, by=responder, meeting_at=postmortem.due_at - timedelta(hours=1),
+        postmortem=postmortem,
+        by=responder,
+        meeting_at=postmortem.due_at - timedelta(hours=1),
         attendees=[responder, guest],
     )
     # Stakeholder address of an attendee in another case: counted once.

@@ -54,9 +54,7 @@ def incident(level, declared, *, detected=None, ack=None, due, mitigated=None, r
 
 
 def item(incident_row, status, due, owner):
-    postmortem, _ = PostMortem.objects.get_or_create(
-        incident=incident_row, defaults={"title": "pm", "due_at": NOW}
-    )
+    postmortem, _ = PostMortem.objects.get_or_create(incident=incident_row, defaults={"title": "pm", "due_at": NOW})
     return ActionItem.objects.create(
         postmortem=postmortem, incident=incident_row, title=status, owner=owner, due_date=due, status=status
     )
@@ -66,16 +64,45 @@ def item(incident_row, status, due, owner):
 def fixture_set():
     api = ServiceFactory(name="API", slug="api")
     web = ServiceFactory(name="Web", slug="web")
-    a = incident("P1", "2025-01-07T10:00", detected="2025-01-07T09:50", ack="2025-01-07T10:20",
-                 due="2025-01-07T11:00", mitigated="2025-01-07T11:00", resolved="2025-01-07T12:50", services=[api])
-    incident("P1", "2025-01-14T10:00", ack="2025-01-14T11:30", due="2025-01-14T11:00",
-             mitigated="2025-01-14T12:00", resolved="2025-01-14T13:00", services=[api, web])
-    incident("P0", "2025-01-15T08:00", detected="2025-01-15T07:58", ack="2025-01-15T08:05",
-             due="2025-01-15T08:15", services=[web])
-    incident("P2", "2025-01-08T12:00", due="2025-01-08T16:00", mitigated="2025-01-08T13:00",
-             resolved="2025-01-08T14:00")
-    e = incident("P3", "2025-01-16T09:00", ack="2025-01-16T09:10", due="2025-01-17T17:00",
-                 resolved="2025-01-16T10:00", services=[api], is_restricted=True)
+    a = incident(
+        "P1",
+        "2025-01-07T10:00",
+        detected="2025-01-07T09:50",
+        ack="2025-01-07T10:20",
+        due="2025-01-07T11:00",
+        mitigated="2025-01-07T11:00",
+        resolved="2025-01-07T12:50",
+        services=[api],
+    )
+    incident(
+        "P1",
+        "2025-01-14T10:00",
+        ack="2025-01-14T11:30",
+        due="2025-01-14T11:00",
+        mitigated="2025-01-14T12:00",
+        resolved="2025-01-14T13:00",
+        services=[api, web],
+    )
+    incident(
+        "P0",
+        "2025-01-15T08:00",
+        detected="2025-01-15T07:58",
+        ack="2025-01-15T08:05",
+        due="2025-01-15T08:15",
+        services=[web],
+    )
+    incident(
+        "P2", "2025-01-08T12:00", due="2025-01-08T16:00", mitigated="2025-01-08T13:00", resolved="2025-01-08T14:00"
+    )
+    e = incident(
+        "P3",
+        "2025-01-16T09:00",
+        ack="2025-01-16T09:10",
+        due="2025-01-17T17:00",
+        resolved="2025-01-16T10:00",
+        services=[api],
+        is_restricted=True,
+    )
     f = incident("P1", "2025-01-05T23:00", ack="2025-01-05T23:10", due="2025-01-06T00:00", services=[api])
     incident("P2", "2025-01-19T23:00", due="2025-01-20T03:00")
     owner = ViewerFactory()
@@ -177,9 +204,13 @@ def test_metrics_page_shows_charts_and_tables(client, fixture_set):
 def _add_incidents(count, services):
     for n in range(count):
         row = incident(
-            ["P0", "P1", "P2", "P3"][n % 4], f"2025-01-{7 + n % 12:02d}T10:00", ack=f"2025-01-{7 + n % 12:02d}T10:10",
-            due=f"2025-01-{7 + n % 12:02d}T11:00", resolved=f"2025-01-{7 + n % 12:02d}T12:00",
-            services=[services[n % len(services)]], is_restricted=n % 5 == 0,
+            ["P0", "P1", "P2", "P3"][n % 4],
+            f"2025-01-{7 + n % 12:02d}T10:00",
+            ack=f"2025-01-{7 + n % 12:02d}T10:10",
+            due=f"2025-01-{7 + n % 12:02d}T11:00",
+            resolved=f"2025-01-{7 + n % 12:02d}T12:00",
+            services=[services[n % len(services)]],
+            is_restricted=n % 5 == 0,
         )
         item(row, "open", date(2025, 1, 10 + n % 10), row.created_by or ViewerFactory(username=f"owner{n % 3}"))
 

@@ -79,18 +79,32 @@ def test_draft_impact_lists_services_and_users_affected(responder):
     assert postmortem.revenue_impact == ""
 
 
-def test_draft_timeline_copies_every_entry_with_key_events_preselected(responder):
+def test_draft_timeline_has_the_key_events_as_lines(responder):
     incident = declare(by=responder)
     incident_services.add_timeline_entry(incident=incident, by=responder, body="Checked the **dashboards**")
     incident_services.change_status(incident=incident, to="resolved", by=responder)
     postmortem = postmortem_for(incident)
     items = list(PostMortemTimelineItem.objects.filter(postmortem=postmortem))
-    entries = list(incident.timeline.order_by("occurred_at", "id"))
-    # Every entry written before the draft (the draft's own entry comes after it).
-    assert [item.entry_id for item in items] == [e.pk for e in entries if "Post-mortem drafted" not in e.body]
-    included = {item.entry_id for item in items if item.is_included}
-    assert included == {e.pk for e in entries if e.is_key_event}
-    note = next(item for item in items if "dashboards" in item.text)
+    key_events = [e for e in incident.timeline.order_by("occurred_at", "id") if e.is_key_event]
+    assert len(key_events) == 2  # declared, resolved
+    assert [item.entry_id for item in items] == [e.pk for e in key_events]
+    assert all(item.is_included for item in items)
+    assert items[-1].text == "Status changed from Investigating to **Resolved**."
+    assert items[-1].text_html == key_events[-1].body_html  # one-paragraph entries reuse their sanitised HTML
+
+
+def test_timeline_editor_lists_every_entry_with_key_events_ticked(responder):
+    from postmortems.selectors import timeline_lines
+
+    incident = declare(by=responder)
+    incident_services.add_timeline_entry(incident=incident, by=responder, body="Checked the **dashboards**")
+    incident_services.change_status(incident=incident, to="resolved", by=responder)
+    lines = timeline_lines(postmortem=postmortem_for(incident))
+    assert len(lines) == incident.timeline.count()
+    assert {line.key for line in lines if line.is_included} == {
+        f"entry:{pk}" for pk in incident.timeline.filter(is_key_event=True).values_list("pk", flat=True)
+    }
+    note = next(line for line in lines if "dashboards" in line.text)
     assert not note.is_included and note.text == "Checked the **dashboards**"
 
 
@@ -240,19 +254,49 @@ def test_update_content_rejects_unknown_fields_and_empty_title(responder):
 
 
 def test_update_timeline_selects_and_rewords_lines(responder):
-    postmortem = postmortem_for(resolved_incident(by=responder))
-    items = list(postmortem.timeline_items.all())
-    first, second = items[0], items[1]
+    incident = declare(by=responder)
+    note = incident_services.add_timeline_entry(incident=incident, by=responder, body="Rolled back **v2.3**")
+    incident_services.change_status(incident=incident, to="resolved", by=responder)
+    postmortem = postmortem_for(incident)
+    declared, resolved = list(postmortem.timeline_items.order_by("occurred_at", "id"))
     services.update_timeline(
-        postmortem=postmortem, by=responder, included_ids=[second.pk], texts={second.pk: "Incident declared"}
+        postmortem=postmortem,
+        by=responder,
+        include=[f"entry:{declared.entry_id}", f"entry:{note.pk}"],
+        texts={f"entry:{declared.entry_id}": "Incident declared (P1)", f"entry:{resolved.entry_id}": "Resolved"},
     )
-    states = dict(postmortem.timeline_items.values_list("pk", "is_included"))
-    assert states[second.pk] and not states[first.pk]
-    assert sum(states.values()) == 1
-    second.refresh_from_db()
-    assert second.text == "Incident declared"
+    lines = {item.entry_id: item for item in postmortem.timeline_items.all()}
+    assert (lines[declared.entry_id].is_included, lines[declared.entry_id].text) == (True, "Incident declared (P1)")
+    assert lines[declared.entry_id].text_html == "<p>Incident declared (P1)</p>"
+    assert (lines[resolved.entry_id].is_included, lines[resolved.entry_id].text) == (False, "Resolved")  # kept
+    assert (lines[note.pk].is_included, lines[note.pk].text_html) == (True, "<p>Rolled back <strong>v2.3</strong></p>")
+    assert note.body == "Rolled back **v2.3**"  # the incident's record is untouched
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"include": ["entry:abc"]},
+        {"include": ["nonsense"]},
+        {"include": ["item:99999999"]},
+        {"include": ["entry:99999999"]},
+        {"include": [], "texts": {"FIRST": "  "}},
+    ],
+)
+def test_update_timeline_refuses_bad_lines(responder, change):
+    postmortem = postmortem_for(resolved_incident(by=responder))
+    first = postmortem.timeline_items.first()
+    texts = {f"entry:{first.entry_id}" if k == "FIRST" else k: v for k, v in change.get("texts", {}).items()}
+    with pytest.raises(DomainError) as error:
+        services.update_timeline(postmortem=postmortem, by=responder, include=change["include"], texts=texts)
+    assert error.value.field == "timeline"
+
+
+def test_entry_of_another_incident_cannot_be_pulled_in(responder):
+    postmortem = postmortem_for(resolved_incident(by=responder))
+    other = declare(by=responder).timeline.first()
     with pytest.raises(DomainError):
-        services.update_timeline(postmortem=postmortem, by=responder, included_ids=[], texts={first.pk: " "})
+        services.update_timeline(postmortem=postmortem, by=responder, include=[f"entry:{other.pk}"])
 
 
 def test_add_timeline_item_is_included(responder):

@@ -26,7 +26,10 @@ def _url(name, postmortem, **kwargs):
 def test_every_page_renders_for_a_responder(client, responder, postmortem):
     client.force_login(responder)
     item = services.add_action_item(
-        postmortem=postmortem, by=responder, title="Add index check", owner=responder,
+        postmortem=postmortem,
+        by=responder,
+        title="Add index check",
+        owner=responder,
         due_date=timezone.localdate() + timedelta(days=3),
     )
     pages = [
@@ -51,7 +54,10 @@ def test_every_page_renders_for_a_responder(client, responder, postmortem):
 
 def test_dashboard_shows_my_open_action_items(client, responder, postmortem):
     services.add_action_item(
-        postmortem=postmortem, by=responder, title="Document rollback procedure", owner=responder,
+        postmortem=postmortem,
+        by=responder,
+        title="Document rollback procedure",
+        owner=responder,
         due_date=timezone.localdate() + timedelta(days=2),
     )
     client.force_login(responder)
@@ -171,8 +177,14 @@ def test_markdown_download_follows_the_guide_template(client, responder, postmor
     text = response.content.decode()
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings == [
-        "## Incident Summary", "## Impact", "## Timeline", "## Root Cause", "## What Went Well",
-        "## What Could Be Improved", "## Action Items", "## Lessons Learned",
+        "## Incident Summary",
+        "## Impact",
+        "## Timeline",
+        "## Root Cause",
+        "## What Went Well",
+        "## What Could Be Improved",
+        "## Action Items",
+        "## Lessons Learned",
     ]
     assert text.startswith("# Post-mortem: Checkout API slow")
     assert "- Duration: 2 hours 15 minutes" in text
@@ -244,23 +256,31 @@ def test_bad_action_item_input_is_a_form_error(client, responder, postmortem, da
 
 def test_timeline_page_selects_lines_and_adds_one(client, responder, postmortem):
     client.force_login(responder)
-    items = list(postmortem.timeline_items.all())
+    page = client.get(_url("timeline", postmortem)).content.decode()
+    entries = list(postmortem.incident.timeline.order_by("occurred_at", "id"))
+    assert all(f'value="entry:{entry.pk}"' in page for entry in entries)
+    first = entries[0]
     response = client.post(
-        _url("timeline", postmortem),
-        {"include": [str(items[0].pk), "junk", "99999999999999999999999"], f"text-{items[0].pk}": "Declared"},
+        _url("timeline", postmortem), {"include": [f"entry:{first.pk}"], f"text-entry:{first.pk}": "Declared"}
     )
     assert response.status_code == 302
     assert list(postmortem.timeline_items.filter(is_included=True).values_list("text", flat=True)) == ["Declared"]
     response = client.post(_url("timeline_add", postmortem), {"occurred_at": "2025-01-15T13:50", "text": "Deploy"})
     assert response.status_code == 302
+    added = postmortem.timeline_items.get(text="Deploy")
+    assert f'value="item:{added.pk}"' in client.get(_url("timeline", postmortem)).content.decode()
     assert client.post(_url("timeline_add", postmortem), {"occurred_at": "bad", "text": ""}).status_code == 400
-    assert client.post(_url("timeline", postmortem), {f"text-{items[0].pk}": "  "}).status_code == 400
+    assert client.post(_url("timeline", postmortem), {f"text-entry:{first.pk}": "  "}).status_code == 400
+    assert client.post(_url("timeline", postmortem), {"include": ["junk", "entry:1" + "9" * 30]}).status_code == 400
 
 
 def test_overdue_list_is_for_managers(client, responder, postmortem):
     with time_machine.travel(timezone.now() - timedelta(days=10), tick=False):
         item = services.add_action_item(
-            postmortem=postmortem, by=responder, title="Late item", owner=responder,
+            postmortem=postmortem,
+            by=responder,
+            title="Late item",
+            owner=responder,
             due_date=timezone.localdate() + timedelta(days=1),
         )
     client.force_login(responder)
@@ -296,7 +316,10 @@ def test_pages_need_login(client, postmortem):
 def test_action_item_of_hidden_incident_is_404(client, responder):
     incident = resolved_incident(by=responder, is_restricted=True)
     item = services.add_action_item(
-        postmortem=postmortem_for(incident), by=responder, title="Secret fix", owner=responder,
+        postmortem=postmortem_for(incident),
+        by=responder,
+        title="Secret fix",
+        owner=responder,
         due_date=date.today() + timedelta(days=3),
     )
     client.force_login(ResponderFactory())
