@@ -286,7 +286,7 @@ def status_page_fingerprint(*, now: datetime | None = None) -> Fingerprint:
             WHERE i.is_restricted = %(no)s),
           (SELECT COUNT(*) FROM {published}),
           (SELECT SUM(u.id) FROM {published}),
-          (SELECT COUNT(*) FROM {update_services}),
+          (SELECT COUNT(*) FROM {update_services} a WHERE a.statusupdate_id IN (SELECT u.id FROM {published})),
           (SELECT COUNT(*) FROM {overrides}),
           (SELECT COUNT(*) FROM {windows}),
           (SELECT COUNT(*) FROM {window_services}),

@@ -183,10 +183,10 @@ def test_conditional_get_answers_304_until_something_public_changes(client, resp
 
 def test_restricted_incident_changes_do_not_move_the_etag(client):
     security = SecurityFactory()
-    ServiceFactory(name="API")
+    api = ServiceFactory(name="API")
     etag = client.get(URL)["ETag"]
-    breach = declare(by=security, level="P0", is_restricted=True)
-    post_update(breach, by=security, title="Secret")
+    breach = declare(by=security, level="P0", is_restricted=True, services=[api])
+    post_update(breach, by=security, title="Secret", affected_services=[api])
     assert client.get(URL, HTTP_IF_NONE_MATCH=etag).status_code == 304
 
 
