@@ -89,3 +89,36 @@ def test_concurrent_batches_for_one_service_declare_at_most_one_incident():
     assert AlertGroup.objects.count() == 50
     assert Incident.objects.count() == 1
     assert set(AlertGroup.objects.values_list("incident", flat=True)) == {Incident.objects.get().pk}
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_identical_triggers_on_the_single_statement_path_make_one_group():
+    """Record-only routing takes the one-statement path (CTE upsert + event insert); it folds the same way."""
+    integration, key = make_integration("pagerduty", default_action=RouteAction.RECORD)
+    body = fixture_json("pagerduty_trigger.json")
+    body["routing_key"] = key
+    payload = json.dumps(body)
+    barrier = threading.Barrier(20)
+    statuses = []
+
+    def deliver():
+        try:
+            client = Client()
+            barrier.wait(timeout=30)
+            response = client.post(
+                "/api/v1/integrations/pagerduty/v2/enqueue", data=payload, content_type="application/json"
+            )
+            statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert statuses == [202] * 20
+    group = AlertGroup.objects.get(integration=integration)
+    assert group.event_count == 20
+    assert AlertEvent.objects.filter(group=group).count() == 20
+    assert Incident.objects.count() == 0
