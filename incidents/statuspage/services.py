@@ -95,11 +95,12 @@ def confirm_subscription(*, token: str) -> Subscriber:
         request = tokens.read_confirm_token(token)
     except tokens.InvalidToken as error:
         raise DomainError(str(error), field="token")
-    subscriber = Subscriber.objects.select_for_update().filter(pk=request.subscriber_id, email=request.email).first()
+    subscriber = Subscriber.objects.select_for_update().filter(pk=request.subscriber_id).first()
     if (
         subscriber is None
+        or tokens.email_digest(subscriber.email) != request.email_digest
         or subscriber.confirmation_sent_at is None
-        or (tokens.stamp(subscriber.confirmation_sent_at) != request.issued)
+        or tokens.stamp(subscriber.confirmation_sent_at) != request.issued
     ):
         raise DomainError("This confirmation link is no longer valid. Subscribe again to get a new one.", field="token")
     services = list(selectors.public_services().filter(pk__in=request.service_ids))
@@ -118,11 +119,11 @@ def confirm_subscription(*, token: str) -> Subscriber:
 def unsubscribe(*, token: str) -> Subscriber:
     """One click, no login (RFC 8058). Stops every pending email to the address; idempotent."""
     try:
-        subscriber_id, email = tokens.read_unsubscribe_token(token)
+        subscriber_id, digest = tokens.read_unsubscribe_token(token)
     except tokens.InvalidToken as error:
         raise DomainError(str(error), field="token")
-    subscriber = Subscriber.objects.select_for_update().filter(pk=subscriber_id, email=email).first()
-    if subscriber is None:
+    subscriber = Subscriber.objects.select_for_update().filter(pk=subscriber_id).first()
+    if subscriber is None or tokens.email_digest(subscriber.email) != digest:
         raise DomainError("This unsubscribe link is no longer valid; the address is not subscribed.", field="token")
     if subscriber.unsubscribed_at is None:
         subscriber.unsubscribed_at = timezone.now()

@@ -334,3 +334,17 @@ def test_unconfirmed_addresses_are_forgotten_after_the_link_expires(client, djan
     with time_machine.travel(timezone.now() + timedelta(days=8)):
         assert tasks.purge_unconfirmed_tick() == 1
     assert list(Subscriber.objects.values_list("email", flat=True)) == ["kept@example.com"]
+
+
+def test_links_do_not_carry_the_address(client, django_capture_on_commit_callbacks):
+    import base64
+
+    subscribe(client, django_capture_on_commit_callbacks, email="private.person@example.com")
+    from incidents.statuspage.emails import unsubscribe_url
+
+    confirm = link_in(mail.outbox[0], "/status/subscribe/confirm/")
+    unsubscribe = unsubscribe_url(Subscriber.objects.get())
+    for url in (confirm, unsubscribe):
+        payload = url.rstrip("/").rsplit("/", 1)[-1].split(":")[0].lstrip(".")
+        decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        assert b"private.person" not in decoded and "private.person" not in url
