@@ -284,6 +284,8 @@ def _line_text(value: str) -> str:
     text = (value or "").strip()
     if not text:
         raise DomainError("A timeline line cannot be empty; untick it instead.", field="timeline")
+    if "\x00" in text:
+        raise DomainError("A timeline line cannot contain null characters.", field="timeline")
     return text[:TIMELINE_TEXT_MAX]
 
 

@@ -179,3 +179,48 @@ def test_report_email_renders_cleanly_in_chromium(settings):
         finally:
             browser.close()
     assert SCREENSHOT.stat().st_size > 20_000
+
+
+def _logged_in_page(browser, live_server, client, user):
+    client.force_login(user)
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    return page
+
+
+def test_live_preview_and_metrics_page_in_chromium(live_server, client, settings):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import expect, sync_playwright
+
+    postmortem = guide_example()
+    commander = postmortem.owner
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = _logged_in_page(browser, live_server, client, commander)
+            errors = []
+            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+            # Published: editing is closed, so reopen a fresh draft from another resolved incident.
+            with time_machine.travel(at("18:00"), tick=False):
+                incident = declare(by=commander, title="Cache stampede")
+                incident_services.change_status(incident=incident, to="resolved", by=commander)
+            draft = incident.postmortem
+            page.goto(f"{live_server.url}/postmortems/{draft.pk}/edit/")
+            page.fill("#id_what_went_well", "**Fast rollback** <script>alert(1)</script>")
+            expect(page.locator("#preview-what_went_well strong")).to_have_text("Fast rollback")
+            assert page.locator("#preview-what_went_well script").count() == 0
+            page.screenshot(path="/tmp/postmortem-edit.png", full_page=False)
+
+            page.goto(f"{live_server.url}/postmortems/{postmortem.pk}/")
+            expect(page.locator("h1")).to_have_text(postmortem.title)
+            page.screenshot(path="/tmp/postmortem-detail.png", full_page=True)
+
+            page.goto(f"{live_server.url}/metrics/?start=2025-01-01&end=2025-03-31")
+            assert page.locator("svg.chart").count() == 5
+            page.screenshot(path="/tmp/postmortem-metrics.png", full_page=True)
+            assert not [e for e in errors if "Content Security Policy" in e], errors
+        finally:
+            browser.close()

@@ -333,3 +333,52 @@ def test_unresolved_incident_has_no_postmortem(responder):
     assert not PostMortem.objects.filter(incident=incident).exists()
     incident_services.change_status(incident=incident, to="identified", by=responder)
     assert not PostMortem.objects.filter(incident=incident).exists()
+
+
+JUNK_VALUES = ["", " ", "x" * 30000, "\x00", "-1", "99999999999999999999999", "2025-02-30", "<script>", "[]", "%"]
+
+
+def test_no_view_answers_500_to_junk(client, responder, postmortem):
+    """Every form field and query parameter of every page, fed junk: a clear 4xx or a page, never a 500."""
+    item = services.add_action_item(
+        postmortem=postmortem,
+        by=responder,
+        title="Fix",
+        owner=responder,
+        due_date=timezone.localdate() + timedelta(days=3),
+    )
+    client.force_login(responder)
+    entry = postmortem.timeline_items.first().entry_id
+    item_urls = {
+        name: reverse(f"postmortems:{name}", kwargs={"item_id": item.pk})
+        for name in ("edit_action_item", "action_item_status")
+    }
+    posts = {
+        _url("edit", postmortem): ["title", "summary", "users_affected", "revenue_impact"],
+        _url("preview", postmortem) + "?field=junk": ["summary"],
+        _url("preview", postmortem): ["nothing"],
+        _url("timeline", postmortem): ["include", "text-entry:1", "text-item:x"],
+        _url("timeline", postmortem) + "?": [f"text-entry:{entry}"],
+        _url("timeline_add", postmortem): ["occurred_at", "text"],
+        _url("schedule", postmortem): ["meeting_at", "attendees", "location"],
+        _url("change_status", postmortem): ["status"],
+        _url("add_action_item", postmortem): ["title", "owner", "due_date", "priority", "kind"],
+        item_urls["edit_action_item"]: ["title", "owner", "due_date", "priority", "kind"],
+        item_urls["action_item_status"]: ["status", "next"],
+    }
+    for url, fields in posts.items():
+        for value in JUNK_VALUES:
+            for htmx in ({}, {"HTTP_HX_REQUEST": "true"}):
+                response = client.post(url, {field: value for field in fields}, **htmx)
+                assert response.status_code < 500, (url, value)
+    gets = [
+        reverse("postmortems:list"),
+        reverse("postmortems:my_action_items"),
+        reverse("postmortems:metrics"),
+        reverse("postmortems:metrics_csv"),
+    ]
+    for url in gets:
+        for value in JUNK_VALUES:
+            for param in ("status", "show", "start", "end"):
+                assert client.get(url, {param: value}).status_code < 500, (url, param, value)
+    assert client.get("/postmortems/99999999999999999999/").status_code == 404
