@@ -62,6 +62,17 @@ def services_under_maintenance(service_ids, at: datetime | None = None) -> set[i
     )
 
 
+def maintenance_for_staff(*, now: datetime | None = None) -> tuple[list, list]:
+    """(in progress, upcoming) windows with all their services, internal ones included. Two queries."""
+    now = now or timezone.now()
+    windows = list(
+        MaintenanceWindow.objects.filter(ends_at__gt=now)
+        .prefetch_related(Prefetch("services", queryset=Service.objects.order_by("name"), to_attr="all_services"))
+        .order_by("starts_at", "id")
+    )
+    return [w for w in windows if w.starts_at <= now], [w for w in windows if w.starts_at > now]
+
+
 # --- The status page -----------------------------------------------------------------------------------------
 
 
@@ -151,11 +162,13 @@ def status_page(*, now: datetime | None = None) -> StatusPage:
         .prefetch_related(_public_services_prefetch("affected_services", "public_affected_services"))
         .order_by("-posted_at", "-id")
     )
-    windows = list(  # 6, 7
-        MaintenanceWindow.objects.filter(ends_at__gte=since)
+    windows = [  # 6, 7; maintenance of internal services only is not announced (it still suppresses alerts)
+        window
+        for window in MaintenanceWindow.objects.filter(ends_at__gte=since)
         .prefetch_related(_public_services_prefetch("services", "public_services"))
         .order_by("starts_at", "id")
-    )
+        if window.public_services
+    ]
 
     updates_by_incident: dict[int, list[StatusUpdate]] = OrderedDict()
     incident_rows: dict[int, Incident] = {}

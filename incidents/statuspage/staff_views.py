@@ -19,10 +19,13 @@ from .models import MaintenanceWindow
 
 def _manage_page(request, *, maintenance_form=None, override_errors=None, status=200):
     page = selectors.status_page()
+    windows_in_progress, windows_upcoming = selectors.maintenance_for_staff(now=page.now)
     rows = [(row, OverrideForm(initial={"state": row.state, "message": row.message})) for row in page.services]
     context = {
         "page": page,
         "rows": rows,
+        "windows_in_progress": windows_in_progress,
+        "windows_upcoming": windows_upcoming,
         "override_errors": override_errors or {},
         "maintenance_form": maintenance_form or MaintenanceForm(),
         "can_change_states": access.can_respond(request.user),

@@ -134,3 +134,12 @@ def test_manager_sets_a_service_override_in_admin(client):
     assert response.status_code == 302
     row = selectors.status_page().services[0]
     assert (row.state, row.cause, row.message) == (ServiceState.PARTIAL_OUTAGE, "override", "Reads only.")
+
+
+def test_maintenance_of_internal_services_only_is_not_announced_but_still_suppresses(client):
+    batch = ServiceFactory(name="Batch jobs", is_public=False)
+    window = maintenance(services=[batch], title="Reindex the warehouse", starts_in=timedelta(minutes=-1))
+    assert "Reindex the warehouse" not in client.get("/status/").content.decode()
+    assert selectors.status_page().maintenance_in_progress == []
+    assert selectors.is_under_maintenance(batch)
+    assert window.is_in_progress()

@@ -112,3 +112,11 @@ def test_cancelling_deletes_upcoming_and_ends_running_windows(client, manager):
     with time_machine.travel(timezone.now() + timedelta(minutes=1)):
         response = client.post(f"/status/manage/maintenance/{running.pk}/cancel/", follow=True)
     assert "already over" in response.content.decode()
+
+
+def test_staff_page_lists_maintenance_of_internal_services_too(client, manager):
+    batch = ServiceFactory(name="Batch jobs", is_public=False)
+    maintenance(services=[batch], title="Reindex the warehouse")
+    client.force_login(manager)
+    body = client.get(URL).content.decode()
+    assert "Reindex the warehouse" in body and "Batch jobs" in body and "(internal)" in body
