@@ -9,13 +9,15 @@ PermissionDenied is a 403 page; an incident the user may not see is a 404.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, wraps
+from urllib.parse import urlencode
 
 from django.apps import apps
+from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required as django_login_required
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template, render_to_string
 from django.utils import timezone
@@ -45,6 +47,23 @@ CHECKLIST_PHASES = [p for p in ChecklistPhase if p != ChecklistPhase.RUNBOOK]
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
+
+
+def login_required(view):
+    """Django's login_required, except that an htmx request (a poll or an action after the session expired) is
+    told to load the log-in page as a whole page instead of having it swapped into a card."""
+    plain = django_login_required(view)
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.htmx and not request.user.is_authenticated:
+            response = HttpResponse(status=200)
+            back = request.htmx.current_url_abs_path or request.get_full_path()
+            response["HX-Redirect"] = f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': back})}"
+            return response
+        return plain(request, *args, **kwargs)
+
+    return wrapper
 
 
 def _incident_or_404(request, reference: str) -> Incident:

@@ -5,8 +5,10 @@ from datetime import timedelta
 
 from django import template
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
-from incidents.models import Role
+from incidents.models import EntryKind, Role
 
 register = template.Library()
 
@@ -46,8 +48,22 @@ def _deadline_state(deadline, window: timedelta | None, now) -> tuple[str, str]:
     return "ok", f"{duration(remaining)} left"
 
 
-@register.inclusion_tag("incidents/partials/countdown.html")
+def _countdown_html(state: str = "", text: str = "", deadline=None, window: float = 0) -> str:
+    data = f' data-deadline="{deadline.isoformat()}" data-window="{int(window)}"' if deadline else ""
+    return mark_safe(f'<span class="countdown {state}"{data}>{escape(text)}</span>')  # noqa: S308 - text escaped
+
+
+@register.simple_tag
 def response_countdown(incident):
+    return _countdown_html(**_response_countdown(incident))
+
+
+@register.simple_tag
+def update_countdown(incident):
+    return _countdown_html(**_update_countdown(incident))
+
+
+def _response_countdown(incident):
     """The response target: green while plenty of time is left, amber in its last third, red when breached.
     Once acknowledged it shows how long that took against the target."""
     due = incident.response_due_at
@@ -67,8 +83,7 @@ def response_countdown(incident):
     return {"state": state, "text": text, "deadline": due, "window": (due - incident.declared_at).total_seconds()}
 
 
-@register.inclusion_tag("incidents/partials/countdown.html")
-def update_countdown(incident):
+def _update_countdown(incident):
     """When the next internal update is due (the severity's update cadence)."""
     due = incident.next_update_due_at
     if due is None or not incident.is_active:
@@ -104,3 +119,30 @@ def role_list(incident):
     """[(Role, holder or None)] in the guide's order, from the prefetched current_roles."""
     held = {a.role: a.holder for a in getattr(incident, "current_roles", ())}
     return [(role, held.get(role.value)) for role in Role]
+
+
+@register.simple_tag
+def timeline_entries(entries):
+    """The timeline's <li>s. Built in Python rather than one template partial per entry: a busy incident shows
+    200 entries per page and every viewer polls every 2 seconds, and this is several times faster."""
+    return mark_safe("\n".join(_entry_html(entry) for entry in entries))  # noqa: S308 - every part is escaped
+
+
+KIND_LABELS = dict(EntryKind.choices)
+
+
+def _entry_html(entry) -> str:
+    occurred = timezone.localtime(entry.occurred_at)
+    classes = f"entry kind-{escape(entry.kind)}" + (" key-event" if entry.is_key_event else "")
+    backdated = ""
+    if entry.is_backdated:
+        written = timezone.localtime(entry.created_at).strftime("%H:%M:%S")
+        backdated = f' <span class="backdated" title="Written at {written} UTC">back-dated</span>'
+    # body_html was sanitised with nh3 when the entry was written (incidents.markdown); everything else is escaped.
+    return (
+        f'<li id="entry-{entry.id}" data-entry-id="{entry.id}" class="{classes}">'
+        f'<div class="entry-meta"><time datetime="{occurred.isoformat()}">{occurred:%H:%M:%S}</time> '
+        f'<span class="kind-label">{escape(KIND_LABELS.get(entry.kind, entry.kind))}</span> '
+        f'<span class="author">{escape(person(entry.author))}</span>{backdated}</div>'
+        f'<div class="markdown">{entry.body_html}</div></li>'
+    )

@@ -18,6 +18,23 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def guide_data(transactional_db):
+    """The guide's severity levels, checklists, runbooks and groups, as the migration seeds them.
+
+    A transactional test ends with a flush. serialized_rollback should bring the migrated data back for the next
+    one, but once Playwright's sync API runs in this thread the restore does not happen (Django's connection
+    handler keeps per-context state), so re-seed here; the seed is idempotent."""
+    import importlib
+
+    from django.apps import apps
+
+    from incidents.models import SeverityPolicy
+
+    if not SeverityPolicy.objects.exists():
+        importlib.import_module("incidents.migrations.0002_seed_guide").seed(apps, None)
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not os.path.exists(CHROMIUM):

@@ -626,3 +626,9 @@ def test_runbook_library(rclient):
     assert detail.status_code == 200
     assert runbook.steps.first().text in detail.content.decode()
     assert rclient.get("/runbooks/nope/").status_code == 404
+
+
+def test_htmx_poll_after_session_expired_redirects_whole_page(client, incident):
+    response = client.get("/", HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL="http://testserver/incidents/")
+    assert response.status_code == 200 and response.content == b""
+    assert response["HX-Redirect"] == "/accounts/login/?next=%2Fincidents%2F"
