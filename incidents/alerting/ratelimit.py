@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
 # Keys are namespaced by database, so a test run and the development server sharing a Redis never collide.
 NAMESPACE = ""
+_clock = time.time  # replaced in tests, so a test never straddles two windows
 
 _client = None
 _client_lock = threading.Lock()
@@ -57,17 +58,32 @@ def _key(scope: str, window: int) -> str:
     return f"ratelimit:{namespace}:{scope}:{window}"
 
 
+# Large limits are counted in chunks: a process reserves `limit // CHUNKS_PER_LIMIT` requests with one INCRBY and
+# spends them locally, so a storm costs one Redis round trip per chunk rather than per request. A process may end a
+# window with part of a chunk unspent (those requests are refused to nobody else's benefit), never with more than
+# the limit admitted in total. Limits under CHUNKS_PER_LIMIT are counted exactly, one INCR per request.
+CHUNKS_PER_LIMIT = 100
+_reserved: dict[str, int] = {}
+
+
 def hit(scope: str, limit: int) -> Verdict:
-    now = time.time()
+    now = _clock()
     window = int(now // WINDOW_SECONDS)
     retry_after = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
     key = _key(scope, window)
+    chunk = max(1, limit // CHUNKS_PER_LIMIT)
+    if chunk > 1:
+        with _local_lock:
+            left = _reserved.get(key, 0)
+            if left > 0:
+                _reserved[key] = left - 1
+                return Verdict(True, 0, limit, retry_after)
     client = _redis()
     count = None
     if client is not None:
         try:
             pipe = client.pipeline(transaction=False)
-            pipe.incr(key)
+            pipe.incrby(key, chunk)
             pipe.expire(key, WINDOW_SECONDS + 5, nx=True)
             count = int(pipe.execute()[0])
         except Exception:  # redis down or slow: fail open (see module docstring)
@@ -77,13 +93,24 @@ def hit(scope: str, limit: int) -> Verdict:
         with _local_lock:
             for stale in [k for k in _local_counts if not k.endswith(f":{window}")]:
                 del _local_counts[stale]
-            count = _local_counts[key] = _local_counts.get(key, 0) + 1
-    return Verdict(count <= limit, count, limit, retry_after)
+            count = _local_counts[key] = _local_counts.get(key, 0) + chunk
+    if chunk == 1:
+        return Verdict(count <= limit, count, limit, retry_after)
+    # This reservation covers counts (count - chunk, count]; only those within the limit may be spent.
+    granted = max(0, min(chunk, limit - (count - chunk)))
+    if granted == 0:
+        first = limit <= count - chunk < limit + chunk
+        return Verdict(False, limit + 1 if first else count, limit, retry_after)
+    with _local_lock:
+        for stale in [k for k in _reserved if not k.endswith(f":{window}")]:
+            del _reserved[stale]
+        _reserved[key] = _reserved.get(key, 0) + granted - 1
+    return Verdict(True, count, limit, retry_after)
 
 
 def reset(scope: str) -> None:
     """For tests: forget the current window's count."""
-    window = int(time.time() // WINDOW_SECONDS)
+    window = int(_clock() // WINDOW_SECONDS)
     key = _key(scope, window)
     client = _redis()
     if client is not None:
@@ -93,3 +120,4 @@ def reset(scope: str) -> None:
             log.warning("rate limiter unavailable", exc_info=True)
     with _local_lock:
         _local_counts.pop(key, None)
+        _reserved.pop(key, None)
