@@ -260,6 +260,8 @@ PAGING_WEBHOOK_TIMEOUT = env_int("PAGING_WEBHOOK_TIMEOUT", 5)
 PAGING_CHAT_WEBHOOK_URL = env("PAGING_CHAT_WEBHOOK_URL", "")
 # Sender tasks started per batch of new notifications (match the notifications worker's concurrency).
 PAGING_SENDER_PARALLELISM = env_int("PAGING_SENDER_PARALLELISM", 2)
+# Notifications a sender claims per transaction: an acknowledgement waits for at most one such batch of sends.
+PAGING_SENDER_BATCH = env_int("PAGING_SENDER_BATCH", 20)
 PAGING_CHANNEL_BACKENDS = {
     "email": env("PAGING_EMAIL_BACKEND", "oncall.paging.channels.EmailBackend"),
     "sms": env("PAGING_SMS_BACKEND", "oncall.paging.channels.LoggingBackend"),

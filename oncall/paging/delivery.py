@@ -6,6 +6,8 @@
   never a notification after the acknowledgement is committed.
 - A worker killed mid-send rolls its transaction back; the row is pending again and the next sender takes it.
   Backends get the idempotency key, so a receiver that honours it drops the repeat of such a send.
+- Batches: a sender claims up to PAGING_SENDER_BATCH due rows per transaction (a fixed number of statements per
+  batch), so the fence holds an acknowledgement back for at most one batch of sends.
 - Rate limit: one message per channel per address per PAGING_RATE_LIMIT_SECONDS (a transaction-scoped advisory
   lock serialises senders per address); rows due inside the window wait for it and go out together as one
   batched message.
@@ -18,11 +20,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Max
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -37,7 +41,6 @@ logger = logging.getLogger("oncall.paging.delivery")
 
 CLOSED_PAGE_STATES = {Page.State.ACKNOWLEDGED, Page.State.STOPPED}
 FENCED_PURPOSES = {Notification.Purpose.PAGE, Notification.Purpose.HOTLINE}
-MAX_BATCH = 50
 
 
 # --- message content -------------------------------------------------------------------------------------------
@@ -154,23 +157,35 @@ def _key_share(incident_ids: list[int], page_ids: list[int]) -> dict[int, str]:
     return states
 
 
-def _try_contact_lock(channel: str, address: str) -> bool:
-    if connection.vendor != "postgresql":
-        return True
+def _contact_locks(contacts: list[tuple[str, str]]) -> list[bool]:
+    """Try a transaction-scoped advisory lock per (channel, address), in one statement: a contact is served by one
+    sender at a time, so the rate limit holds across parallel senders."""
+    if connection.vendor != "postgresql" or not contacts:
+        return [True] * len(contacts)
+    keys = [f"paging:{channel}:{address}" for channel, address in contacts]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", [f"paging:{channel}:{address}"])
-        return bool(cursor.fetchone()[0])
-
-
-def _last_sent_at(channel: str, address: str, since: datetime) -> datetime | None:
-    return (
-        Notification.objects.filter(
-            channel=channel, address=address, status=Notification.Status.SENT, sent_at__gt=since
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtext(k)) FROM unnest(%s::text[]) WITH ORDINALITY AS t(k, i) "
+            "ORDER BY i",
+            [keys],
         )
-        .order_by("-sent_at")
-        .values_list("sent_at", flat=True)
-        .first()
+        return [bool(row[0]) for row in cursor.fetchall()]
+
+
+def _last_sent(contacts: set[tuple[str, str]], since: datetime) -> dict[tuple[str, str], datetime]:
+    """The latest send inside the rate-limit window per contact, in one query."""
+    if not contacts:
+        return {}
+    channels_ = {channel for channel, _ in contacts}
+    addresses = {address for _, address in contacts}
+    rows = (
+        Notification.objects.filter(
+            status=Notification.Status.SENT, sent_at__gt=since, channel__in=channels_, address__in=addresses
+        )
+        .values_list("channel", "address")
+        .annotate(last=Max("sent_at"))
     )
+    return {(channel, address): last for channel, address, last in rows if (channel, address) in contacts}
 
 
 def _claimable():
@@ -184,16 +199,19 @@ def _claimable():
 # --- outcomes --------------------------------------------------------------------------------------------------
 
 
-def _mark_sent(batch: list[Notification]) -> None:
-    sent_at = timezone.now()
-    leader = batch[0]
-    for row in batch:
-        row.status = Notification.Status.SENT
-        row.sent_at = sent_at
-        row.attempts += 1
-        row.last_attempt_at = sent_at
-        row.batched_into = leader if row is not leader else None
-        row.save(update_fields=["status", "sent_at", "attempts", "last_attempt_at", "batched_into"])
+def _mark_sent(batches: list[list[Notification]]) -> None:
+    """Mark delivered rows sent in one statement; rows batched into another row's message point at it."""
+    rows = []
+    for batch in batches:
+        leader = batch[0]
+        for row in batch:
+            row.status = Notification.Status.SENT
+            row.attempts += 1
+            row.last_attempt_at = row.sent_at
+            row.batched_into = leader if row is not leader else None
+            rows.append(row)
+    if rows:
+        Notification.objects.bulk_update(rows, ["status", "sent_at", "attempts", "last_attempt_at", "batched_into"])
 
 
 def _retry(batch: list[Notification], error: Exception, now: datetime) -> None:
@@ -255,85 +273,91 @@ def _fail(batch: list[Notification], error: Exception, now: datetime) -> None:
 # --- the sender ----------------------------------------------------------------------------------------------
 
 
-def deliver_next(*, skip: set[int], now: datetime | None = None) -> str | None:
-    """Claim and handle one due notification (with any rows batched into it). Returns what happened, or None
-    when nothing is due. Rows whose contact another sender holds are added to `skip`."""
+def deliver_batch(*, skip: set[int], now: datetime | None = None, size: int | None = None) -> Counter | None:
+    """Claim up to `size` due notifications in one transaction and handle them: cancel those whose page was
+    acknowledged or stopped, defer those inside their contact's rate-limit window, send the rest (rows for the
+    same contact go out as one message) and record the outcome. Returns the outcomes, or None when nothing is
+    due. Rows whose contact another sender holds right now are added to `skip`."""
     now = now or timezone.now()
+    size = size or settings.PAGING_SENDER_BATCH
+    outcomes: Counter = Counter()
     with transaction.atomic():
-        row = _claimable().filter(scheduled_for__lte=now).exclude(pk__in=skip).order_by("scheduled_for", "pk").first()
-        if row is None:
+        rows = list(
+            _claimable().filter(scheduled_for__lte=now).exclude(pk__in=skip).order_by("scheduled_for", "pk")[:size]
+        )
+        if not rows:
             return None
-        states = _key_share([row.incident_id], [row.page_id] if row.page_id else [])
-        if row.purpose in FENCED_PURPOSES and states.get(row.page_id) in CLOSED_PAGE_STATES:
-            row.status = Notification.Status.CANCELLED
-            row.scheduled_for = None
-            row.save(update_fields=["status", "scheduled_for"])
-            return "cancelled"
-        if not _try_contact_lock(row.channel, row.address):
-            skip.add(row.pk)
-            return "busy"
-        # The rate limit protects people; a webhook endpoint takes every event as it comes.
-        is_contact = row.channel != Channel.WEBHOOK
-        window = timedelta(seconds=settings.PAGING_RATE_LIMIT_SECONDS if is_contact else 0)
-        last = _last_sent_at(row.channel, row.address, now - window) if window else None
-        if last is not None:
-            row.scheduled_for = last + window
-            row.save(update_fields=["scheduled_for"])
-            return "deferred"
-        batch = [row] + (_companions(row, now) if is_contact else [])
-        try:
-            channels.send(build_message(batch))
-        except TemporaryFailure as error:
-            _retry(batch, error, now)
-            return "retry"
-        except PermanentFailure as error:
-            _fail(batch, error, now)
-            return "failed"
-        except SoftTimeLimitExceeded:
-            raise
-        except Exception as error:  # a backend bug must not wedge the outbox: retried, then recorded as failed
-            logger.exception("notification %s: unexpected error from the %s backend", row.pk, row.channel)
-            _retry(batch, error, now)
-            return "retry"
-        _mark_sent(batch)
-        return "sent"
+        states = _key_share([r.incident_id for r in rows], [r.page_id for r in rows if r.page_id])
+        live = []
+        for row in rows:
+            if row.purpose in FENCED_PURPOSES and states.get(row.page_id) in CLOSED_PAGE_STATES:
+                row.status, row.scheduled_for = Notification.Status.CANCELLED, None
+                row.save(update_fields=["status", "scheduled_for"])
+                outcomes["cancelled"] += 1
+            else:
+                live.append(row)
+        # One message per contact: the rate limit's batch. Webhook endpoints take every event on its own.
+        groups: dict[tuple, list[Notification]] = {}
+        for row in live:
+            key = (row.channel, row.address) if row.channel != Channel.WEBHOOK else ("webhook", row.pk)
+            groups.setdefault(key, []).append(row)
+        contacts = [key for key in groups if key[0] != "webhook"]
+        held = dict(zip(contacts, _contact_locks(contacts), strict=True))
+        window = timedelta(seconds=settings.PAGING_RATE_LIMIT_SECONDS)
+        recent = _last_sent({c for c in contacts if held[c]}, now - window) if window else {}
+        sent: list[list[Notification]] = []
+        for key, batch in groups.items():
+            if key[0] != "webhook":
+                if not held[key]:
+                    skip.update(row.pk for row in batch)
+                    outcomes["busy"] += len(batch)
+                    continue
+                if key in recent:
+                    for row in batch:
+                        row.scheduled_for = recent[key] + window
+                        row.save(update_fields=["scheduled_for"])
+                    outcomes["deferred"] += len(batch)
+                    continue
+            outcome = _send(batch, now)
+            outcomes[outcome] += 1
+            if outcome == "sent":
+                sent.append(batch)
+        _mark_sent(sent)
+    return outcomes
 
 
-def _companions(row: Notification, now: datetime) -> list[Notification]:
-    """Other due rows for the same channel and address: they go out in the same message (the rate limit's batch)."""
-    others = list(
-        _claimable()
-        .filter(channel=row.channel, address=row.address, scheduled_for__lte=now)
-        .exclude(pk=row.pk)
-        .order_by("scheduled_for", "pk")[:MAX_BATCH]
-    )
-    if not others:
-        return []
-    states = _key_share([o.incident_id for o in others], [o.page_id for o in others if o.page_id])
-    keep = []
-    for other in others:
-        if other.purpose in FENCED_PURPOSES and states.get(other.page_id) in CLOSED_PAGE_STATES:
-            other.status = Notification.Status.CANCELLED
-            other.scheduled_for = None
-            other.save(update_fields=["status", "scheduled_for"])
-        else:
-            keep.append(other)
-    return keep
+def _send(batch: list[Notification], now: datetime) -> str:
+    try:
+        channels.send(build_message(batch))
+    except TemporaryFailure as error:
+        _retry(batch, error, now)
+        return "retry"
+    except PermanentFailure as error:
+        _fail(batch, error, now)
+        return "failed"
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as error:  # a backend bug must not wedge the outbox: retried, then recorded as failed
+        logger.exception("notification %s: unexpected error from the %s backend", batch[0].pk, batch[0].channel)
+        _retry(batch, error, now)
+        return "retry"
+    sent_at = timezone.now()
+    for row in batch:
+        row.sent_at = sent_at
+    return "sent"
 
 
-def deliver_due_notifications(*, limit: int = 10_000, budget_seconds: float = 25.0) -> dict[str, int]:
-    """Drain due notifications until none is due, `limit` rows were handled or the time budget is spent."""
+def deliver_due_notifications(*, limit: int = 100_000, budget_seconds: float = 25.0) -> dict[str, int]:
+    """Drain due notifications until none is due, about `limit` rows were handled or the time budget is spent."""
     deadline = time.monotonic() + budget_seconds
     skip: set[int] = set()
-    counts: dict[str, int] = {}
-    handled = 0
-    while handled < limit and time.monotonic() < deadline:
-        outcome = deliver_next(skip=skip)
-        if outcome is None:
+    counts: Counter = Counter()
+    while sum(counts.values()) < limit and time.monotonic() < deadline:
+        outcomes = deliver_batch(skip=skip)
+        if outcomes is None:
             break
-        counts[outcome] = counts.get(outcome, 0) + 1
-        handled += 1
-    return counts
+        counts.update(outcomes)
+    return dict(counts)
 
 
 def due_count(*, now: datetime | None = None, cap: int = 1000) -> int:

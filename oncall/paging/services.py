@@ -25,7 +25,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from incidents import events
-from incidents.models import EntryKind, Incident
+from incidents.audit.context import current_actor, current_context
+from incidents.audit.models import AuditAction, AuditRecord
+from incidents.audit.recorder import object_type, redact, safe_repr, snapshot, to_json
+from incidents.markdown import render_markdown
+from incidents.models import EntryKind, Incident, TimelineEntry
 from oncall import selectors as oncall_selectors
 from oncall.escalation import escalation_times
 from oncall.models import ContactMethod, EscalationLevel, EscalationTarget, Hotline, Person, Rotation, Team
@@ -278,6 +282,94 @@ def _wake_senders_on_commit() -> None:
     transaction.on_commit(partial(wake_senders))
 
 
+PAGE_TIMER_FIELDS = [
+    "state",
+    "escalation_level",
+    "repeat",
+    "pass_started_at",
+    "escalate_at",
+    "last_escalated_at",
+    "hotlines_alerted_at",
+    "acknowledge_due_at",
+]
+
+
+class EscalationWrites:
+    """What escalations write, flushed in a handful of statements however many pages a batch holds: page updates
+    (bulk_update), system timeline entries and outbox rows (bulk_create), and the audit records of the page
+    changes and timeline entries. Bulk writes bypass the audit signals, so the records are written here with the
+    same fields the audit recorder writes (incidents.audit.recorder.record_change)."""
+
+    def __init__(self):
+        self.pages: dict[int, tuple[Page, dict]] = {}
+        self.entries: list[TimelineEntry] = []
+        self.notifications: list[Notification] = []
+
+    def track(self, page: Page) -> None:
+        if page.pk not in self.pages:
+            self.pages[page.pk] = (page, snapshot(page))
+
+    def entry(self, incident: Incident, body: str, *, is_key_event: bool = False) -> None:
+        # As incidents.events.record writes it: kind system, Markdown rendered and sanitised, no author.
+        self.entries.append(
+            TimelineEntry(
+                incident=incident,
+                kind=EntryKind.SYSTEM,
+                body=body,
+                body_html=render_markdown(body),
+                occurred_at=timezone.now(),
+                is_key_event=is_key_event,
+            )
+        )
+
+    def flush(self) -> None:
+        context, actor = current_context(), current_actor()
+        audit = []
+
+        def record(action, obj, *, before=None, after=None):
+            audit.append(
+                AuditRecord(
+                    actor=actor if actor is not None and actor.pk else None,
+                    actor_username=actor.get_username() if actor is not None else "",
+                    action=action,
+                    object_type=object_type(type(obj)),
+                    object_id=str(obj.pk),
+                    object_repr=safe_repr(obj)[:200],
+                    incident_id=obj.incident_id,
+                    before=to_json(redact(before)) if before is not None else None,
+                    after=to_json(redact(after)) if after is not None else None,
+                    source=context.source,
+                    request_id=context.request_id,
+                    ip_address=context.ip_address,
+                )
+            )
+
+        changed_pages = []
+        for page, before in self.pages.values():
+            after = snapshot(page)
+            changed = [name for name in before if before[name] != after.get(name)]
+            if changed:
+                changed_pages.append(page)
+                record(
+                    AuditAction.CHANGED,
+                    page,
+                    before={name: before[name] for name in changed},
+                    after={name: after[name] for name in changed},
+                )
+        if changed_pages:
+            Page.objects.bulk_update(changed_pages, PAGE_TIMER_FIELDS)
+        if self.entries:
+            TimelineEntry.objects.bulk_create(self.entries)
+            for entry in self.entries:
+                record(AuditAction.CREATED, entry, after=snapshot(entry))
+        if self.notifications:
+            Notification.objects.bulk_create(self.notifications, ignore_conflicts=True)
+            _wake_senders_on_commit()
+        if audit:
+            AuditRecord.objects.bulk_create(audit)
+        self.pages, self.entries, self.notifications = {}, [], []
+
+
 def start_paging(*, incident: Incident, by, reason: str = "declared") -> Page | None:
     """Start paging for the incident's current severity through the owning team's escalation policy (the default
     policy when no team owns its services). An open page of the incident is stopped first (superseded).
@@ -308,8 +400,9 @@ def start_paging(*, incident: Incident, by, reason: str = "declared") -> Page | 
         body=f"Paging started{who} ({incident.severity.level}, {policy})"
         + ("; the previous page is superseded." if superseded else "."),
     )
-    context = EscalationContext(now)
-    advance_page(page, context)
+    writes = EscalationWrites()
+    advance_page(page, EscalationContext(now), writes)
+    writes.flush()
     return page
 
 
@@ -425,7 +518,7 @@ def _level_notifications(page: Page, level: EscalationLevel, position: int, at: 
     return rows, reached, unreachable
 
 
-def _fire_level(page: Page, levels, index: int, at: datetime, context) -> list[Notification]:
+def _fire_level(page: Page, levels, index: int, at: datetime, context, writes) -> list[Notification]:
     level = levels[index]
     rows, reached, unreachable = _level_notifications(page, level, index, at, context)
     page.escalation_level = index
@@ -438,11 +531,11 @@ def _fire_level(page: Page, levels, index: int, at: datetime, context) -> list[N
     lines[0] += ": " + ("; ".join(reached) if reached else "nobody could be reached") + "."
     if unreachable:
         lines.append("Not reachable: " + "; ".join(unreachable) + ".")
-    events.record(page.incident, kind=EntryKind.SYSTEM, body=" ".join(lines))
+    writes.entry(page.incident, " ".join(lines))
     return rows
 
 
-def _alert_hotlines(page: Page, context) -> list[Notification]:
+def _alert_hotlines(page: Page, context, writes) -> list[Notification]:
     hotlines = list(Hotline.objects.filter(kind=Hotline.Kind.ESCALATION_HOTLINE).select_related("person"))
     key_prefix = f"page:{page.pk}:hotlines"
     rows = []
@@ -459,10 +552,9 @@ def _alert_hotlines(page: Page, context) -> list[Notification]:
             )
         )
     names = ", ".join(str(h) for h in hotlines) or "none configured"
-    events.record(
+    writes.entry(
         page.incident,
-        kind=EntryKind.SYSTEM,
-        body=f"Nobody acknowledged after {settings.PAGING_REPEAT_POLICY_TIMES} passes through the escalation "
+        f"Nobody acknowledged after {settings.PAGING_REPEAT_POLICY_TIMES} passes through the escalation "
         f"policy: alerting the escalation hotlines ({names}).",
         is_key_event=True,
     )
@@ -472,10 +564,11 @@ def _alert_hotlines(page: Page, context) -> list[Notification]:
     return rows
 
 
-def advance_page(page: Page, context: EscalationContext) -> list[Notification]:
+def advance_page(page: Page, context: EscalationContext, writes: EscalationWrites) -> list[Notification]:
     """Do every step of a locked, active page that is due at context.now: fire due levels, start the next pass,
     or alert the hotlines; then set escalate_at to the next step. Catches up on steps missed while no tick ran.
-    Saves the page and inserts its outbox rows (ON CONFLICT DO NOTHING)."""
+    The page update, timeline entries and outbox rows (ON CONFLICT DO NOTHING) go to `writes`; flush it."""
+    writes.track(page)
     now = context.now
     levels = context.levels(page.policy_id)
     severity = page.severity
@@ -489,7 +582,7 @@ def advance_page(page: Page, context: EscalationContext) -> list[Notification]:
             if times[next_index] > now:
                 page.escalate_at = times[next_index]
                 continue
-            rows.extend(_fire_level(page, levels, next_index, times[next_index], context))
+            rows.extend(_fire_level(page, levels, next_index, times[next_index], context, writes))
             following = next_index + 1
             if following < len(times):
                 page.escalate_at = times[following]
@@ -501,15 +594,12 @@ def advance_page(page: Page, context: EscalationContext) -> list[Notification]:
             continue
         # The pass is over and its last level's acknowledge target has passed.
         if not levels or page.repeat + 1 >= settings.PAGING_REPEAT_POLICY_TIMES:
-            rows.extend(_alert_hotlines(page, context))
+            rows.extend(_alert_hotlines(page, context, writes))
             break
         page.repeat += 1
         page.pass_started_at = page.escalate_at
         page.escalation_level = None
-    page.save()
-    if rows:
-        Notification.objects.bulk_create(rows, ignore_conflicts=True)
-        _wake_senders_on_commit()
+    writes.notifications.extend(rows)
     return rows
 
 
@@ -532,8 +622,10 @@ def escalate_due_pages(*, limit: int = 200, now: datetime | None = None) -> int:
             return 0
         context = EscalationContext(now)
         context.prepare(pages, window_start=min(page.escalate_at for page in pages))
+        writes = EscalationWrites()
         for page in pages:
-            advance_page(page, context)
+            advance_page(page, context, writes)
+        writes.flush()
     return len(pages)
 
 
