@@ -20,6 +20,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template, render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -254,6 +255,27 @@ class IncidentPage:
             return True
         holders = {a.holder_id for a in self.incident.current_roles if a.role in (Role.SCRIBE, Role.INCIDENT_COMMANDER)}
         return self.request.user.pk in holders
+
+    @cached_property
+    def urls(self) -> dict[str, str]:
+        """Each action's URL, reversed once per page rather than twice per form (and per checklist item)."""
+        ref = {"reference": self.incident.reference}
+        names = [
+            "acknowledge",
+            "change_status",
+            "change_severity",
+            "assign_role",
+            "attach_runbook",
+            "record_five_whys",
+            "post_internal_update",
+            "post_external_update",
+            "add_note",
+            "preview_note",
+        ]
+        urls = {name: reverse(f"incidents:{name}", kwargs=ref) for name in names}
+        # tick_checklist_item is <detail>/checklist/<id>/; the template appends the id.
+        urls["checklist"] = reverse("incidents:tick_checklist_item", kwargs={**ref, "item_id": 0})[:-2]
+        return urls
 
     @cached_property
     def is_acknowledged(self) -> bool:

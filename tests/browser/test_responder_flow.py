@@ -172,3 +172,34 @@ def test_dashboard_updates_itself(live_server, new_context):
     expect(page.locator("#dashboard-body")).to_contain_text("All clear")
     declare(by=responder, level="P0", title="Database server down", detected_at=timezone.now() - timedelta(minutes=3))
     expect(page.locator(".sev-group.sev-p0")).to_contain_text("Database server down", timeout=15_000)
+
+
+def test_timeline_polls_only_while_the_tab_is_visible(live_server, new_context):
+    responder = ResponderFactory()
+    incident = declare(by=responder, level="P2", title="Visibility check")
+    page = new_context().new_page()
+    log_in(page, live_server, responder)
+    polls = []
+    page.on("request", lambda request: polls.append(request.url) if "?after=" in request.url else None)
+    page.goto(f"{live_server.url}{incident.get_absolute_url()}")
+    page.wait_for_timeout(2500)
+    assert polls, "the timeline polls every 2 s while visible"
+
+    # Hide the tab: no more polls.
+    page.evaluate(
+        "Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});"
+        "document.dispatchEvent(new Event('visibilitychange'));"
+    )
+    page.wait_for_timeout(500)  # let a poll already in flight finish
+    polls.clear()
+    page.wait_for_timeout(4500)
+    assert polls == []
+
+    # Visible again: it polls again (immediately, on the visibilitychange event) and catches up.
+    services.add_timeline_entry(incident=incident, by=responder, body="written while hidden")
+    page.evaluate(
+        "Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'visible'});"
+        "document.dispatchEvent(new Event('visibilitychange'));"
+    )
+    page.locator("#timeline-entries", has_text="written while hidden").wait_for(timeout=8_000)
+    assert polls
