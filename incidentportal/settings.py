@@ -309,6 +309,8 @@ SPECTACULAR_SETTINGS = {
         "UpdateStatusEnum": "incidents.models.UpdateStatus",
         "UpdateKindEnum": "incidents.models.UpdateKind",
     },
+        "PostMortemStatusEnum": "postmortems.models.PostMortemStatus",
+        "ActionItemStatusEnum": "postmortems.models.ActionItemStatus",
 }
 
 # --- Security ------------------------------------------------------------------------------------------------

@@ -1,15 +1,19 @@
-"""Post-mortem API shapes (read): post-mortems in the guide's template and their action items."""
+"""Serializers of the post-mortem API: read models, plus the one write (an action item's status)."""
 
 from rest_framework import serializers
 
-from incidents.api.serializers import UserRefSerializer
-from postmortems.models import ActionItem, PostMortem, PostMortemTimelineItem
+from postmortems.models import ActionItem, ActionItemStatus, PostMortem, PostMortemTimelineItem
+
+
+def _person(user):
+    if user is None:
+        return None
+    return {"id": user.pk, "username": user.get_username(), "name": user.get_full_name() or user.get_username()}
 
 
 class ActionItemSerializer(serializers.ModelSerializer):
-    incident = serializers.SerializerMethodField()
-    postmortem = serializers.PrimaryKeyRelatedField(read_only=True)
-    owner = UserRefSerializer(read_only=True)
+    incident = serializers.CharField(source="incident.reference", read_only=True)
+    owner = serializers.SerializerMethodField()
     type = serializers.CharField(source="kind", read_only=True)
     is_overdue = serializers.BooleanField(read_only=True)
 
@@ -17,8 +21,8 @@ class ActionItemSerializer(serializers.ModelSerializer):
         model = ActionItem
         fields = [
             "id",
-            "incident",
             "postmortem",
+            "incident",
             "title",
             "description",
             "owner",
@@ -32,34 +36,45 @@ class ActionItemSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_incident(self, item) -> str:
-        return f"INC-{item.incident.number}"
+    def get_owner(self, item) -> dict | None:
+        return _person(item.owner)
 
 
-class TimelineItemSerializer(serializers.ModelSerializer):
+class ActionItemStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ActionItemStatus.choices)
+
+
+class TimelineLineSerializer(serializers.ModelSerializer):
     class Meta:
         model = PostMortemTimelineItem
-        fields = ["occurred_at", "text", "text_html"]
-        read_only_fields = fields
+        fields = ["occurred_at", "text"]
 
 
-class PostMortemSerializer(serializers.ModelSerializer):
-    incident = serializers.SerializerMethodField()
-    owner = UserRefSerializer(read_only=True, allow_null=True)
-    timeline = serializers.SerializerMethodField()
-    action_items = ActionItemSerializer(many=True, read_only=True)
+class PostMortemListSerializer(serializers.ModelSerializer):
+    incident = serializers.CharField(source="incident.reference", read_only=True)
+    severity = serializers.CharField(source="incident.severity.level", read_only=True)
+    owner = serializers.SerializerMethodField()
 
     class Meta:
         model = PostMortem
-        fields = [
-            "id",
-            "incident",
-            "title",
-            "status",
-            "owner",
-            "due_at",
-            "meeting_at",
+        fields = ["id", "incident", "severity", "title", "status", "owner", "due_at", "meeting_at", "published_at"]
+        read_only_fields = fields
+
+    def get_owner(self, postmortem) -> dict | None:
+        return _person(postmortem.owner)
+
+
+class PostMortemSerializer(PostMortemListSerializer):
+    """One post-mortem with the guide's template sections (Markdown), its timeline lines and action items."""
+
+    timeline = TimelineLineSerializer(source="included_lines", many=True, read_only=True)
+    action_items = ActionItemSerializer(many=True, read_only=True)
+    attendees = serializers.SerializerMethodField()
+
+    class Meta(PostMortemListSerializer.Meta):
+        fields = PostMortemListSerializer.Meta.fields + [
             "meeting_location",
+            "attendees",
             "summary",
             "impact",
             "users_affected",
@@ -70,16 +85,9 @@ class PostMortemSerializer(serializers.ModelSerializer):
             "what_could_be_improved",
             "action_items",
             "lessons_learned",
-            "created_at",
-            "updated_at",
-            "published_at",
+            "report_sent_at",
         ]
         read_only_fields = fields
 
-    def get_incident(self, postmortem) -> str:
-        return f"INC-{postmortem.incident.number}"
-
-    def get_timeline(self, postmortem) -> TimelineItemSerializer(many=True):
-        # Only the lines chosen for the post-mortem (the incident's own timeline has every entry).
-        items = [item for item in postmortem.timeline_items.all() if item.is_included]
-        return TimelineItemSerializer(items, many=True).data
+    def get_attendees(self, postmortem) -> list[dict]:
+        return [_person(user) for user in postmortem.attendees.all()]

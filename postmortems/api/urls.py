@@ -1,7 +1,6 @@
-from django.urls import re_path
-from rest_framework.routers import SimpleRouter
+"""The post-mortem API, mounted at /api/v1/ beside the incident and on-call APIs."""
 
-from incidents.api.errors import api_not_found
+from rest_framework.routers import SimpleRouter
 
 from . import views
 
@@ -9,8 +8,4 @@ router = SimpleRouter()
 router.register("postmortems", views.PostMortemViewSet, basename="postmortem")
 router.register("action-items", views.ActionItemViewSet, basename="action-item")
 
-urlpatterns = [
-    *router.urls,
-    # Last of the /api/v1/ includes: any path no API route matched answers JSON 404, not the HTML page.
-    re_path(r"^.*$", api_not_found),
-]
+urlpatterns = router.urls
