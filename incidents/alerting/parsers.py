@@ -95,6 +95,11 @@ def parse_time(value, *, field: str) -> datetime | None:
         raise PayloadError(f"{field} is not an RFC 3339 timestamp: {value[:40]!r}.", field=field)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    try:
+        # In UTC: PostgreSQL refuses offsets beyond +-15:59 that Python accepts.
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise PayloadError(f"{field} is out of range.", field=field)
     if moment.year < 1971:  # Go's zero time ("0001-01-01T00:00:00Z") means "not set"
         return None
     return moment

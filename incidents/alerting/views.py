@@ -165,6 +165,9 @@ def _rate_limit(integration: Integration) -> None:
 def _decode(body: bytes):
     if not body.strip():
         raise Refusal(400, "empty_body", "The body is empty; send a JSON document.", field="body")
+    if b"\\u0000" in body:
+        # PostgreSQL text cannot hold NUL characters: refuse them here rather than fail the write.
+        raise Refusal(400, "nul_character", "The body contains a NUL character (\\u0000).", field="body")
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

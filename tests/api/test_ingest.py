@@ -399,6 +399,7 @@ def test_change_event_for_unknown_service_names_the_field(client):
         (b'{"alerts": [{"status": "exploded", "labels": {}}]}', "alerts[0].status", "invalid_payload"),
         (b'{"alerts": [{"status": "firing", "labels": [1]}]}', "alerts[0].labels", "invalid_payload"),
         (b'{"alerts": [{"status": "firing", "startsAt": "yesterday"}]}', "alerts[0].startsAt", "invalid_payload"),
+        (b'{"alerts": [{"status": "firing", "labels": {"a": "x\\u0000"}}]}', "body", "nul_character"),
     ],
 )
 def test_bad_alertmanager_bodies_are_400_naming_the_field_and_logged(client, body, field, code):
@@ -466,3 +467,31 @@ def test_rate_limit_per_integration_is_429_with_retry_after(client, checkout):
 def test_get_is_405(client):
     response = client.get(AM_URL)
     assert response.status_code == 405
+
+
+def test_timestamps_with_offsets_postgres_refuses_are_stored_in_utc(client):
+    _, key = make_integration("generic")
+    body = {"summary": "clock far east", "occurred_at": "2026-01-01T00:00:00+23:59"}
+    response = post(client, "/api/v1/integrations/generic/", json.dumps(body).encode(), authorization=f"Bearer {key}")
+    assert response.status_code == 202, response.content
+    assert AlertEvent.objects.get().occurred_at.isoformat() == "2025-12-31T00:01:00+00:00"
+
+
+def test_pagerduty_batch_path_and_general_path_store_the_same_rows(client, checkout):
+    """The one-statement path (record-only routing) and the general path (attach to a service) agree."""
+    fast_integration, fast_key = make_integration("pagerduty", name="fast")
+    slow_integration, slow_key = make_integration("pagerduty", name="slow", default_service=checkout)
+    for key in (fast_key, slow_key):
+        for _ in range(2):
+            assert post(client, PD_URL, fixture_bytes("pagerduty_trigger.json", ROUTING_KEY=key)).status_code == 202
+    for integration in (fast_integration, slow_integration):
+        group = AlertGroup.objects.get(integration=integration)
+        assert (group.event_count, group.summary, group.severity) == (
+            2,
+            "DISK at 99% on machine prod-datapipe03.example.com",
+            "critical",
+        )
+        assert group.labels["component"] == "mysql"
+        assert AlertEvent.objects.filter(group=group).count() == 2
+        assert AlertEvent.objects.filter(group=group).first().payload["event_action"] == "trigger"
+    assert AlertGroup.objects.get(integration=slow_integration).service == checkout
