@@ -35,6 +35,19 @@ def duration(value) -> str:
 
 
 @register.filter
+def cadence(value) -> str:
+    """A policy duration the way the guide writes it: "15 min", "1 h", "4 h"."""
+    if not value:
+        return ""
+    minutes = int(value.total_seconds() // 60)
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440} d"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} h"
+    return f"{minutes} min"
+
+
+@register.filter
 def since(moment) -> str:
     return duration(timezone.now() - moment) if moment else ""
 

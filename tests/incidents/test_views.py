@@ -155,6 +155,9 @@ def test_declare_form_shows_the_guide_for_each_severity(rclient):
     html = rclient.get("/incidents/declare/").content.decode()
     assert "Complete service outage" in html and "Database server down" in html
     assert "Cosmetic or minor issue" in html and "UI glitches" in html
+    assert "Respond within 15 min; updates every 15 min." in html  # P0
+    assert "Respond within 4 h; updates every 1 h." in html  # P2
+    assert "Respond by the next business day." in html  # P3
     assert '<label for="id_title">' in html
 
 
