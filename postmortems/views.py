@@ -7,6 +7,7 @@ Errors: a DomainError becomes an error on the form field it names (400, or 422 f
 from __future__ import annotations
 
 import csv
+from datetime import timedelta
 
 from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
@@ -471,6 +472,20 @@ def _period(request):
     return form, start, end, 400
 
 
+def _presets(start, end) -> list[dict]:
+    today = timezone.localdate()
+    choices = [
+        ("Last 30 days", today - timedelta(days=29)),
+        ("Last 90 days", today - timedelta(days=89)),
+        ("Last 12 months", today - timedelta(days=364)),
+        ("This year", today.replace(month=1, day=1)),
+    ]
+    return [
+        {"label": label, "query": f"start={since}&end={today}", "current": (since, today) == (start, end)}
+        for label, since in choices
+    ]
+
+
 def _minutes(value) -> float:
     return value.total_seconds() / 60 if value is not None else 0.0
 
@@ -536,6 +551,7 @@ def metrics(request):
             chart_id="actions",
         ),
         "csv_query": f"start={start.isoformat()}&end={end.isoformat()}",
+        "presets": _presets(start, end),
     }
     return render(request, "postmortems/metrics.html", context, status=status)
 
