@@ -2,8 +2,10 @@
 keeps the same markup ticking (data-deadline / data-since) between refreshes."""
 
 from datetime import timedelta
+from functools import lru_cache
 
 from django import template
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
@@ -118,6 +120,17 @@ def role_holder(incident, role: str):
         if assignment.role == role:
             return assignment.holder
     return None
+
+
+@register.filter
+def detail_url(incident) -> str:
+    """Incident.get_absolute_url without a URL reverse per row (a dashboard or list page links ~100 times)."""
+    return _detail_prefix() + f"INC-{incident.number}/"
+
+
+@lru_cache(maxsize=1)
+def _detail_prefix() -> str:
+    return reverse("incidents:detail", kwargs={"reference": "INC-0"})[: -len("INC-0/")]
 
 
 @register.filter

@@ -635,3 +635,9 @@ def test_htmx_poll_after_session_expired_redirects_whole_page(client, incident):
     response = client.get("/", HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL="http://testserver/incidents/")
     assert response.status_code == 200 and response.content == b""
     assert response["HX-Redirect"] == "/accounts/login/?next=%2Fincidents%2F"
+
+
+def test_detail_url_filter_matches_get_absolute_url(incident):
+    from incidents.templatetags.incident_tags import detail_url
+
+    assert detail_url(incident) == incident.get_absolute_url()
