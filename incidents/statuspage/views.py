@@ -14,6 +14,7 @@ from django.views.decorators.http import condition, require_http_methods, requir
 from incidents.errors import DomainError
 
 from . import selectors, services, tokens
+from .feeds import StatusUpdatesFeed
 from .forms import SubscribeForm
 
 # Per client address; generous for people, tight enough that the form cannot be used to mail-bomb.
@@ -54,6 +55,14 @@ def index(request):
         html = render_to_string("statuspage/index.html", context, request=request)
         cache.set(key, html, PAGE_CACHE_SECONDS)
     return HttpResponse(html)
+
+
+# Feed readers poll; the page's fingerprint covers everything the feed shows, so it validates the feed too.
+feed = require_safe(
+    cache_control(public=True, max_age=60)(
+        condition(etag_func=_etag, last_modified_func=_last_modified)(StatusUpdatesFeed())
+    )
+)
 
 
 def _client_address(request) -> str:

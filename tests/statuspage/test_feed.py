@@ -54,5 +54,15 @@ def test_feed_costs_a_fixed_number_of_queries(client, responder, django_assert_m
     for n in range(8):
         incident = declare(by=responder, level="P2", services=services[:3])
         post_update(incident, by=responder, title=f"Update {n}", affected_services=services[n % 5 :])
-    with django_assert_max_num_queries(2):
+    with django_assert_max_num_queries(3):  # fingerprint, updates, their public services
         assert client.get("/status/feed.atom").status_code == 200
+
+
+def test_feed_answers_conditional_requests(client, responder):
+    incident = declare(by=responder, level="P2", services=[ServiceFactory()])
+    post_update(incident, by=responder, title="First")
+    first = client.get("/status/feed.atom")
+    assert client.get("/status/feed.atom", HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    post_update(incident, by=responder, title="Second")
+    again = client.get("/status/feed.atom", HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 200 and "Second" in again.content.decode()
