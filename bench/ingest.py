@@ -10,7 +10,7 @@ load generator (raw keep-alive HTTP/1.1 connections):
 In the same run pgbench measures the raw PostgreSQL ceiling for an equivalent single-row upsert (INSERT ...
 ON CONFLICT on a partial unique index). Rows are counted afterwards: every 2xx must be in the database.
 
-    .venv/bin/python bench/ingest.py [--events 6000] [--batches 120] [--concurrency 32] [--workers 3]
+    .venv/bin/python bench/ingest.py [--events 6000] [--batches 300] [--concurrency 32] [--workers 3]
 
 Prints one final line:
 RESULT events_per_s=... alerts_per_s_batched=... p99_ms=... pg_upserts_per_s=... ratio=... lost=0
@@ -161,8 +161,13 @@ async def drive(port: int, requests: list[bytes], concurrency: int, stats: Stats
 
 
 def http_post(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json",
-             f"Content-Length: {len(body)}", "Connection: keep-alive"]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: keep-alive",
+    ]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -181,8 +186,13 @@ def pagerduty_requests(port: int, key: str, count: int, seed: int) -> tuple[list
             "routing_key": key,
             "event_action": "trigger",
             "dedup_key": dedup,
-            "payload": {"summary": f"Disk 95% on host-{n % 50}", "source": f"host-{n % 50}", "severity": "warning",
-                        "component": "disk", "custom_details": {"free": "5%"}},
+            "payload": {
+                "summary": f"Disk 95% on host-{n % 50}",
+                "source": f"host-{n % 50}",
+                "severity": "warning",
+                "component": "disk",
+                "custom_details": {"free": "5%"},
+            },
         }
         out.append(http_post(port, "/api/v1/integrations/pagerduty/v2/enqueue", json.dumps(body).encode(), {}))
     return out, len(keys)
@@ -203,11 +213,24 @@ def alertmanager_requests(port: int, key: str, batches: int, per_batch: int, see
             }
             for i in range(per_batch)
         ]
-        body = {"version": "4", "groupKey": f"bench-{b}", "status": "firing", "receiver": "portal",
-                "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "", "alerts": alerts}
+        body = {
+            "version": "4",
+            "groupKey": f"bench-{b}",
+            "status": "firing",
+            "receiver": "portal",
+            "groupLabels": {},
+            "commonLabels": {},
+            "commonAnnotations": {},
+            "externalURL": "",
+            "alerts": alerts,
+        }
         out.append(
-            http_post(port, "/api/v1/integrations/alertmanager/", json.dumps(body).encode(),
-                      {"Authorization": f"Bearer {key}"})
+            http_post(
+                port,
+                "/api/v1/integrations/alertmanager/",
+                json.dumps(body).encode(),
+                {"Authorization": f"Bearer {key}"},
+            )
         )
     return out
 
@@ -245,7 +268,9 @@ def pgbench(seconds: int, clients: int) -> float:
     try:
         out = subprocess.run(
             ["pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", script.name, url],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     finally:
         os.unlink(script.name)
@@ -259,7 +284,7 @@ def pgbench(seconds: int, clients: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=6000, help="single PagerDuty events (phase a)")
-    parser.add_argument("--batches", type=int, default=120, help="Alertmanager webhooks of 100 alerts (phase b)")
+    parser.add_argument("--batches", type=int, default=300, help="Alertmanager webhooks of 100 alerts (phase b)")
     parser.add_argument("--per-batch", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections for phase a")
     parser.add_argument("--batch-concurrency", type=int, default=8, help="connections for phase b")
@@ -282,10 +307,29 @@ def main() -> int:
     am_id, am_key = integrations["alertmanager"]
 
     gunicorn = subprocess.Popen(
-        [PYTHON, "-m", "gunicorn", "incidentportal.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "-w", str(args.workers), "-k", "gthread", "--threads", str(args.threads), "--keep-alive", "30",
-         "--backlog", "2048", "--log-level", "warning"],
-        cwd=ROOT, env=env, start_new_session=True,
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "incidentportal.wsgi:application",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(args.workers),
+            "-k",
+            "gthread",
+            "--threads",
+            str(args.threads),
+            "--keep-alive",
+            "30",
+            "--backlog",
+            "2048",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
     )
     try:
         deadline = time.time() + 60
@@ -329,15 +373,21 @@ def main() -> int:
     p99_ms = percentile(pd_stats.latencies, 0.99) * 1000
     p50_ms = percentile(pd_stats.latencies, 0.50) * 1000
     am_p99_ms = percentile(am_stats.latencies, 0.99) * 1000
-    print(f"phase a: {len(pd_requests)} PagerDuty events, statuses {pd_stats.status}, {pd_seconds:.1f}s, "
-          f"p50 {p50_ms:.1f} ms, p99 {p99_ms:.1f} ms; rows: {counts['pd_events']} events "
-          f"(incl. {warm_rows} warm-up), {counts['pd_groups']} groups")
-    print(f"phase b: {len(am_requests)} Alertmanager webhooks x {args.per_batch} alerts, statuses {am_stats.status}, "
-          f"{am_seconds:.1f}s, request p99 {am_p99_ms:.1f} ms; rows: {counts['am_events']} events, "
-          f"{counts['am_groups']} groups")
-    print(f"pgbench: {pg_tps:.0f} single-row upserts/s ({args.concurrency} clients, {args.pgbench_seconds}s); "
-          f"gunicorn {args.workers} workers x {args.threads} threads; load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} CPUs")
+    print(
+        f"phase a: {len(pd_requests)} PagerDuty events, statuses {pd_stats.status}, {pd_seconds:.1f}s, "
+        f"p50 {p50_ms:.1f} ms, p99 {p99_ms:.1f} ms; rows: {counts['pd_events']} events "
+        f"(incl. {warm_rows} warm-up), {counts['pd_groups']} groups"
+    )
+    print(
+        f"phase b: {len(am_requests)} Alertmanager webhooks x {args.per_batch} alerts, statuses {am_stats.status}, "
+        f"{am_seconds:.1f}s, request p99 {am_p99_ms:.1f} ms; rows: {counts['am_events']} events, "
+        f"{counts['am_groups']} groups"
+    )
+    print(
+        f"pgbench: {pg_tps:.0f} single-row upserts/s ({args.concurrency} clients, {args.pgbench_seconds}s); "
+        f"gunicorn {args.workers} workers x {args.threads} threads; load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs"
+    )
     print(
         f"RESULT events_per_s={events_per_s:.0f} alerts_per_s_batched={alerts_per_s:.0f} p99_ms={p99_ms:.1f} "
         f"pg_upserts_per_s={pg_tps:.0f} ratio={events_per_s / pg_tps if pg_tps else 0:.3f} lost={lost}"

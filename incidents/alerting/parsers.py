@@ -413,7 +413,8 @@ def _generic_one(item, where: str) -> AlertEventIn:
 
 
 def parse_generic(body, headers=None) -> list[AlertEventIn]:
-    """One event object, or {"events": [...]}. Schema: see GENERIC_EVENT_SCHEMA in incidents/alerting/docs.py."""
+    """One event object, or {"events": [...]}. The schema is GENERIC_EVENT in incidents/api/schema.py, published
+    at /api/schema/ and /api/docs/."""
     body = _obj(body, field="body")
     if "events" in body:
         items = body["events"]
