@@ -46,9 +46,14 @@ def report_recipients(postmortem: PostMortem) -> list[str]:
     return unique
 
 
+def one_line(text: str) -> str:
+    """Header-safe: a title that came in through the API may hold line breaks, which mail headers refuse."""
+    return " ".join(str(text).split())
+
+
 def report_subject(report: Report) -> str:
     incident = report.incident
-    return f"[{incident.severity.level}] Post-mortem {incident.reference}: {incident.title}"
+    return one_line(f"[{incident.severity.level}] Post-mortem {incident.reference}: {incident.title}")
 
 
 def render_report_html(report: Report) -> str:
@@ -91,7 +96,9 @@ def _send_text(*, subject: str, template: str, context: dict, to: list[str]) -> 
     if not to:
         return 0
     body = render_to_string(template, context)
-    return EmailMultiAlternatives(subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=to).send()
+    return EmailMultiAlternatives(
+        subject=one_line(subject), body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=to
+    ).send()
 
 
 def send_action_item_reminder(item_id: int, kind: str) -> int:

@@ -363,9 +363,10 @@ def add_timeline_item(*, postmortem: PostMortem, by, occurred_at: datetime, text
 
 @transaction.atomic
 def schedule_meeting(
-    *, postmortem: PostMortem, by, meeting_at: datetime, attendees: Iterable = (), location: str = ""
+    *, postmortem: PostMortem, by, meeting_at: datetime, attendees: Iterable | None = None, location: str = ""
 ) -> PostMortem:
-    """Set the meeting time and attendees, and tick the closure checklist's "Post-mortem scheduled"."""
+    """Set the meeting time and attendees (None keeps the current list), and tick the closure checklist's
+    "Post-mortem scheduled"."""
     _require_edit(by, postmortem)
     if meeting_at is None:
         raise DomainError("Choose the meeting time.", field="meeting_at")
@@ -378,9 +379,8 @@ def schedule_meeting(
     postmortem.meeting_at = meeting_at
     postmortem.meeting_location = (location or "").strip()[:200]
     postmortem.save(update_fields=["meeting_at", "meeting_location", "updated_at"])
-    attendees = list(attendees)
-    if attendees:
-        postmortem.attendees.set(attendees)
+    if attendees is not None:
+        postmortem.attendees.set(list(attendees))
     incident = postmortem.incident
     late = " (later than the guide's 48 hours)" if meeting_at > postmortem.due_at else ""
     events.record(

@@ -14,8 +14,12 @@ pytestmark = pytest.mark.django_db
 def item(responder):
     postmortem = postmortem_for(resolved_incident(by=responder, title="Checkout API slow"))
     return services.add_action_item(
-        postmortem=postmortem, by=responder, title="Add index check", owner=responder,
-        due_date=timezone.localdate() + timedelta(days=3), kind="detect",
+        postmortem=postmortem,
+        by=responder,
+        title="Add index check",
+        owner=responder,
+        due_date=timezone.localdate() + timedelta(days=3),
+        kind="detect",
     )
 
 

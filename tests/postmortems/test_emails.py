@@ -135,3 +135,13 @@ def test_report_render_costs_a_fixed_number_of_queries(responder, django_assert_
     postmortem = postmortem_for(incident)
     with django_assert_max_num_queries(6):
         render_report_html(build_report(postmortem.pk))
+
+
+def test_line_breaks_in_a_title_do_not_break_the_subject(responder, django_capture_on_commit_callbacks):
+    from incidents.models import Incident
+
+    incident = resolved_incident(by=responder)
+    Incident.objects.filter(pk=incident.pk).update(title="Checkout\r\nBcc: victim@example.com")
+    publish(postmortem_for(incident), responder, django_capture_on_commit_callbacks)
+    assert mail.outbox[0].subject.endswith("Checkout Bcc: victim@example.com")
+    assert mail.outbox[0].bcc == []

@@ -424,3 +424,13 @@ def test_humanize_duration():
     assert services.humanize_duration(timedelta(days=2, seconds=1)) == "2 days 1 second"
     assert services.humanize_duration(timedelta(0)) == "0 seconds"
     assert services.humanize_duration(None) == "not recorded"
+
+
+def test_rescheduling_without_attendees_keeps_them_and_an_empty_list_clears_them(responder):
+    postmortem = postmortem_for(resolved_incident(by=responder))
+    before = set(postmortem.attendees.all())
+    services.schedule_meeting(postmortem=postmortem, by=responder, meeting_at=postmortem.due_at)
+    assert set(postmortem.attendees.all()) == before == {responder}
+    services.schedule_meeting(postmortem=postmortem, by=responder, meeting_at=postmortem.due_at, attendees=[])
+    assert not postmortem.attendees.exists()
+    assert postmortem.incident.timeline.filter(body__contains="Post-mortem meeting rescheduled").exists()
