@@ -495,3 +495,18 @@ def test_pagerduty_batch_path_and_general_path_store_the_same_rows(client, check
         assert AlertEvent.objects.filter(group=group).count() == 2
         assert AlertEvent.objects.filter(group=group).first().payload["event_action"] == "trigger"
     assert AlertGroup.objects.get(integration=slow_integration).service == checkout
+
+
+def test_recent_changes_template_tag_renders_the_changes(client, checkout, responder):
+    from django.template import Context, Template
+
+    _, key = make_integration("change")
+    post(client, "/api/v1/integrations/change/", fixture_bytes("change_deploy.json"), authorization=f"Bearer {key}")
+    incident = declare(by=responder, services=[checkout])
+    html = Template("{% load alerting_tags %}{% recent_changes incident %}").render(Context({"incident": incident}))
+    assert "Recent changes" in html and "Deploy checkout v2.14.0" in html
+    assert 'href="https://ci.example.com/pipelines/4812"' in html
+    quiet = declare(by=responder, services=[ServiceFactory(slug="quiet")])
+    assert "No changes recorded" in Template("{% load alerting_tags %}{% recent_changes incident %}").render(
+        Context({"incident": quiet})
+    )
