@@ -7,7 +7,7 @@ recording backend that appends to a file, as the reliability tests use) minus th
 many escalations were lost (never delivered) or duplicated (delivered more than once, counted by idempotency key).
 
     REDIS_URL=redis://127.0.0.1:6379/10 .venv/bin/python bench/escalation.py [--pages 10000] [--spread 60]
-        [--tick 0.5] [--sender-concurrency 2]
+        [--tick 0.25] [--sender-concurrency 2]
 
 The database `ip_bench_escalation` (BENCH_PG_ADMIN_URL's server) is dropped and created afresh; the Redis database
 of REDIS_URL is flushed. Prints one final line:
@@ -53,7 +53,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=10_000)
     parser.add_argument("--spread", type=float, default=60.0, help="escalations fall due within this many seconds")
-    parser.add_argument("--tick", type=float, default=0.5, help="TIMER_TICK_SECONDS for beat")
+    parser.add_argument("--tick", type=float, default=0.25, help="TIMER_TICK_SECONDS for beat")
     parser.add_argument("--sender-concurrency", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300.0, help="give up this long after the last due time")
     args = parser.parse_args()
@@ -98,9 +98,7 @@ def main() -> int:
     p1 = SeverityPolicy.objects.get(level="P1")
     policy = EscalationPolicy.objects.get(is_default=True)
     far = timezone.now() + timedelta(days=1)
-    leads = Person.objects.bulk_create(
-        Person(name=f"Lead {i}", email=f"lead{i}@bench.example.com") for i in range(n)
-    )
+    leads = Person.objects.bulk_create(Person(name=f"Lead {i}", email=f"lead{i}@bench.example.com") for i in range(n))
     ContactMethod.objects.bulk_create(ContactMethod(person=p, position=0, channel="email") for p in leads)
     teams = Team.objects.bulk_create(
         Team(name=f"Bench team {i}", slug=f"bench-team-{i}", team_lead=lead) for i, lead in enumerate(leads)

@@ -262,6 +262,8 @@ PAGING_CHAT_WEBHOOK_URL = env("PAGING_CHAT_WEBHOOK_URL", "")
 PAGING_SENDER_PARALLELISM = env_int("PAGING_SENDER_PARALLELISM", 2)
 # Notifications a sender claims per transaction: an acknowledgement waits for at most one such batch of sends.
 PAGING_SENDER_BATCH = env_int("PAGING_SENDER_BATCH", 20)
+# Pages the escalation tick claims per transaction; smaller batches commit (and reach the senders) sooner.
+PAGING_TICK_BATCH = env_int("PAGING_TICK_BATCH", 50)
 PAGING_CHANNEL_BACKENDS = {
     "email": env("PAGING_EMAIL_BACKEND", "oncall.paging.channels.EmailBackend"),
     "sms": env("PAGING_SMS_BACKEND", "oncall.paging.channels.LoggingBackend"),

@@ -1,6 +1,7 @@
 """Celery tasks: thin and idempotent. State lives in PostgreSQL; these only wake it up.
 
-- escalation_tick (queue `timers`, every TIMER_TICK_SECONDS): due escalations, then the guide's reminders.
+- escalation_tick (queue `timers`, every TIMER_TICK_SECONDS): due escalations, in batches.
+- reminder_tick (queue `timers`, every 5 s): the guide's reminders (acknowledge target, update cadence, close).
 - outbox_tick (queue `timers`): if notifications are due, wake the senders — the catch-up for lost messages,
   a flushed Redis, retry backoff, contact-method delays and rate-limited batches.
 - deliver_notifications (queue `notifications`): drain due outbox rows. Slow channels live on this queue, served
@@ -14,6 +15,8 @@ from django.conf import settings
 BEAT_TICKS = [
     ("paging-escalation-tick", "oncall.paging.tasks.escalation_tick"),
     ("paging-outbox-tick", "oncall.paging.tasks.outbox_tick"),
+    # The guide's reminders are minutes apart: every few seconds is plenty, and keeps the escalation tick lean.
+    ("paging-reminder-tick", "oncall.paging.tasks.reminder_tick", 5),
 ]
 
 
@@ -24,11 +27,16 @@ def _budget() -> float:
 
 @shared_task(acks_late=True, ignore_result=True)
 def escalation_tick():
-    from . import reminders, services
+    from . import services
 
-    escalated = services.run_escalation_tick(budget_seconds=_budget())
-    reminded = reminders.run_reminder_tick()
-    return {"escalated": escalated, **reminded}
+    return services.run_escalation_tick(budget_seconds=_budget(), batch=settings.PAGING_TICK_BATCH)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def reminder_tick():
+    from . import reminders
+
+    return reminders.run_reminder_tick()
 
 
 @shared_task(acks_late=True, ignore_result=True)
