@@ -62,6 +62,18 @@ def services_under_maintenance(service_ids, at: datetime | None = None) -> set[i
     )
 
 
+def public_maintenance(*, now: datetime | None = None) -> list[MaintenanceWindow]:
+    """Windows of the last 90 days and to come that touch a public service, with those services. Two queries."""
+    since = (now or timezone.now()) - timedelta(days=HISTORY_DAYS)
+    return [
+        window
+        for window in MaintenanceWindow.objects.filter(ends_at__gte=since)
+        .prefetch_related(_public_services_prefetch("services", "public_services"))
+        .order_by("starts_at", "id")
+        if window.public_services
+    ]
+
+
 def maintenance_for_staff(*, now: datetime | None = None) -> tuple[list, list]:
     """(in progress, upcoming) windows with all their services, internal ones included. Two queries."""
     now = now or timezone.now()
@@ -162,13 +174,8 @@ def status_page(*, now: datetime | None = None) -> StatusPage:
         .prefetch_related(_public_services_prefetch("affected_services", "public_affected_services"))
         .order_by("-posted_at", "-id")
     )
-    windows = [  # 6, 7; maintenance of internal services only is not announced (it still suppresses alerts)
-        window
-        for window in MaintenanceWindow.objects.filter(ends_at__gte=since)
-        .prefetch_related(_public_services_prefetch("services", "public_services"))
-        .order_by("starts_at", "id")
-        if window.public_services
-    ]
+    # 6, 7; maintenance of internal services only is not announced (it still suppresses alerts)
+    windows = public_maintenance(now=now)
 
     updates_by_incident: dict[int, list[StatusUpdate]] = OrderedDict()
     incident_rows: dict[int, Incident] = {}

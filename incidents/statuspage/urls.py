@@ -9,6 +9,7 @@ app_name = "statuspage"
 urlpatterns = [
     path("", views.index, name="index"),
     path("feed.atom", views.feed, name="feed"),
+    path("maintenance.ics", views.maintenance_ics, name="maintenance_ics"),
     path("subscribe/", views.subscribe, name="subscribe"),
     path("subscribe/sent/", views.subscribe_sent, name="subscribe_sent"),
     path("subscribe/confirm/<str:token>/", views.confirm, name="confirm"),

@@ -14,6 +14,7 @@ from django.views.decorators.http import condition, require_http_methods, requir
 from incidents.errors import DomainError
 
 from . import selectors, services, tokens
+from .calendar import maintenance_calendar
 from .feeds import StatusUpdatesFeed
 from .forms import SubscribeForm
 
@@ -63,6 +64,15 @@ feed = require_safe(
         condition(etag_func=_etag, last_modified_func=_last_modified)(StatusUpdatesFeed())
     )
 )
+
+
+@require_safe
+@cache_control(public=True, max_age=300)
+@condition(etag_func=_etag, last_modified_func=_last_modified)
+def maintenance_ics(request):
+    response = HttpResponse(maintenance_calendar(), content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = 'inline; filename="maintenance.ics"'
+    return response
 
 
 def _client_address(request) -> str:

@@ -143,3 +143,24 @@ def test_maintenance_of_internal_services_only_is_not_announced_but_still_suppre
     assert selectors.status_page().maintenance_in_progress == []
     assert selectors.is_under_maintenance(batch)
     assert window.is_in_progress()
+
+
+def test_maintenance_calendar_lists_public_windows(client):
+    from icalendar import Calendar
+
+    db = ServiceFactory(name="Database")
+    batch = ServiceFactory(name="Batch jobs", is_public=False)
+    window = maintenance(services=[db, batch], title="Database upgrade", description="Writes pause.")
+    maintenance(services=[batch], title="Warehouse reindex")
+
+    response = client.get("/status/maintenance.ics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/calendar")
+    events = Calendar.from_ical(response.content).walk("VEVENT")
+    assert [str(event["summary"]) for event in events] == ["Maintenance: Database upgrade"]
+    event = events[0]
+    # iCalendar has whole seconds.
+    assert event.decoded("dtstart") == window.starts_at.replace(microsecond=0)
+    assert event.decoded("dtend") == window.ends_at.replace(microsecond=0)
+    assert "Affected services: Database" in str(event["description"]) and "Batch" not in str(event["description"])
+    assert client.get("/status/maintenance.ics", HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
