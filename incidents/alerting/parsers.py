@@ -215,7 +215,7 @@ def parse_sentry(body, headers) -> list[AlertEventIn]:
     data = _obj(body.get("data"), field="data")
     if resource == "issue":
         issue = _obj(data.get("issue"), field="data.issue")
-        issue_id = _str(str(issue.get("id") or ""), field="data.issue.id", required=True)
+        issue_id = _str(str(issue.get("id") or ""), field="data.issue.id", required=True, max_length=200)
         mapping = {
             "created": EventAction.TRIGGER,
             "unresolved": EventAction.TRIGGER,
@@ -246,8 +246,8 @@ def parse_sentry(body, headers) -> list[AlertEventIn]:
             raise PayloadError(f"Unknown event_alert action {action!r}.", field="action")
         event = _obj(data.get("event"), field="data.event")
         issue_id = str(event.get("issue_id") or event.get("event_id") or "")
-        if not issue_id:
-            raise PayloadError("data.event.issue_id is missing.", field="data.event.issue_id")
+        if not issue_id or len(issue_id) > 200:
+            raise PayloadError("data.event.issue_id is missing or too long.", field="data.event.issue_id")
         tags = event.get("tags") if isinstance(event.get("tags"), list) else []
         labels = {str(t[0]): str(t[1]) for t in tags if isinstance(t, list | tuple) and len(t) == 2}
         labels["rule"] = str(data.get("triggered_rule", ""))
@@ -272,8 +272,8 @@ def parse_sentry(body, headers) -> list[AlertEventIn]:
         metric = _obj(data.get("metric_alert"), field="data.metric_alert")
         rule = metric.get("alert_rule") if isinstance(metric.get("alert_rule"), dict) else {}
         alert_id = str(metric.get("id") or metric.get("identifier") or rule.get("id") or "")
-        if not alert_id:
-            raise PayloadError("data.metric_alert.id is missing.", field="data.metric_alert.id")
+        if not alert_id or len(alert_id) > 200:
+            raise PayloadError("data.metric_alert.id is missing or too long.", field="data.metric_alert.id")
         title = data.get("description_title") or metric.get("title") or rule.get("name") or "Sentry metric alert"
         projects = rule.get("projects") if isinstance(rule.get("projects"), list) else []
         return [

@@ -12,6 +12,7 @@ import binascii
 import hmac
 import json
 import logging
+import re
 import time
 from hashlib import sha256
 
@@ -162,6 +163,9 @@ def _rate_limit(integration: Integration) -> None:
         )
 
 
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _decode(body: bytes):
     if not body.strip():
         raise Refusal(400, "empty_body", "The body is empty; send a JSON document.", field="body")
@@ -169,9 +173,19 @@ def _decode(body: bytes):
         # PostgreSQL text cannot hold NUL characters: refuse them here rather than fail the write.
         raise Refusal(400, "nul_character", "The body contains a NUL character (\\u0000).", field="body")
     try:
-        return json.loads(body)
+        data = json.loads(body)
+        if SURROGATE_ESCAPE.search(body):
+            # Escaped surrogates are fine in pairs; a lone one cannot be stored as UTF-8 text.
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return data
+    except UnicodeEncodeError:
+        raise Refusal(
+            400, "invalid_unicode", "The body contains an unpaired surrogate (\\ud800-\\udfff).", field="body"
+        )
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Refusal(400, "malformed_json", f"The body is not valid JSON: {exc}.", field="body")
+    except RecursionError:
+        raise Refusal(400, "too_deep", "The JSON document is nested too deeply.", field="body")
 
 
 def _endpoint(kind: str, *, by: str):
