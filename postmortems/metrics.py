@@ -160,35 +160,36 @@ def _sum_rows(key, label, rows: list[Row]) -> Row:
 
 
 def incident_metrics(*, user, start: date, end: date, now: datetime | None = None) -> Metrics:
-    """Five queries whatever the amount of data (plus the visibility check's group lookup)."""
+    """Four queries whatever the amount of data (plus the visibility check's group lookup)."""
     now = now or timezone.now()
     since, until = period_bounds(start, end)
     incidents = Incident.objects.visible_to(user).filter(declared_at__gte=since, declared_at__lt=until)
     metrics = Metrics(start=start, end=end)
     metrics.severities = list(SeverityPolicy.objects.order_by("rank"))
 
-    # 1. incidents per week by severity
-    weekly = (
-        incidents.annotate(week=TruncWeek("declared_at"))
-        .values("week", "severity__level")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+    # 1. one scan grouped by (week, severity): the weekly chart, and (sums and counts add up) the per-severity
+    # table, so the severities cost no second scan of the period.
+    aggregates = _aggregates(now)
+    groups: dict[int, list[Row]] = {}
+    level_of = {severity.pk: severity.level for severity in metrics.severities}
+    weekly = incidents.annotate(week=TruncWeek("declared_at")).values("week", "severity_id")
+    weekly = weekly.annotate(**aggregates).order_by()
     for row in weekly:
         week = timezone.localtime(row["week"]).date() if isinstance(row["week"], datetime) else row["week"]
-        metrics.per_week.setdefault(week, {})[row["severity__level"]] = row["n"]
+        level = level_of.get(row["severity_id"], "?")
+        metrics.per_week.setdefault(week, {})[level] = row["count"]
+        groups.setdefault(row["severity_id"], []).append(_row(level, level, row))
     monday = _monday(start)
     while monday <= end:
         metrics.weeks.append(monday)
         monday += timedelta(days=7)
 
-    aggregates = _aggregates(now)
     # 2. per severity (every severity listed, even with no incidents, so the table's shape is stable)
-    found = {row["severity_id"]: row for row in incidents.values("severity_id").annotate(**aggregates).order_by()}
-    metrics.by_severity = [
-        _row(severity.level, f"{severity.level} {severity.name}", found.get(severity.pk, {}), severity.css_class)
-        for severity in metrics.severities
-    ]
+    metrics.by_severity = []
+    for severity in metrics.severities:
+        row = _sum_rows(severity.level, f"{severity.level} {severity.name}", groups.get(severity.pk, []))
+        row.css_class = severity.css_class
+        metrics.by_severity.append(row)
 
     # 3. per service (an incident affecting two services counts for each; none -> "No service")
     by_service = incidents.values("services__pk", "services__name").annotate(**aggregates).order_by("services__name")
