@@ -153,9 +153,7 @@ def main():
         start = time.perf_counter()
         tasks.send_update_emails(update.pk)
         send_s = time.perf_counter() - start
-        start = time.perf_counter()
-        tasks.send_update_emails(update.pk)  # a redelivered message: nothing to do
-        resend_ms = (time.perf_counter() - start) * 1000
+        resend_ms, _ = timed(lambda: tasks.send_update_emails(update.pk), runs=5)  # redelivered: nothing to do
         sent = len(mail.outbox)
         assert sent == deliveries, (sent, deliveries)
 
