@@ -174,7 +174,6 @@ class ActionItemStatus(models.TextChoices):
 
 
 OPEN_ACTION_STATUSES = (ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS)
-PRIORITY_RANK = {ActionItemPriority.HIGH: 0, ActionItemPriority.MEDIUM: 1, ActionItemPriority.LOW: 2}
 
 
 class ActionItemQuerySet(models.QuerySet):

@@ -15,7 +15,7 @@ from django.utils.safestring import SafeString, mark_safe
 from incidents.markdown import render_markdown
 from incidents.models import Role, RoleAssignment
 
-from .models import MARKDOWN_SECTIONS, SECTIONS, ActionItem, ActionItemStatus, PostMortem, PostMortemTimelineItem
+from .models import SECTIONS, ActionItem, ActionItemStatus, PostMortem, PostMortemTimelineItem
 from .services import humanize_duration, response_times
 
 
@@ -169,7 +169,3 @@ def report_markdown(report: Report) -> str:
         parts.append(f"## {heading}\n{body}" if body else f"## {heading}\n_Nothing recorded._")
     parts.append(f"---\n{report.incident.reference} · {pm.get_status_display()} · {report.url}")
     return "\n\n".join(parts) + "\n"
-
-
-def section_fields() -> list[tuple[str, str]]:
-    return list(MARKDOWN_SECTIONS)

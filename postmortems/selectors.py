@@ -86,12 +86,6 @@ def timeline_lines(*, postmortem: PostMortem) -> list[TimelineLine]:
     return sorted(lines, key=lambda line: (line.occurred_at, line.key))
 
 
-def action_items_of(*, postmortem: PostMortem):
-    return list(
-        ActionItem.objects.filter(postmortem=postmortem).select_related("owner").order_by("status", "due_date", "id")
-    )
-
-
 def action_item_for_page(*, pk: int, user) -> ActionItem:
     return (
         ActionItem.objects.visible_to(user)
