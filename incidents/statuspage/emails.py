@@ -55,7 +55,8 @@ def update_email(update, subscriber) -> EmailMultiAlternatives:
         "status_url": absolute(reverse("statuspage:index")) + f"#incident-{update.incident.number}",
     }
     message = EmailMultiAlternatives(
-        subject=f"[{update.get_status_display()}] {update.title}",
+        # A title is one line in the form, but a header must never carry a line break whatever the source.
+        subject=" ".join(f"[{update.get_status_display()}] {update.title}".split()),
         body=render_to_string("statuspage/email/update.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[subscriber.email],

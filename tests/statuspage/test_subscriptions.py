@@ -348,3 +348,14 @@ def test_links_do_not_carry_the_address(client, django_capture_on_commit_callbac
         payload = url.rstrip("/").rsplit("/", 1)[-1].split(":")[0].lstrip(".")
         decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         assert b"private.person" not in decoded and "private.person" not in url
+
+
+def test_a_line_break_in_the_title_cannot_break_email_headers(client, responder, django_capture_on_commit_callbacks):
+    subscribe(client, django_capture_on_commit_callbacks, email="headers@example.com")
+    confirm_from_inbox(client, "headers@example.com")
+    incident = declare(by=responder, level="P1", services=[ServiceFactory()])
+    publish(incident, django_capture_on_commit_callbacks, by=responder, title="Slow\r\nBcc: victim@example.com")
+    [message] = to("headers@example.com")
+    assert message.subject == "[Investigating] Slow Bcc: victim@example.com"
+    assert "victim@example.com" not in message.bcc and message.recipients() == ["headers@example.com"]
+    assert UpdateDelivery.objects.get().state == DeliveryState.SENT
