@@ -262,7 +262,8 @@ def status_page(*, now: datetime | None = None) -> StatusPage:
 @dataclass(frozen=True)
 class Fingerprint:
     etag: str
-    last_modified: datetime
+    last_modified: datetime  # for HTTP: includes the daily move of the 90-day window
+    changed_at: datetime | None  # for people: the latest change to what the page reports
 
 
 def _as_datetime(value) -> datetime | None:
@@ -323,7 +324,7 @@ def status_page_fingerprint(*, now: datetime | None = None) -> Fingerprint:
     last_modified = max([*moments, midnight])
     parts = [str(value) for value in row] + [midnight.date().isoformat()]
     etag = hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
-    return Fingerprint(etag=etag, last_modified=last_modified)
+    return Fingerprint(etag=etag, last_modified=last_modified, changed_at=max(moments, default=None))
 
 
 # --- Feed and subscribers ------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def index(request):
     if html is None:
         # The page shows when its content last changed (not when it was rendered), so a 304 never leaves
         # a visitor looking at a stale time.
-        context = {"page": selectors.status_page(), "last_modified": fingerprint.last_modified}
+        context = {"page": selectors.status_page(), "changed_at": fingerprint.changed_at}
         html = render_to_string("statuspage/index.html", context, request=request)
         cache.set(key, html, PAGE_CACHE_SECONDS)
     return HttpResponse(html)
