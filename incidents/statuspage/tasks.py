@@ -13,6 +13,9 @@ from .models import DeliveryState, UpdateDelivery
 # A pending delivery older than this is assumed lost by the broker and re-enqueued by the tick.
 REDELIVER_AFTER = timedelta(minutes=1)
 
+# Deliveries per task run, well inside the task time limit even with a slow SMTP server.
+BATCH_SIZE = 500
+
 BEAT_TICKS = [
     ("statuspage-redeliver", "incidents.statuspage.tasks.redeliver_tick", 30),
     ("statuspage-purge-unconfirmed", "incidents.statuspage.tasks.purge_unconfirmed_tick", 3600),
@@ -28,11 +31,13 @@ def send_confirmation_email(subscriber_id: int, all_services: bool, service_ids:
 def send_update_emails(update_id: int) -> dict:
     """Send every pending delivery of one update that is due. Running it twice sends nothing twice."""
     results: dict[str, int] = {}
-    delivery_ids = services.pending_delivery_ids(update_id=update_id, due_before=timezone.now())
+    delivery_ids = services.pending_delivery_ids(update_id=update_id, due_before=timezone.now(), limit=BATCH_SIZE)
     update = services.prepare_update_for_email(update_id) if delivery_ids else None
     for delivery_id in delivery_ids:
         state = services.deliver_update_email(delivery_id=delivery_id, update=update) or "taken"
         results[state] = results.get(state, 0) + 1
+    if len(delivery_ids) == BATCH_SIZE:
+        send_update_emails.delay(update_id)  # more to send: continue in a fresh task, not a longer one
     return results
 
 

@@ -359,3 +359,20 @@ def test_a_line_break_in_the_title_cannot_break_email_headers(client, responder,
     assert message.subject == "[Investigating] Slow Bcc: victim@example.com"
     assert "victim@example.com" not in message.bcc and message.recipients() == ["headers@example.com"]
     assert UpdateDelivery.objects.get().state == DeliveryState.SENT
+
+
+def test_a_large_fan_out_continues_in_further_tasks(client, responder, django_capture_on_commit_callbacks, monkeypatch):
+    monkeypatch.setattr(tasks, "BATCH_SIZE", 2)
+    now = timezone.now()
+    Subscriber.objects.bulk_create(Subscriber(email=f"s{n}@example.com", confirmed_at=now) for n in range(5))
+    incident = declare(by=responder, level="P1", services=[ServiceFactory()])
+    with django_capture_on_commit_callbacks() as callbacks:
+        update = post_update(incident, by=responder)
+    continued = []
+    monkeypatch.setattr(tasks.send_update_emails, "delay", lambda update_id: continued.append(update_id))
+    [callback] = callbacks
+    tasks.send_update_emails(*callback.args)
+    assert len(mail.outbox) == 2 and continued == [update.pk]
+    tasks.send_update_emails(update.pk)
+    tasks.send_update_emails(update.pk)
+    assert len(mail.outbox) == 5 and continued == [update.pk] * 2
