@@ -110,7 +110,9 @@ def test_lone_surrogates_and_nul_are_400_not_a_crash(client, text):
     _, key = make_integration("generic")
     body = ('{"summary": "' + text + '", "labels": {"k": "' + text + '"}}').encode()
     response = client.post(
-        "/api/v1/integrations/generic/", data=body, content_type="application/json",
+        "/api/v1/integrations/generic/",
+        data=body,
+        content_type="application/json",
         headers={"authorization": f"Bearer {key}"},
     )
     assert response.status_code == 400, response.content
