@@ -12,12 +12,14 @@ pytestmark = pytest.mark.django_db
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
-# Every page pays 5 before its own reads: session, user, the user's groups (visibility and permissions, 2) and
-# the header's "on call now" (on-call area, 2). The dashboard also includes the post-mortems area's action items (1).
+# Every page pays 6 before its own reads: session, user, the user's groups (visibility and permissions, 2),
+# the header's "on call now" (on-call area, 2) and "my open pages" (paging area, 1). The dashboard also includes
+# the post-mortems area's action items (1). The incident page's paging panel reads the newest page and its
+# notifications (paging area, 2).
 DASHBOARD_BUDGET = 10  # + active incidents, their current roles, recently resolved
-LIST_BUDGET = 8  # + one page of incidents (keyset, no COUNT), their services, the service filter's choices
+LIST_BUDGET = 9  # + one page of incidents (keyset, no COUNT), their services, the service filter's choices
 INCIDENT_BUDGET = (
-    19  # + incident, roles, services, timeline page, checklist, runbooks, updates, five whys, form choices
+    22  # + incident, roles, services, timeline page, checklist, runbooks, updates, five whys, form choices
 )
 
 
