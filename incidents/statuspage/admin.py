@@ -2,7 +2,7 @@
 so a refused change becomes a form error rather than a half-saved row."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from incidents.errors import DomainError
@@ -152,6 +152,7 @@ class UpdateDeliveryAdmin(admin.ModelAdmin):
     list_filter = ["state"]
     search_fields = ["subscriber__email"]
     list_select_related = ["update", "subscriber"]
+    actions = ["retry_failed"]
     readonly_fields = [
         "update",
         "subscriber",
@@ -168,3 +169,14 @@ class UpdateDeliveryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.action(description="Retry the selected failed emails")
+    def retry_failed(self, request, queryset):
+        try:
+            count = services.retry_failed_deliveries(
+                delivery_ids=queryset.values_list("pk", flat=True), by=request.user
+            )
+        except DomainError as error:
+            self.message_user(request, error.message, level=messages.ERROR)
+            return
+        self.message_user(request, f"{count} failed email(s) will be retried within a minute.", level=messages.SUCCESS)

@@ -242,6 +242,18 @@ def deliver_update_email(*, delivery_id: int, update: StatusUpdate | None = None
         return delivery.state
 
 
+@transaction.atomic
+def retry_failed_deliveries(*, delivery_ids, by) -> int:
+    """Give failed emails another round of attempts (after fixing the mail server, say). Sent ones are never
+    sent again. The tick picks them up within a minute."""
+    if by is not None and not access.is_manager(by):
+        raise PermissionDenied("Only incident managers can retry status emails.")
+    now = timezone.now()
+    return UpdateDelivery.objects.filter(pk__in=list(delivery_ids), state=DeliveryState.FAILED).update(
+        state=DeliveryState.PENDING, attempts=0, next_attempt_at=now, created_at=now - timedelta(minutes=5)
+    )
+
+
 # --- Scheduled maintenance and manual states -------------------------------------------------------------------
 
 

@@ -376,3 +376,28 @@ def test_a_large_fan_out_continues_in_further_tasks(client, responder, django_ca
     tasks.send_update_emails(update.pk)
     tasks.send_update_emails(update.pk)
     assert len(mail.outbox) == 5 and continued == [update.pk] * 2
+
+
+def test_manager_retries_failed_emails_from_admin(client, responder, django_capture_on_commit_callbacks, monkeypatch):
+    from tests.factories import ManagerFactory
+
+    subscribe(client, django_capture_on_commit_callbacks, email="retry@example.com")
+    confirm_from_inbox(client, "retry@example.com")
+    incident = declare(by=responder, level="P1", services=[ServiceFactory()])
+    with django_capture_on_commit_callbacks():
+        update = post_update(incident, by=responder)
+    UpdateDelivery.objects.update(state=DeliveryState.FAILED, attempts=5, last_error="SMTP down")
+    delivery = UpdateDelivery.objects.get()
+
+    client.force_login(ManagerFactory(is_superuser=True))
+    response = client.post(
+        "/admin/statuspage/updatedelivery/", {"action": "retry_failed", "_selected_action": [delivery.pk]}
+    )
+    assert response.status_code == 302
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts) == (DeliveryState.PENDING, 0)
+    enqueued = []
+    monkeypatch.setattr(tasks.send_update_emails, "delay", lambda update_id: enqueued.append(update_id))
+    assert tasks.redeliver_tick() == 1 and enqueued == [update.pk]
+    tasks.send_update_emails(update.pk)
+    assert len(to("retry@example.com")) == 1
