@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from incidents.errors import DomainError
+from incidents.models import Incident
 
 from . import services
 from .models import (
@@ -73,6 +74,10 @@ class PostMortemAdmin(admin.ModelAdmin):
     search_fields = ["title", "incident__title", "=incident__number"]
     list_select_related = ["incident", "incident__severity", "owner"]
     date_hierarchy = "created_at"
+
+    def get_queryset(self, request):
+        # Restricted incidents stay hidden from staff who may not see them (the one visibility rule).
+        return super().get_queryset(request).filter(incident__in=Incident.objects.visible_to(request.user))
     readonly_fields = [
         "incident",
         "status",
@@ -208,6 +213,10 @@ class ActionItemAdmin(admin.ModelAdmin):
     ]
     list_select_related = ["incident", "owner"]
     raw_id_fields = ["postmortem"]
+
+    def get_queryset(self, request):
+        # Restricted incidents stay hidden from staff who may not see them (the one visibility rule).
+        return super().get_queryset(request).filter(incident__in=Incident.objects.visible_to(request.user))
     readonly_fields = [
         "incident",
         "status",

@@ -1,9 +1,11 @@
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+
+from incidents.models import Incident
 
 from . import services
 from .models import AlertEvent, AlertGroup, ApiToken, ChangeEvent, Integration, IntegrationError, RoutingRule
@@ -105,6 +107,11 @@ class AlertGroupAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in AlertGroup._meta.fields]
     inlines = [AlertEventInline]
 
+    def get_queryset(self, request):
+        # Alerts attached to a restricted incident stay hidden from staff who may not see it.
+        visible = Incident.objects.visible_to(request.user)
+        return super().get_queryset(request).filter(Q(incident__isnull=True) | Q(incident__in=visible))
+
     def has_add_permission(self, request):
         return False
 
@@ -116,6 +123,10 @@ class AlertEventAdmin(admin.ModelAdmin):
     search_fields = ["dedup_key", "summary"]
     list_select_related = ["integration", "group"]
     readonly_fields = [f.name for f in AlertEvent._meta.fields]
+
+    def get_queryset(self, request):
+        visible = Incident.objects.visible_to(request.user)
+        return super().get_queryset(request).filter(Q(group__incident__isnull=True) | Q(group__incident__in=visible))
 
     def has_add_permission(self, request):
         return False

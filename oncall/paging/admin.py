@@ -6,6 +6,7 @@ from django.utils.html import format_html
 
 from incidents import services as incident_services
 from incidents.errors import DomainError
+from incidents.models import Incident
 
 from .models import AcknowledgeLinkUse, Notification, Page, Reminder, WebhookEndpoint
 
@@ -44,6 +45,10 @@ class NotificationAdmin(ReadOnlyAdmin):
     list_select_related = ["incident"]
     list_per_page = 100
     readonly_fields = [f.name for f in Notification._meta.fields]
+
+    def get_queryset(self, request):
+        # Restricted incidents stay hidden from staff who may not see them (the one visibility rule).
+        return super().get_queryset(request).filter(incident__in=Incident.objects.visible_to(request.user))
 
     @admin.display(description="incident", ordering="incident__number")
     def incident_link(self, obj):
@@ -94,6 +99,10 @@ class PageAdmin(admin.ModelAdmin):
     inlines = [NotificationInline]
     actions = ["acknowledge"]
 
+    def get_queryset(self, request):
+        # Restricted incidents stay hidden from staff who may not see them (the one visibility rule).
+        return super().get_queryset(request).filter(incident__in=Incident.objects.visible_to(request.user))
+
     def has_add_permission(self, request):
         return False
 
@@ -119,10 +128,18 @@ class ReminderAdmin(ReadOnlyAdmin):
     list_filter = ["kind"]
     list_select_related = ["incident"]
 
+    def get_queryset(self, request):
+        # Restricted incidents stay hidden from staff who may not see them (the one visibility rule).
+        return super().get_queryset(request).filter(incident__in=Incident.objects.visible_to(request.user))
+
 
 @admin.register(AcknowledgeLinkUse)
 class AcknowledgeLinkUseAdmin(ReadOnlyAdmin):
     list_display = ["used_at", "notification"]
+
+    def get_queryset(self, request):
+        visible = Incident.objects.visible_to(request.user)
+        return super().get_queryset(request).filter(notification__incident__in=visible)
 
 
 @admin.register(WebhookEndpoint)

@@ -75,7 +75,26 @@ def restricted_world(db):
 
 
 def _enrich_from_other_areas(incident, by, owner, due):
-    """Post-mortem and action items exist once change_status(resolved) drafted them; add an action item."""
+    """An alert group attached to the incident; the post-mortem (drafted by change_status(resolved)) with an
+    action item."""
+    from django.utils import timezone
+
+    from incidents.alerting import services as alerting_services
+    from incidents.alerting.models import AlertEvent, AlertGroup
+
+    integration, _ = alerting_services.create_integration(kind="generic", name="Sweep monitor")
+    now = timezone.now()
+    group = AlertGroup.objects.create(
+        integration=integration,
+        dedup_key="sweep-alert",
+        summary=f"{SECRET_NOTE} alert",
+        incident=incident,
+        first_seen_at=now,
+        last_seen_at=now,
+    )
+    AlertEvent.objects.create(
+        integration=integration, group=group, action="trigger", dedup_key="sweep-alert", summary=f"{SECRET_NOTE} event"
+    )
     try:
         from postmortems import services as postmortem_services
         from postmortems.models import PostMortem
