@@ -154,7 +154,12 @@ class AlertGroup(models.Model):
     link = models.URLField(max_length=1000, blank=True)
     service = models.ForeignKey("incidents.Service", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     incident = models.ForeignKey(
-        "incidents.Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="alert_groups"
+        "incidents.Incident",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="alert_groups",
+        db_index=False,  # alertgroup_incident_idx (incident, first_seen_at) serves it; one index less per insert
     )
     event_count = models.PositiveIntegerField(default=1)
     first_seen_at = models.DateTimeField()
@@ -195,7 +200,14 @@ class AlertEvent(models.Model):
     for an acknowledge/resolve that found no open group: still recorded, so nothing received is silently lost."""
 
     integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="events")
-    group = models.ForeignKey(AlertGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    group = models.ForeignKey(
+        AlertGroup,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="events",
+        db_index=False,  # alertevent_group_idx (group, received_at) serves it; one index less per insert
+    )
     action = models.CharField(max_length=12, choices=EventAction.choices)
     dedup_key = models.CharField(max_length=255)
     summary = models.CharField(max_length=1024, blank=True)
