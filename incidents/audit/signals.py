@@ -121,3 +121,16 @@ def connect_receivers(models) -> list[type]:
             _M2M_FIELDS[through] = (model, field)
             m2m_changed.connect(_m2m_changed, sender=through, dispatch_uid=f"{uid}:{field.name}:m2m")
     return audited
+
+
+def disconnect_receivers(models) -> None:
+    """The inverse of connect_receivers (benchmarks measure the trail's cost with it)."""
+    for model in models:
+        if not is_audited(model):
+            continue
+        uid = f"audit:{model._meta.label_lower}"
+        pre_save.disconnect(sender=model, dispatch_uid=f"{uid}:pre_save")
+        post_save.disconnect(sender=model, dispatch_uid=f"{uid}:post_save")
+        post_delete.disconnect(sender=model, dispatch_uid=f"{uid}:post_delete")
+        for field in model._meta.local_many_to_many:
+            m2m_changed.disconnect(sender=field.remote_field.through, dispatch_uid=f"{uid}:{field.name}:m2m")
