@@ -299,3 +299,32 @@ def test_api_token_request_is_attributed_to_the_token_owner():
     created = records_for(incident, action=AuditAction.CREATED).get()
     assert created.actor == owner and created.source == "api"
     assert created.request_id == response["X-Request-ID"]
+
+
+def test_on_call_data_and_post_mortem_changes_are_recorded(responder):
+    from oncall.models import Person, Team
+    from postmortems import services as postmortem_services
+    from postmortems.models import PostMortem
+
+    manager = ManagerFactory()
+    with acting_as(manager):
+        person = Person.objects.create(name="Ada Oncall", email="ada@example.com")
+        team = Team.objects.create(name="Payments", slug="payments")
+        team.members.add(person)
+        team.team_lead = person
+        team.save()
+    assert records_for(person, action=AuditAction.CREATED).get().after["email"] == "ada@example.com"
+    assert records_for(team, action=AuditAction.RELATED_ADDED, field="members").get().after == {
+        "members": [{"id": person.pk, "repr": "Ada Oncall"}]
+    }
+    assert records_for(team, action=AuditAction.CHANGED).get().after == {"team_lead": person.pk}
+
+    with acting_as(responder):
+        incident = declare(by=responder)
+        services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+        postmortem = PostMortem.objects.get(incident=incident)
+        old_summary = postmortem.summary
+        postmortem_services.update_content(postmortem=postmortem, by=responder, summary="The cache expired.")
+    change = records_for(postmortem, action=AuditAction.CHANGED).last()
+    assert change.before == {"summary": old_summary} and change.after == {"summary": "The cache expired."}
+    assert change.incident_id == incident.pk and change.actor == responder
