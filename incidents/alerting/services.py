@@ -152,8 +152,15 @@ class Route:
 
 def should_auto_declare(integration: Integration, service: Service | None, at: datetime) -> bool:
     """The one place that decides whether an alert may declare an incident on its own (the routing rule has
-    already said "declare"). Maintenance windows hook in here: inside one, alerts only attach or record."""
-    return integration.is_active
+    already said "declare"). Inside a scheduled maintenance window of the service, alerts only attach or record."""
+    if not integration.is_active:
+        return False
+    if service is not None:
+        from incidents.statuspage.selectors import is_under_maintenance
+
+        if is_under_maintenance(service, at):
+            return False
+    return True
 
 
 def route_for(event: AlertEventIn, *, integration: Integration, rules: list[RoutingRule], services: dict) -> Route:
