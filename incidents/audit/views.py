@@ -20,6 +20,7 @@ from incidents.selectors import access_incident
 
 from . import selectors, services
 from .access import can_export_evidence, can_view_audit
+from .evidence import verify_bundle
 from .filters import AuditRecordFilter
 
 PAGE_SIZE = 50
@@ -144,3 +145,28 @@ def evidence_download(request, reference, export_id):
     response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
     response["X-Evidence-Manifest-SHA256"] = export.manifest_sha256
     return response
+
+
+MAX_BUNDLE_BYTES = 200 * 1024 * 1024
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def evidence_verify(request):
+    """Upload a bundle: every file is checked against its manifest, and the manifest's fingerprint against the
+    exports this portal recorded (or the fingerprint typed in)."""
+    _require_audit_reader(request)
+    context = {"expected": (request.POST.get("manifest_sha256") or "").strip().lower()}
+    if request.method == "POST":
+        upload = request.FILES.get("bundle")
+        if upload is None:
+            context["error"] = "Choose the bundle (.zip) to verify."
+        elif upload.size > MAX_BUNDLE_BYTES:
+            context["error"] = "That file is larger than any evidence bundle this portal produces."
+        else:
+            result = verify_bundle(upload.read(), expected_manifest_sha256=context["expected"] or None)
+            export = services.recorded_export(result.manifest_sha256) if result.manifest_sha256 else None
+            if result.ok and export is None and not context["expected"]:
+                result.problems.append(f"manifest SHA-256 {result.manifest_sha256} was never recorded by this portal")
+            context.update(result=result, export=export)
+    return render(request, "audit/verify.html", context, status=400 if context.get("error") else 200)

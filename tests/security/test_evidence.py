@@ -183,3 +183,22 @@ def test_evidence_is_404_for_everyone_else(client, breach, security, who):
     assert client.post(f"/audit/evidence/{breach.reference}/").status_code == 404
     assert client.get(f"/audit/evidence/{breach.reference}/{export.pk}/download/").status_code == 404
     assert EvidenceExport.objects.filter(incident_id=breach.pk).count() == 1
+
+
+def test_verify_page_reports_intact_and_tampered_uploads(client, breach, security):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    export = export_evidence(incident=breach, by=security)
+    client.force_login(security)
+    intact = client.post(
+        "/audit/evidence/verify/", {"bundle": SimpleUploadedFile("b.zip", bytes(export.content), "application/zip")}
+    )
+    assert intact.status_code == 200 and intact.context["result"].ok
+    assert intact.context["export"].pk == export.pk and breach.reference in intact.content.decode()
+    files = bundle_files(bytes(export.content))
+    files["roles.json"] = b"[]\n"
+    tampered = client.post("/audit/evidence/verify/", {"bundle": SimpleUploadedFile("b.zip", rezip(files))})
+    assert not tampered.context["result"].ok and b"roles.json was altered" in tampered.content
+    assert client.post("/audit/evidence/verify/", {}).status_code == 400
+    client.force_login(ResponderFactory())
+    assert client.get("/audit/evidence/verify/").status_code == 403
