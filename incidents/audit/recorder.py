@@ -28,7 +28,12 @@ class _Encoder(DjangoJSONEncoder):
             return f"<{len(data)} bytes sha256={hashlib.sha256(data).hexdigest()}>"
         if isinstance(o, set | frozenset):
             return sorted(o, key=str)
-        return super().default(o)
+        try:
+            return super().default(o)
+        except TypeError:
+            # A field type JSON does not know (a phone number, a range ...): its text, rather than failing the
+            # change the record belongs to.
+            return str(o)
 
 
 def to_json(data):

@@ -328,3 +328,13 @@ def test_on_call_data_and_post_mortem_changes_are_recorded(responder):
     change = records_for(postmortem, action=AuditAction.CHANGED).last()
     assert change.before == {"summary": old_summary} and change.after == {"summary": "The cache expired."}
     assert change.incident_id == incident.pk and change.actor == responder
+
+
+def test_values_json_does_not_know_are_recorded_as_text():
+    class Odd:
+        def __str__(self):
+            return "odd value"
+
+    record = record_change(action="changed", object_type_label="x.y", object_id="1", after={"value": Odd()})
+    record.refresh_from_db()
+    assert record.after == {"value": "odd value"}
