@@ -164,3 +164,55 @@ def test_maintenance_calendar_lists_public_windows(client):
     assert event.decoded("dtend") == window.ends_at.replace(microsecond=0)
     assert "Affected services: Database" in str(event["description"]) and "Batch" not in str(event["description"])
     assert client.get("/status/maintenance.ics", HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+
+
+# --- Suppression of automatic declaration (the alert rules ask is_under_maintenance) ------------------------------
+
+
+def post_alerts(client, key):
+    from tests.api.factories import fixture_bytes
+
+    return client.post(
+        "/api/v1/integrations/alertmanager/",
+        data=fixture_bytes("alertmanager_firing.json"),
+        content_type="application/json",
+        headers={"authorization": f"Bearer {key}"},
+    )
+
+
+def test_alerts_during_maintenance_are_recorded_without_declaring_an_incident(client):
+    from incidents.alerting.models import AlertEvent, AlertGroup, RouteAction
+    from incidents.models import Incident
+    from tests.api.factories import make_integration
+
+    checkout = ServiceFactory(name="Checkout", slug="checkout")
+    _, key = make_integration("alertmanager", default_action=RouteAction.DECLARE)
+    window = maintenance(services=[checkout], starts_in=timedelta(minutes=-5), lasts=timedelta(hours=1))
+
+    response = post_alerts(client, key)
+
+    assert response.status_code == 202, response.content
+    assert not Incident.objects.exists()
+    assert AlertEvent.objects.count() == 2  # still recorded
+    assert AlertGroup.objects.count() == 2 and not AlertGroup.objects.filter(incident__isnull=False).exists()
+
+    with time_machine.travel(window.ends_at + timedelta(minutes=1)):
+        AlertGroup.objects.update(status="resolved", resolved_at=timezone.now())  # start clean after the window
+        assert post_alerts(client, key).status_code == 202
+    incident = Incident.objects.get()
+    assert list(incident.services.all()) == [checkout]
+
+
+def test_should_auto_declare_asks_the_maintenance_windows():
+    from incidents.alerting.models import RouteAction
+    from incidents.alerting.services import should_auto_declare
+    from tests.api.factories import make_integration
+
+    checkout, search = ServiceFactory(name="Checkout"), ServiceFactory(name="Search")
+    integration, _ = make_integration("alertmanager", default_action=RouteAction.DECLARE)
+    window = maintenance(services=[checkout])
+    inside, before = window.starts_at + timedelta(minutes=1), window.starts_at - timedelta(minutes=1)
+    assert should_auto_declare(integration, checkout, before)
+    assert not should_auto_declare(integration, checkout, inside)
+    assert should_auto_declare(integration, search, inside)
+    assert should_auto_declare(integration, None, inside)  # an alert for no service is not covered
