@@ -80,3 +80,19 @@ def request_context(request, *, source: str = "web"):
         yield request_id
     finally:
         _current.reset(token)
+
+
+_task_tokens: dict[str, contextvars.Token] = {}
+
+
+def task_started(task_id=None, task=None, **kwargs):
+    """Celery task_prerun: changes made by a task are attributed to the portal, source `task:<name>`."""
+    name = getattr(task, "name", "") or "unknown"
+    source = f"task:{name.rsplit('.', 1)[-1]}"[:20]
+    _task_tokens[task_id] = _current.set(AuditContext(actor=None, source=source, request_id=str(task_id or "")[:64]))
+
+
+def task_finished(task_id=None, **kwargs):
+    token = _task_tokens.pop(task_id, None)
+    if token is not None:
+        _current.reset(token)

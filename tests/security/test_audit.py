@@ -5,6 +5,7 @@ import csv
 import io
 
 import pytest
+from celery import shared_task
 from django.contrib.auth.models import Group, Permission
 from django.db import DatabaseError, connection, transaction
 from django.test import RequestFactory
@@ -338,3 +339,19 @@ def test_values_json_does_not_know_are_recorded_as_text():
     record = record_change(action="changed", object_type_label="x.y", object_id="1", after={"value": Odd()})
     record.refresh_from_db()
     assert record.after == {"value": "odd value"}
+
+
+@shared_task(name="tests.security.rename_group")
+def _rename_group_task(pk, name):
+    group = Group.objects.get(pk=pk)
+    group.name = name
+    group.save()
+
+
+def test_changes_made_by_a_celery_task_name_the_task():
+    group = Group.objects.create(name="before task")
+    result = _rename_group_task.apply(args=[group.pk, "after task"])
+    assert result.successful()
+    record = records_for(group, action=AuditAction.CHANGED).get()
+    assert record.source == "task:rename_group" and record.actor is None
+    assert record.request_id == result.id
