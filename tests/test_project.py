@@ -31,6 +31,7 @@ def bare_env(tmp_path, **extra) -> dict:
             "SITE_URL",
             "TESTING",
             "EMAIL_HOST",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",  # the browser tests set it in this process; a deployment never has it
         }
         and not key.startswith("PYTEST")
     }

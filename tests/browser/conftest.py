@@ -35,7 +35,9 @@ def guide_data(transactional_db):
         importlib.import_module("incidents.migrations.0002_seed_guide").seed(apps, None)
 
 
-@pytest.fixture(scope="session")
+# Module scope: other test modules start Playwright themselves, and a second sync Playwright cannot start while
+# one is still running in this thread.
+@pytest.fixture(scope="module")
 def browser():
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (make chromium)")
