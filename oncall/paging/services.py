@@ -200,7 +200,7 @@ def _person_address(person: Person, channel: str) -> str:
 
 
 def person_notifications(
-    person: Person, *, methods: list[ContactMethod], at: datetime, key_prefix: str, **fields
+    person: Person, *, methods: list[ContactMethod], at: datetime, key_prefix: str, label: str = "", **fields
 ) -> list[Notification]:
     """Outbox rows for one person: the first contact method at once (after its delay), later methods with a
     delay as follow-ups, later methods without one on standby as the fallback when an earlier one fails."""
@@ -218,7 +218,7 @@ def person_notifications(
             Notification(
                 idempotency_key=f"{key_prefix}:p{person.pk}:{channel}:{position}",
                 person=person,
-                recipient=str(person),
+                recipient=(label or str(person))[:200],
                 channel=channel,
                 address=address or "",
                 method_position=position,
@@ -523,6 +523,7 @@ def _level_notifications(page: Page, level: EscalationLevel, position: int, at: 
                 methods=context.methods(recipient.person),
                 at=at,
                 key_prefix=key_prefix,
+                label=recipient.label,
                 **common,
             )
         if made:

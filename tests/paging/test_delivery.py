@@ -264,7 +264,7 @@ def test_logging_backend_is_the_default_for_sms(clock, responder, caplog):
     declare(by=responder, level="P1", services=[team.service])
     with caplog.at_level("WARNING", logger="oncall.paging.channels"):
         assert delivery.deliver_due_notifications() == {"sent": 1}
-    assert "PAGE sms to Platform Engineer <+14155552671>" in caplog.text
+    assert "PAGE sms to Platform Engineer (Primary on-call of Platform) <+14155552671>" in caplog.text
 
 
 def test_page_state_closed_before_claim_cancels_hotline_alerts_too(clock, responder):
