@@ -41,7 +41,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(AuditRecord)
 class AuditRecordAdmin(ReadOnlyAdmin):
     list_display = ["occurred_at", "actor_display", "action", "object_type", "object_id", "object_repr", "source"]
-    list_filter = ["action", ObjectTypeFilter, "source", ("occurred_at", admin.DateFieldListFilter)]
+    list_filter = [
+        "action",
+        ObjectTypeFilter,
+        ("actor", admin.RelatedOnlyFieldListFilter),
+        "source",
+        ("occurred_at", admin.DateFieldListFilter),
+    ]
     search_fields = ["object_repr", "object_id", "actor_username", "request_id"]
     date_hierarchy = "occurred_at"
     list_select_related = ["actor"]

@@ -93,6 +93,28 @@ def test_bundle_round_trip_holds_everything_and_is_recorded(breach, security):
     assert breach.timeline.filter(body__contains=export.manifest_sha256).exists()
 
 
+def test_bundle_includes_alerts_attached_to_the_incident(breach, security):
+    from django.utils import timezone
+
+    from incidents.alerting import services as alerting_services
+    from incidents.alerting.models import AlertEvent, AlertGroup
+
+    integration, _ = alerting_services.create_integration(kind="generic", name="Evidence monitor")
+    now = timezone.now()
+    group = AlertGroup.objects.create(
+        integration=integration,
+        dedup_key="db-down",
+        summary="DB down",
+        incident=breach,
+        first_seen_at=now,
+        last_seen_at=now,
+    )
+    AlertEvent.objects.create(integration=integration, group=group, action="trigger", dedup_key="db-down", summary="x")
+    files = bundle_files(bytes(export_evidence(incident=breach, by=security).content))
+    assert [g["dedup_key"] for g in json.loads(files["related/alerting.alertgroup.json"])] == ["db-down"]
+    assert [e["group"] for e in json.loads(files["related/alerting.alertevent.json"])] == [group.pk]
+
+
 def test_altered_file_is_detected(breach, security):
     export = export_evidence(incident=breach, by=security)
     files = bundle_files(bytes(export.content))
