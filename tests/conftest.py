@@ -78,7 +78,8 @@ def _restores_itself(item) -> bool:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     yield  # every fixture, including the flush, has been torn down
-    if not _flushes_database(item) or _restores_itself(nextitem):
+    # nextitem None: the session's fixtures, the test database among them, are gone already.
+    if nextitem is None or not _flushes_database(item) or _restores_itself(nextitem):
         return
     from pytest_django.plugin import blocking_manager_key
 
