@@ -260,8 +260,10 @@ PAGING_WEBHOOK_TIMEOUT = env_int("PAGING_WEBHOOK_TIMEOUT", 5)
 PAGING_CHAT_WEBHOOK_URL = env("PAGING_CHAT_WEBHOOK_URL", "")
 # Sender tasks started per batch of new notifications (match the notifications worker's concurrency).
 PAGING_SENDER_PARALLELISM = env_int("PAGING_SENDER_PARALLELISM", 2)
-# Notifications a sender claims per transaction: an acknowledgement waits for at most one such batch of sends.
-PAGING_SENDER_BATCH = env_int("PAGING_SENDER_BATCH", 20)
+# Notifications a sender claims per transaction. 1 = each send commits on its own, so a worker killed mid-batch
+# never causes a repeat; more trades that (on a crash only) for throughput. An acknowledgement waits for at most
+# one batch of sends.
+PAGING_SENDER_BATCH = env_int("PAGING_SENDER_BATCH", 1)
 # Pages the escalation tick claims per transaction; smaller batches commit (and reach the senders) sooner.
 PAGING_TICK_BATCH = env_int("PAGING_TICK_BATCH", 50)
 PAGING_CHANNEL_BACKENDS = {

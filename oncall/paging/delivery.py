@@ -7,7 +7,9 @@
 - A worker killed mid-send rolls its transaction back; the row is pending again and the next sender takes it.
   Backends get the idempotency key, so a receiver that honours it drops the repeat of such a send.
 - Batches: a sender claims up to PAGING_SENDER_BATCH due rows per transaction (a fixed number of statements per
-  batch), so the fence holds an acknowledgement back for at most one batch of sends.
+  batch). The default, 1, commits each send on its own: a worker killed mid-batch would otherwise roll back the
+  "sent" marks of the batch's earlier sends, and they would go out again. Larger batches trade that (only on a
+  crash) for throughput; the fence holds an acknowledgement back for at most one batch of sends.
 - Rate limit: one message per channel per address per PAGING_RATE_LIMIT_SECONDS (a transaction-scoped advisory
   lock serialises senders per address); rows due inside the window wait for it and go out together as one
   batched message.
@@ -318,12 +320,37 @@ def deliver_batch(*, skip: set[int], now: datetime | None = None, size: int | No
                         row.save(update_fields=["scheduled_for"])
                     outcomes["deferred"] += len(batch)
                     continue
+                if batch[0].scheduled_for > batch[0].created_at:
+                    # A row that waited (rate limit, retry, method delay): others for the contact that are due
+                    # now go out in the same message.
+                    batch.extend(_companions(batch, now))
             outcome = _send(batch, now)
             outcomes[outcome] += 1
             if outcome == "sent":
                 sent.append(batch)
         _mark_sent(sent)
     return outcomes
+
+
+def _companions(batch: list[Notification], now: datetime) -> list[Notification]:
+    leader = batch[0]
+    others = list(
+        _claimable()
+        .filter(channel=leader.channel, address=leader.address, scheduled_for__lte=now)
+        .exclude(pk__in=[row.pk for row in batch])
+        .order_by("scheduled_for", "pk")[:50]
+    )
+    if not others:
+        return []
+    states = _key_share([o.incident_id for o in others], [o.page_id for o in others if o.page_id])
+    keep = []
+    for other in others:
+        if other.purpose in FENCED_PURPOSES and states.get(other.page_id) in CLOSED_PAGE_STATES:
+            other.status, other.scheduled_for = Notification.Status.CANCELLED, None
+            other.save(update_fields=["status", "scheduled_for"])
+        else:
+            keep.append(other)
+    return keep
 
 
 def _send(batch: list[Notification], now: datetime) -> str:

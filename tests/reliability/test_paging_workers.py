@@ -62,7 +62,8 @@ def _assert_each_sent_exactly_once(cluster):
 def test_kill_9_with_claimed_timers_and_unsent_notifications_loses_and_doubles_nothing(make_cluster):
     # Pages already due, held by a process that claimed them (the tick's own claim) and is then killed.
     held, _ = _declare_pages(4, due_in=-1, prefix="Held")
-    cluster = make_cluster(RELIABILITY_SEND_DELAY=0.4, PAGING_RATE_LIMIT_SECONDS=0)
+    # One row per sender transaction (the default): the victim dies holding a claimed, unsent row.
+    cluster = make_cluster(RELIABILITY_SEND_DELAY=0.4, PAGING_RATE_LIMIT_SECONDS=0, PAGING_SENDER_BATCH=1)
     claimer = subprocess.Popen(
         [
             sys.executable,
