@@ -5,8 +5,11 @@ a record is written. That matters for the API: DRF authenticates (token, session
 inside the view, and its `Request.user` setter also sets `request._request.user` on the Django request. By the
 time a service saves anything, `request.user` is the API user, so no DRF hook is needed.
 
-Services, Celery tasks, management commands and the API may name the actor explicitly with `acting_as(user)`,
-which wins over the request's user.
+Celery tasks: task_prerun/task_postrun (connected in AuditConfig.ready) make the task's name the source and its
+id the request id; the actor is the portal itself unless the task wraps its work in `acting_as(user)`.
+
+Services, tasks, management commands and the API may name the actor explicitly with `acting_as(user)`, which
+wins over the request's user.
 """
 
 from __future__ import annotations
