@@ -219,9 +219,10 @@ else:
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
-    for _folder in (_broker_dir, _broker_dir / "processed"):
+    for _folder in (_broker_dir, _broker_dir / "processed", _broker_dir / "control"):
         _folder.mkdir(parents=True, exist_ok=True)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
@@ -281,9 +282,9 @@ BUSINESS_DAY_START = env("BUSINESS_DAY_START", "09:00")
 BUSINESS_DAY_END = env("BUSINESS_DAY_END", "17:00")
 BUSINESS_DAYS = [int(day) for day in env_list("BUSINESS_DAYS", "0,1,2,3,4")]  # Monday=0
 ACKNOWLEDGE_TARGET = timedelta(minutes=env_int("ACKNOWLEDGE_TARGET_MINUTES", 5))
-SECURITY_GROUP_NAME = "security"
 # Extra addresses that receive every published post-mortem report (comma-separated).
 POSTMORTEM_STAKEHOLDER_EMAILS = env_list("POSTMORTEM_STAKEHOLDER_EMAILS", "")
+SECURITY_GROUP_NAME = "security"
 
 # --- REST framework ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -312,9 +313,9 @@ SPECTACULAR_SETTINGS = {
         "IncidentStatusEnum": "incidents.models.Status",
         "UpdateStatusEnum": "incidents.models.UpdateStatus",
         "UpdateKindEnum": "incidents.models.UpdateKind",
-    },
         "PostMortemStatusEnum": "postmortems.models.PostMortemStatus",
         "ActionItemStatusEnum": "postmortems.models.ActionItemStatus",
+    },
 }
 
 # --- Security ------------------------------------------------------------------------------------------------
