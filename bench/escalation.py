@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,9 @@ def main() -> int:
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "TESTING": "1",
+            # Production settings for the workers: DEBUG off (cached templates, no per-query logging).
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_urlsafe(50),
             "LOG_LEVEL": "WARNING",
             "PAGING_SENDER_PARALLELISM": str(args.sender_concurrency),
         }
