@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django import forms
 from django.utils import timezone
@@ -40,7 +40,21 @@ class OverrideForm(forms.Form):
             value = cleaned.get(name)
             if rotation is not None and isinstance(value, datetime):
                 # The field read the digits in the server's zone; keep the digits, use the rotation's zone.
-                cleaned[name] = timezone.make_naive(value).replace(tzinfo=rotation.zone)
+                local = timezone.make_naive(value).replace(tzinfo=rotation.zone)
+                # A wall-clock time skipped by a daylight-saving jump does not exist; say so instead of guessing.
+                try:
+                    round_trip = local.astimezone(UTC).astimezone(rotation.zone).replace(tzinfo=None)
+                except (OverflowError, ValueError):
+                    self.add_error(name, "Give a date between the years 1900 and 9998.")
+                    cleaned.pop(name, None)
+                    continue
+                if round_trip != local.replace(tzinfo=None):
+                    self.add_error(
+                        name, f"{local:%Y-%m-%d %H:%M} does not exist in {rotation.timezone} (the clocks jump forward)."
+                    )
+                    cleaned.pop(name, None)
+                    continue
+                cleaned[name] = local
         start, end = cleaned.get("start"), cleaned.get("end")
         if start and end and end <= start:
             self.add_error("end", "The override must end after it starts.")

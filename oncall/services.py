@@ -6,7 +6,7 @@ each saved or deleted on-call row from its signal receivers inside that same tra
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -51,6 +51,7 @@ def create_override(
     """
     if not can_override_for(by, person):
         raise PermissionDenied("Responders can create overrides only for themselves; ask a manager.", field="person")
+    _check_override_window(start, end)
     rotation = Rotation.objects.select_for_update().select_related("team").get(pk=rotation.pk)
     override = Override(
         rotation=rotation,
@@ -68,6 +69,23 @@ def create_override(
         raise _domain_error(error) from error
     override.save()
     return override
+
+
+def _check_override_window(start: datetime, end: datetime) -> None:
+    """Reject windows PostgreSQL cannot store or read back.
+
+    A wall-clock time near 9999-12-31 in a zone west of UTC is year 10000 in UTC: PostgreSQL stores it, but psycopg
+    cannot load it, so every later read of overrides would fail. Years outside 1900..9998 are never a real shift.
+    """
+    for name, value in (("start", start), ("end", end)):
+        try:
+            year = value.astimezone(UTC).year
+        except (OverflowError, ValueError):
+            year = None
+        if year is None or not 1900 <= year <= 9998:
+            raise DomainError("Give a date between the years 1900 and 9998.", field=name)
+    if end <= start:
+        raise DomainError("The override must end after it starts.", field="end")
 
 
 @transaction.atomic
