@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
 from .models import Person, Rotation, Slot
@@ -64,5 +65,9 @@ class OverrideForm(forms.Form):
 class CalendarWeeksForm(forms.Form):
     """Query parameters of the rotation calendar page."""
 
-    start = forms.DateField(required=False)
+    # Bounded so start +/- 12 weeks and the shift maths in any zone stay inside Python's and PostgreSQL's dates.
+    start = forms.DateField(
+        required=False,
+        validators=[MinValueValidator(date(1900, 1, 1)), MaxValueValidator(date(9998, 12, 31))],
+    )
     weeks = forms.IntegerField(required=False, min_value=1, max_value=12)

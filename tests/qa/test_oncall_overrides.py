@@ -76,3 +76,12 @@ def test_api_override_past_year_9998_is_a_400_naming_the_field(client, ny_rotati
     assert response.json()["field"] == "start"
     assert not Override.objects.exists()
     assert client.get(reverse("oncall-override-list")).status_code == 200
+
+
+@pytest.mark.parametrize("start", ["9999-12-20", "0001-01-01", "9999-99-99"])
+def test_rotation_calendar_with_an_out_of_range_start_falls_back_instead_of_a_500(client, ny_rotation, start):
+    rotation, _ = ny_rotation
+    client.force_login(ManagerFactory())
+    response = client.get(reverse("oncall:rotation", args=[rotation.pk]), {"start": start, "weeks": "12"})
+    assert response.status_code == 200
+    assert response.context["first_day"].year == 2026
