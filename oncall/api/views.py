@@ -25,9 +25,13 @@ def _moment(request, name: str):
     if raw in (None, ""):
         return None
     try:
-        return DateTimeField().to_internal_value(raw).astimezone(UTC)
+        moment = DateTimeField().to_internal_value(raw).astimezone(UTC)
     except (ValidationError, OverflowError, ValueError):
         raise ValidationError({name: ["Give an ISO 8601 date-time, e.g. 2026-01-31T09:00:00Z."]})
+    # The rotation maths looks days around the moment in the rotation's zone; keep clear of datetime's limits.
+    if not 1900 <= moment.year <= 9998:
+        raise ValidationError({name: ["Give a date-time between the years 1900 and 9998."]})
+    return moment
 
 
 class OnCallNowViewSet(PortalAPIMixin, viewsets.ViewSet):

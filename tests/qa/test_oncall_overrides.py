@@ -85,3 +85,11 @@ def test_rotation_calendar_with_an_out_of_range_start_falls_back_instead_of_a_50
     response = client.get(reverse("oncall:rotation", args=[rotation.pk]), {"start": start, "weeks": "12"})
     assert response.status_code == 200
     assert response.context["first_day"].year == 2026
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
+def test_api_on_call_at_the_edge_of_the_calendar_is_a_400_naming_at(client, ny_rotation, at):
+    client.force_login(ManagerFactory())
+    response = client.get(reverse("oncall-now-list"), {"at": at})
+    assert response.status_code == 400
+    assert response.json()["field"] == "at"
