@@ -10,6 +10,8 @@ from django.db import connection
 
 from .harness import Cluster
 
+WORKER_APPLICATION_NAME = "incidentportal-reliability-worker"
+
 
 def _database_url() -> str:
     db = connection.settings_dict
@@ -18,7 +20,8 @@ def _database_url() -> str:
     auth = f"{user}{password}@" if user else ""
     host = db.get("HOST") or "127.0.0.1"
     port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{auth}{host}{port}/{db['NAME']}"
+    # The application name lets the clean-up below end only the workers' sessions, never the live server's.
+    return f"postgres://{auth}{host}{port}/{db['NAME']}?application_name={WORKER_APPLICATION_NAME}"
 
 
 @pytest.fixture
@@ -58,5 +61,6 @@ def make_cluster(tmp_path, redis_client):
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = %s",
+                [WORKER_APPLICATION_NAME],
             )
