@@ -110,6 +110,12 @@ class PeriodForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        # Range first: date arithmetic on year 1 or 9999 overflows.
+        for name in ("start", "end"):
+            value = data.get(name)
+            if value and not date(2000, 1, 1) <= value <= date(2100, 1, 1):
+                self.add_error(name, "Choose a date between 2000 and 2100.")
+                return data
         default_start, default_end = default_period()
         start = data.get("start") or (data["end"] - timedelta(days=89) if data.get("end") else default_start)
         end = data.get("end") or default_end
@@ -117,7 +123,5 @@ class PeriodForm(forms.Form):
             raise forms.ValidationError("The start date must be on or before the end date.")
         if (end - start).days > MAX_PERIOD_DAYS:
             raise forms.ValidationError(f"Choose a period of at most {MAX_PERIOD_DAYS} days.")
-        if start < date(2000, 1, 1) or end > date(2100, 1, 1):
-            raise forms.ValidationError("Choose dates between 2000 and 2100.")
         data["start"], data["end"] = start, end
         return data

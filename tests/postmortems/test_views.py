@@ -300,6 +300,8 @@ def test_overdue_list_is_for_managers(client, responder, postmortem):
         "?end=9999-12-31",
         "?start=2000-01-01&end=2099-12-31",
         "?start=%00",
+        "?start=9999-99-99&end=0001-01-01",
+        "?end=0001-01-01",
     ],
 )
 def test_metrics_bad_period_is_a_400_not_a_500(client, responder, query):
