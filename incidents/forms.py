@@ -74,7 +74,7 @@ class DeclareForm(forms.Form):
 
 
 class NoteForm(forms.Form):
-    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Note (Markdown)")
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Note (Markdown)", max_length=20000)
     kind = forms.ChoiceField(choices=[(EntryKind.NOTE, "Note"), (EntryKind.ACTION, "Action taken")], initial="note")
     occurred_at = forms.DateTimeField(
         required=False,

@@ -38,6 +38,7 @@ from .models import (
 )
 
 BACKDATE_TOLERANCE = timedelta(minutes=1)
+MAX_TIMELINE_ENTRY_LENGTH = 20_000
 
 
 def _require_responder(user) -> None:
@@ -279,6 +280,11 @@ def add_timeline_entry(
     body = (body or "").strip()
     if not body:
         raise DomainError("Write something for the timeline entry.", field="body")
+    if len(body) > MAX_TIMELINE_ENTRY_LENGTH:
+        raise DomainError(
+            f"Keep a timeline entry under {MAX_TIMELINE_ENTRY_LENGTH:,} characters; link to longer material.",
+            field="body",
+        )
     if kind not in (EntryKind.NOTE, EntryKind.ACTION):
         raise DomainError("Only notes and actions can be added by hand.", field="kind")
     incident = _lock(incident)

@@ -306,7 +306,8 @@ def _forms(page: IncidentPage, overrides: dict) -> dict:
         "five_whys_form": lambda: FiveWhysForm(five_whys=page.five_whys),
         "internal_form": lambda: InternalUpdateForm(initial={"status": _internal_status_for(incident)}),
         "external_form": lambda: ExternalUpdateForm(
-            initial={"status": incident.status if incident.status != "closed" else "resolved"}
+            initial={"status": incident.status if incident.status != "closed" else "resolved"},
+            auto_id=EXTERNAL_FORM_IDS,
         ),
         "note_form": lambda: NoteForm(),
     }
@@ -526,9 +527,13 @@ def post_internal_update(request, incident):
     return form, ok, "Internal update posted."
 
 
+# The internal and external update forms share field names on one page; their ids must differ for the labels.
+EXTERNAL_FORM_IDS = "id_external_%s"
+
+
 @_action("updates-card", "external_form")
 def post_external_update(request, incident):
-    form = ExternalUpdateForm(request.POST)
+    form = ExternalUpdateForm(request.POST, auto_id=EXTERNAL_FORM_IDS)
     ok = _try(
         form,
         lambda d: services.post_status_update(

@@ -234,3 +234,10 @@ def test_acknowledge_once(responder):
     incident.refresh_from_db()
     assert incident.acknowledged_by == other
     assert incident.timeline.filter(body__startswith="Acknowledged").count() == 1
+
+
+def test_overlong_timeline_entry_is_refused(responder):
+    incident = declare(by=responder)
+    with pytest.raises(DomainError) as error:
+        services.add_timeline_entry(incident=incident, by=responder, body="x" * 20_001)
+    assert error.value.field == "body"
