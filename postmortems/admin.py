@@ -78,6 +78,7 @@ class PostMortemAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         # Restricted incidents stay hidden from staff who may not see them (the one visibility rule).
         return super().get_queryset(request).filter(incident__in=Incident.objects.visible_to(request.user))
+
     readonly_fields = [
         "incident",
         "status",
@@ -217,6 +218,7 @@ class ActionItemAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         # Restricted incidents stay hidden from staff who may not see them (the one visibility rule).
         return super().get_queryset(request).filter(incident__in=Incident.objects.visible_to(request.user))
+
     readonly_fields = [
         "incident",
         "status",
