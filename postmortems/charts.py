@@ -42,7 +42,9 @@ def stacked_weekly(*, weeks, series: list[tuple[str, list[int]]], title: str, ch
     left, right, top, bottom = 36, 10, 30, 42
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum(values[i] for _, values in series) for i in range(len(weeks))]
-    y_max = _nice_max(max(totals, default=0))
+    # Counts are whole numbers: four equal whole-number steps, so no axis label reads 1.2 incidents.
+    y_step = max(1, -(-_nice_max(max(totals, default=0)) // 4))
+    y_max = int(y_step * 4)
     slot = plot_w / max(len(weeks), 1)
     bar_w = max(slot * 0.72, 1.5)
     parts = [

@@ -226,3 +226,15 @@ def test_metrics_page_query_count_does_not_grow_with_data(client, fixture_set, d
         assert client.get(url).status_code == 200
     with django_assert_max_num_queries(12):
         assert client.get(reverse("postmortems:metrics_csv") + "?start=2025-01-06&end=2025-01-19").status_code == 200
+
+
+def test_weekly_chart_axis_labels_are_whole_numbers():
+    import re
+    from datetime import date, timedelta
+
+    from postmortems.charts import stacked_weekly
+
+    weeks = [date(2025, 1, 6) + timedelta(weeks=i) for i in range(3)]
+    svg = stacked_weekly(weeks=weeks, series=[("P1", [1, 3, 2]), ("P2", [0, 1, 2])], title="t", chart_id="c")
+    labels = re.findall(r'text-anchor="end"[^>]*>([^<]*)<', svg)
+    assert labels == ["0", "2", "4", "6", "8"]
