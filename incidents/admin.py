@@ -34,18 +34,12 @@ from .models import (
     TimelineEntry,
 )
 from .selectors import parse_reference
+from .templatetags.incident_tags import duration
 
 
 def _duration(value):
-    if value is None:
-        return "-"
-    seconds = int(value.total_seconds())
-    days, seconds = divmod(seconds, 86400)
-    hours, rem = divmod(seconds, 3600)
-    minutes, secs = divmod(rem, 60)
-    if days:
-        return f"{days}d {hours}h {minutes:02d}m"
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
+    # The same wording as the incident pages; a dash where there is nothing yet.
+    return duration(value) or "-"
 
 
 class ReadOnlyAdminMixin:

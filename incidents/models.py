@@ -164,14 +164,6 @@ class IncidentQuerySet(models.QuerySet):
         return self.exclude(status=Status.CLOSED)
 
 
-def user_is_security(user) -> bool:
-    cache = getattr(user, "_is_security_cache", None)
-    if cache is None:
-        cache = user.groups.filter(name=settings.SECURITY_GROUP_NAME).exists()
-        user._is_security_cache = cache
-    return cache
-
-
 def user_sees_restricted(user) -> bool:
     """The security team and the admin group see every restricted incident. Uses access.group_names, which
     caches the user's groups for the request, so the permission checks of the same page share its query."""
