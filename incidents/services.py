@@ -131,7 +131,8 @@ def declare_incident(
 @transaction.atomic
 def change_status(*, incident: Incident, to: str, by, note: str = "", override_reason: str = "") -> Incident:
     """Move along Investigating -> Identified -> Monitoring -> Resolved -> Closed (re-open from Monitoring or
-    Resolved). Closing needs the closure checklist complete, or a manager's override with a reason."""
+    Resolved). Closing needs the closure checklist complete, or a manager's override with a reason. Resolving and
+    closing stop paging; re-opening from Resolved starts a new page (stopped pages never reopen)."""
     _require_responder(by)
     incident = _lock(incident)
     try:
@@ -180,6 +181,12 @@ def change_status(*, incident: Incident, to: str, by, note: str = "", override_r
         from oncall.paging.services import stop_paging
 
         stop_paging(incident=incident, by=by, reason=f"incident {new.label.lower()}")
+    if old == Status.RESOLVED and new == Status.INVESTIGATING:
+        # Resolving stopped every page: page the owning team again, as declaring does, with a new page. Re-opening
+        # from Monitoring does not get here: its page (open or acknowledged) still stands.
+        from oncall.paging.services import start_paging
+
+        start_paging(incident=incident, by=by, reason="re-opened")
     if new == Status.RESOLVED:
         # The guide: a post-mortem within 48 h of resolution. Drafted in this transaction; idempotent on re-resolve.
         from postmortems.services import ensure_draft_for

@@ -192,6 +192,58 @@ def test_resolving_stops_all_paging(clock, responder):
     assert fired_levels(page) == [(0, 0)]
 
 
+def test_reopening_a_resolved_incident_pages_again_with_a_new_page(clock, responder):
+    team = paged_team()
+    incident = declare(by=responder, level="P1", services=[team.service])
+    old = page_of(incident)
+    incident_services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    clock.move_to(at(60))
+    incident_services.change_status(incident=incident, to=Status.INVESTIGATING, by=responder, note="It is back")
+
+    new = page_of(incident)
+    assert new.pk != old.pk and new.state == Page.State.ACTIVE
+    assert (new.team, new.severity.level, new.escalation_level) == (team.team, "P1", 0)
+    assert new.started_at == at(60) and new.escalate_at == at(90)
+    email = Notification.objects.get(page=new, channel="email")
+    assert email.person == team.oncall and email.status == Notification.Status.PENDING
+    assert email.scheduled_for == at(60)
+    old.refresh_from_db()
+    assert old.state == Page.State.STOPPED and old.stop_reason == "incident resolved"  # never reopened
+    assert Notification.objects.filter(page=old, status=Notification.Status.PENDING).count() == 0
+    bodies = list(
+        incident.timeline.filter(kind=EntryKind.SYSTEM, occurred_at__gte=at(60)).values_list("body", flat=True)
+    )
+    assert any(body.startswith(f"Paging started for {team.team}") for body in bodies)
+    assert any("Paged level 1 (On-call engineer): Platform Engineer" in body for body in bodies)
+    # The new page escalates like a declared one, and acknowledging stops it.
+    tick(clock, at(91))
+    assert fired_levels(new) == [(0, 0), (0, 1)]
+    incident_services.acknowledge_incident(incident=incident, by=responder)
+    new.refresh_from_db()
+    assert new.state == Page.State.ACKNOWLEDGED
+
+
+def test_reopening_from_monitoring_does_not_page_twice(clock, responder):
+    team = paged_team()
+    incident = declare(by=responder, level="P1", services=[team.service])
+    page = page_of(incident)
+    incident_services.change_status(incident=incident, to=Status.MONITORING, by=responder)
+    clock.move_to(at(10))
+    incident_services.change_status(incident=incident, to=Status.INVESTIGATING, by=responder)
+    assert list(Page.objects.filter(incident=incident).values_list("pk", "state")) == [(page.pk, Page.State.ACTIVE)]
+    assert fired_levels(page) == [(0, 0)]
+
+
+def test_reopening_from_monitoring_after_acknowledgement_pages_nobody(clock, responder):
+    team = paged_team()
+    incident = declare(by=responder, level="P1", services=[team.service])
+    incident_services.acknowledge_incident(incident=incident, by=responder)
+    incident_services.change_status(incident=incident, to=Status.MONITORING, by=responder)
+    incident_services.change_status(incident=incident, to=Status.INVESTIGATING, by=responder)
+    assert not Page.objects.filter(incident=incident, state__in=Page.OPEN_STATES).exists()
+    assert Page.objects.filter(incident=incident).count() == 1
+
+
 def test_raising_severity_supersedes_the_page_and_pages_at_the_new_severity(clock, responder):
     team = paged_team()
     incident = declare(by=responder, level="P2", services=[team.service])
