@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta
 
+import psycopg
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
@@ -33,11 +34,11 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from incidents import events
-from incidents.models import EntryKind, Incident
+from incidents.models import EntryKind, Incident, SeverityPolicy
 
 from . import channels, links
 from .channels import OutgoingMessage, PermanentFailure, TemporaryFailure
-from .models import Channel, Notification, Page
+from .models import Channel, Notification, Page, WebhookEndpoint
 
 logger = logging.getLogger("oncall.paging.delivery")
 
@@ -159,23 +160,9 @@ def _key_share(incident_ids: list[int], page_ids: list[int]) -> dict[int, str]:
     return states
 
 
-def _contact_locks(contacts: list[tuple[str, str]]) -> list[bool]:
-    """Try a transaction-scoped advisory lock per (channel, address), in one statement: a contact is served by one
-    sender at a time, so the rate limit holds across parallel senders."""
-    if connection.vendor != "postgresql" or not contacts:
-        return [True] * len(contacts)
-    keys = [f"paging:{channel}:{address}" for channel, address in contacts]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_try_advisory_xact_lock(hashtext(k)) FROM unnest(%s::text[]) WITH ORDINALITY AS t(k, i) "
-            "ORDER BY i",
-            [keys],
-        )
-        return [bool(row[0]) for row in cursor.fetchall()]
-
-
 def _last_sent(contacts: set[tuple[str, str]], since: datetime) -> dict[tuple[str, str], datetime]:
-    """The latest send inside the rate-limit window per contact, in one query."""
+    """The latest send inside the rate-limit window per contact, in one query (SQLite; PostgreSQL's claim
+    statement reads it along)."""
     if not contacts:
         return {}
     channels_ = {channel for channel, _ in contacts}
@@ -198,6 +185,129 @@ def _claimable():
     )
 
 
+def _columns(model, alias: str) -> tuple[list[str], str]:
+    fields = [f.attname for f in model._meta.concrete_fields]
+    return fields, ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
+
+
+_N_FIELDS, _N_COLS = _columns(Notification, "n")
+_I_FIELDS, _I_COLS = _columns(Incident, "i")
+_S_FIELDS, _S_COLS = _columns(SeverityPolicy, "s")
+_E_FIELDS, _E_COLS = _columns(WebhookEndpoint, "e")
+
+# On PostgreSQL one statement claims the due rows and takes everything the sender needs before sending, in the
+# lock order every service uses (incident, page, notification; the claim itself skips, so it never waits):
+# - `claimed` reads the outbox table alone, down the due index, so a claim costs the same with ten or ten thousand
+#   rows due (joined to the incidents, PostgreSQL would sort every due row first);
+# - `fenced_incidents`, then `fenced_pages` (its one-time filter reads `fenced_incidents` first): FOR KEY SHARE,
+#   the fence against acknowledgements, returning the pages' states as committed once any acknowledgement ahead
+#   of us has finished;
+# - `held`: the contact's advisory lock (the rate limit's; skipped for cancelled rows and webhook endpoints) and
+#   `last_sent`: the contact's latest send inside the rate-limit window.
+# Written out rather than built by the ORM per send: building it cost more than the send itself.
+CLAIM_SQL = f"""
+WITH claimed AS MATERIALIZED (
+    SELECT id, incident_id, page_id FROM {Notification._meta.db_table}
+    WHERE status = 'pending' AND scheduled_for <= %(now)s AND id <> ALL(%(skip)s::bigint[])
+    ORDER BY scheduled_for, id LIMIT %(size)s FOR UPDATE SKIP LOCKED
+), fenced_incidents AS MATERIALIZED (
+    SELECT id FROM {Incident._meta.db_table} WHERE id IN (SELECT incident_id FROM claimed)
+    ORDER BY id FOR KEY SHARE
+), fenced_pages AS MATERIALIZED (
+    SELECT id, state FROM {Page._meta.db_table}
+    WHERE id IN (SELECT page_id FROM claimed) AND (SELECT count(*) FROM fenced_incidents) >= 0
+    ORDER BY id FOR KEY SHARE
+)
+SELECT {_N_COLS}, {_I_COLS}, {_S_COLS}, {_E_COLS}, p.state,
+    CASE WHEN n.channel = 'webhook' OR (n.purpose IN ('page', 'hotline') AND p.state IN ('acknowledged', 'stopped'))
+        THEN NULL ELSE pg_try_advisory_xact_lock(hashtext('paging:' || n.channel || ':' || n.address)) END,
+    (SELECT max(r.sent_at) FROM {Notification._meta.db_table} r
+     WHERE r.channel = n.channel AND r.address = n.address AND r.status = 'sent' AND r.sent_at > %(since)s)
+FROM claimed
+JOIN fenced_incidents fi ON fi.id = claimed.incident_id
+JOIN {Notification._meta.db_table} n ON n.id = claimed.id
+JOIN {Incident._meta.db_table} i ON i.id = n.incident_id
+JOIN {SeverityPolicy._meta.db_table} s ON s.id = i.severity_id
+LEFT JOIN {WebhookEndpoint._meta.db_table} e ON e.id = n.endpoint_id
+LEFT JOIN fenced_pages p ON p.id = n.page_id
+ORDER BY n.scheduled_for, n.id
+"""  # noqa: S608
+
+
+class _PreparedCursor(psycopg.Cursor):
+    """Server-side binding with every statement prepared (once per connection, by psycopg). The sender runs the
+    same two statements for every send, and PostgreSQL took longer to plan the claim than to run it."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+def _prepared_cursor():
+    """A Django cursor (query logging and execute wrappers included) over a _PreparedCursor."""
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # Django turns preparing off (its cursors bind on the client, which never prepares anyway); allow it for
+        # statements that ask (prepare=True) and nothing else.
+        raw.prepare_threshold = 2**31 - 1
+    cursor = _PreparedCursor(raw)
+    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
+
+
+class Claim:
+    """Rows claimed by one sender transaction, with the pages' states (fenced), the contacts whose advisory lock
+    this transaction holds and each contact's latest send inside the rate-limit window."""
+
+    def __init__(self):
+        self.rows: list[Notification] = []
+        self.page_states: dict[int, str] = {}
+        self.held: dict[tuple[str, str], bool] = {}
+        self.last_sent: dict[tuple[str, str], datetime] = {}
+
+
+def _hydrate(values: tuple, claim: Claim) -> None:
+    """Model instances from one row of CLAIM_SQL, as select_related would build them."""
+    a, b = len(_N_FIELDS), len(_N_FIELDS) + len(_I_FIELDS)
+    c, d = b + len(_S_FIELDS), b + len(_S_FIELDS) + len(_E_FIELDS)
+    row = Notification.from_db("default", _N_FIELDS, values[:a])
+    incident = Incident.from_db("default", _I_FIELDS, values[a:b])
+    incident.severity = SeverityPolicy.from_db("default", _S_FIELDS, values[b:c])
+    row.incident = incident
+    row.endpoint = WebhookEndpoint.from_db("default", _E_FIELDS, values[c:d]) if row.endpoint_id else None
+    page_state, held, last_sent = values[d:]
+    claim.rows.append(row)
+    if row.page_id:
+        claim.page_states[row.page_id] = page_state
+    contact = (row.channel, row.address)
+    if held is not None:
+        claim.held[contact] = held
+    if last_sent is not None:
+        claim.last_sent[contact] = last_sent
+
+
+def _claim(now: datetime, skip: set[int], size: int, since: datetime) -> Claim:
+    """Lock up to `size` due rows (skipping rows other senders hold) and load what sending them needs."""
+    claim = Claim()
+    if connection.vendor == "postgresql":
+        with _prepared_cursor() as cursor:
+            cursor.execute(CLAIM_SQL, {"now": now, "skip": sorted(skip), "size": size, "since": since})
+            for values in cursor.fetchall():
+                _hydrate(values, claim)
+        return claim
+    # SQLite serialises writers at BEGIN IMMEDIATE: no row or advisory locks to take.
+    claim.rows = list(
+        Notification.objects.select_related("incident__severity", "endpoint")
+        .filter(status=Notification.Status.PENDING, scheduled_for__lte=now)
+        .exclude(pk__in=skip)
+        .order_by("scheduled_for", "pk")[:size]
+    )
+    claim.page_states = _key_share([], [row.page_id for row in claim.rows if row.page_id])
+    contacts = {(row.channel, row.address) for row in claim.rows if row.channel != Channel.WEBHOOK}
+    claim.held = dict.fromkeys(contacts, True)
+    claim.last_sent = _last_sent(contacts, since)
+    return claim
+
+
 # --- outcomes --------------------------------------------------------------------------------------------------
 
 
@@ -212,8 +322,25 @@ def _mark_sent(batches: list[list[Notification]]) -> None:
             row.last_attempt_at = row.sent_at
             row.batched_into = leader if row is not leader else None
             rows.append(row)
-    if rows:
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
         Notification.objects.bulk_update(rows, ["status", "sent_at", "attempts", "last_attempt_at", "batched_into"])
+        return
+    # One plain UPDATE from arrays: bulk_update's CASE per column costs more to build than the send itself.
+    with _prepared_cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Notification._meta.db_table} AS n SET status = 'sent', sent_at = v.sent_at, "  # noqa: S608
+            "last_attempt_at = v.sent_at, attempts = v.attempts, batched_into_id = v.batched_into "
+            "FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[], %s::bigint[]) AS v(id, sent_at, attempts, "
+            "batched_into) WHERE n.id = v.id",
+            [
+                [row.pk for row in rows],
+                [row.sent_at for row in rows],
+                [row.attempts for row in rows],
+                [row.batched_into_id for row in rows],
+            ],
+        )
 
 
 def _retry(batch: list[Notification], error: Exception, now: datetime) -> None:
@@ -283,16 +410,14 @@ def deliver_batch(*, skip: set[int], now: datetime | None = None, size: int | No
     now = now or timezone.now()
     size = size or settings.PAGING_SENDER_BATCH
     outcomes: Counter = Counter()
+    window = timedelta(seconds=settings.PAGING_RATE_LIMIT_SECONDS)
     with transaction.atomic():
-        rows = list(
-            _claimable().filter(scheduled_for__lte=now).exclude(pk__in=skip).order_by("scheduled_for", "pk")[:size]
-        )
-        if not rows:
+        claim = _claim(now, skip, size, since=now - window)
+        if not claim.rows:
             return None
-        states = _key_share([r.incident_id for r in rows], [r.page_id for r in rows if r.page_id])
         live = []
-        for row in rows:
-            if row.purpose in FENCED_PURPOSES and states.get(row.page_id) in CLOSED_PAGE_STATES:
+        for row in claim.rows:
+            if row.purpose in FENCED_PURPOSES and claim.page_states.get(row.page_id) in CLOSED_PAGE_STATES:
                 row.status, row.scheduled_for = Notification.Status.CANCELLED, None
                 row.save(update_fields=["status", "scheduled_for"])
                 outcomes["cancelled"] += 1
@@ -303,14 +428,12 @@ def deliver_batch(*, skip: set[int], now: datetime | None = None, size: int | No
         for row in live:
             key = (row.channel, row.address) if row.channel != Channel.WEBHOOK else ("webhook", row.pk)
             groups.setdefault(key, []).append(row)
-        contacts = [key for key in groups if key[0] != "webhook"]
-        held = dict(zip(contacts, _contact_locks(contacts), strict=True))
-        window = timedelta(seconds=settings.PAGING_RATE_LIMIT_SECONDS)
-        recent = _last_sent({c for c in contacts if held[c]}, now - window) if window else {}
+        held = claim.held
+        recent = claim.last_sent if window else {}
         sent: list[list[Notification]] = []
         for key, batch in groups.items():
             if key[0] != "webhook":
-                if not held[key]:
+                if not held.get(key):
                     skip.update(row.pk for row in batch)
                     outcomes["busy"] += len(batch)
                     continue

@@ -233,7 +233,7 @@ class Notification(models.Model):
         ordering = ["-created_at", "-pk"]
         indexes = [
             # The senders' claim query: pending rows by due time.
-            models.Index(fields=["scheduled_for"], condition=Q(status="pending"), name="notification_due_idx"),
+            models.Index(fields=["scheduled_for", "id"], condition=Q(status="pending"), name="notification_due_idx"),
             # The rate limit: the last message sent on a channel to an address.
             models.Index(fields=["channel", "address", "-sent_at"], name="notification_rate_idx"),
             models.Index(fields=["incident", "-created_at"], name="notification_incident_idx"),
