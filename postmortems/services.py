@@ -47,6 +47,12 @@ REMIND_DAYS_BEFORE_DUE = 1
 REMINDER_BATCH = 200
 CLOSURE_ITEM_TEXT = "Post-mortem scheduled"
 TIMELINE_TEXT_MAX = 500
+# Bounds on the dates people type (QA: a meeting in year 9999 was accepted). The browser forms, the admin and the
+# API all reach these through the services below.
+MEETING_MAX_AHEAD = timedelta(days=366)
+ACTION_ITEM_MAX_AHEAD = timedelta(days=2 * 366)
+TIMELINE_MAX_BEFORE_INCIDENT = timedelta(days=2 * 366)
+FUTURE_TOLERANCE = timedelta(minutes=1)
 
 
 # --- formatting helpers used by the draft ----------------------------------------------------------------
@@ -236,6 +242,45 @@ def _require_editable(postmortem: PostMortem, field: str = "status") -> None:
         raise InvalidTransition("The post-mortem is published; its content is final.", field=field)
 
 
+# --- dates -------------------------------------------------------------------------------------------------
+
+
+def _day(moment: datetime) -> str:
+    return f"{_local(moment):%Y-%m-%d}"
+
+
+def check_meeting_time(incident: Incident, meeting_at: datetime) -> None:
+    """Not before the incident (nor its resolution, once resolved), and at most a year from now."""
+    if meeting_at < incident.detected_at:
+        raise DomainError("The meeting cannot be before the incident was detected.", field="meeting_at")
+    if incident.resolved_at is not None and meeting_at < incident.resolved_at:
+        raise DomainError("The meeting cannot be before the incident was resolved.", field="meeting_at")
+    latest = timezone.now() + MEETING_MAX_AHEAD
+    if meeting_at > latest:
+        raise DomainError(f"Choose a meeting time within a year from now (by {_day(latest)}).", field="meeting_at")
+
+
+def check_due_date(due_date: date) -> None:
+    """An action item is due from today to two years ahead."""
+    today = timezone.localdate()
+    if due_date < today:
+        raise DomainError("The due date cannot be in the past.", field="due_date")
+    latest = today + ACTION_ITEM_MAX_AHEAD
+    if due_date > latest:
+        raise DomainError(f"Choose a due date within two years (by {latest:%Y-%m-%d}).", field="due_date")
+
+
+def check_timeline_time(incident: Incident, occurred_at: datetime) -> None:
+    """A line the review found: not in the future, at most two years before the incident was detected."""
+    if occurred_at > timezone.now() + FUTURE_TOLERANCE:
+        raise DomainError("A timeline line cannot be in the future.", field="occurred_at")
+    earliest = incident.detected_at - TIMELINE_MAX_BEFORE_INCIDENT
+    if occurred_at < earliest:
+        raise DomainError(
+            f"Choose a time within two years before the incident (from {_day(earliest)}).", field="occurred_at"
+        )
+
+
 # --- content ------------------------------------------------------------------------------------------------
 
 
@@ -352,6 +397,7 @@ def add_timeline_item(*, postmortem: PostMortem, by, occurred_at: datetime, text
         raise DomainError("Say when it happened.", field="occurred_at")
     postmortem = _lock(postmortem)
     _require_editable(postmortem, field="text")
+    check_timeline_time(postmortem.incident, occurred_at)
     text = text[:TIMELINE_TEXT_MAX]
     return PostMortemTimelineItem.objects.create(
         postmortem=postmortem, occurred_at=occurred_at, text=text, text_html=render_markdown(text), is_included=True
@@ -372,9 +418,7 @@ def schedule_meeting(
         raise DomainError("Choose the meeting time.", field="meeting_at")
     postmortem = _lock(postmortem)
     _require_editable(postmortem, field="meeting_at")
-    resolved_at = postmortem.incident.resolved_at
-    if resolved_at is not None and meeting_at < resolved_at:
-        raise DomainError("The meeting cannot be before the incident was resolved.", field="meeting_at")
+    check_meeting_time(postmortem.incident, meeting_at)
     was_scheduled = postmortem.meeting_at is not None
     postmortem.meeting_at = meeting_at
     postmortem.meeting_location = (location or "").strip()[:200]
@@ -501,8 +545,7 @@ def add_action_item(
         raise DomainError("Choose an active owner.", field="owner")
     if due_date is None:
         raise DomainError("Choose a due date.", field="due_date")
-    if due_date < timezone.localdate():
-        raise DomainError("The due date cannot be in the past.", field="due_date")
+    check_due_date(due_date)
     _choice(priority, ActionItemPriority, "priority")
     _choice(kind, ActionItemType, "kind")
     postmortem = _lock(postmortem)
@@ -564,8 +607,7 @@ def update_action_item(
         item.owner, item.owner_person = owner, _owner_person(owner)
         item.reminded_before_at = item.reminded_overdue_at = None
     if due_date is not None and due_date != item.due_date:
-        if due_date < timezone.localdate():
-            raise DomainError("The due date cannot be in the past.", field="due_date")
+        check_due_date(due_date)
         item.due_date = due_date
         item.reminded_before_at = item.reminded_overdue_at = None
     if priority is not None:

@@ -1,4 +1,4 @@
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -336,6 +336,63 @@ def test_meeting_before_resolution_is_refused(responder):
     assert error.value.field == "meeting_at"
 
 
+@pytest.mark.parametrize(
+    "meeting_at",
+    [
+        datetime(9999, 12, 31, 23, 59, tzinfo=UTC),
+        datetime(2026, 1, 18, 9, 0, tzinfo=UTC),  # just over a year ahead
+        datetime(1, 1, 1, tzinfo=UTC),
+        T0 - timedelta(minutes=1),  # before the incident was detected
+    ],
+)
+@time_machine.travel("2025-01-16 09:00:00+00:00", tick=False)
+def test_meeting_far_from_the_incident_is_refused(responder, meeting_at):
+    postmortem = postmortem_for(resolved_incident(by=responder))
+    with pytest.raises(DomainError) as error:
+        services.schedule_meeting(postmortem=postmortem, by=responder, meeting_at=meeting_at)
+    assert error.value.field == "meeting_at"
+    postmortem.refresh_from_db()
+    assert postmortem.meeting_at is None
+
+
+@time_machine.travel("2025-01-16 09:00:00+00:00", tick=False)
+def test_meeting_up_to_a_year_ahead_is_accepted(responder):
+    postmortem = postmortem_for(resolved_incident(by=responder))
+    meeting_at = datetime(2026, 1, 16, 9, 0, tzinfo=UTC)
+    services.schedule_meeting(postmortem=postmortem, by=responder, meeting_at=meeting_at)
+    postmortem.refresh_from_db()
+    assert postmortem.meeting_at == meeting_at
+
+
+def test_meeting_of_a_reopened_incident_cannot_be_before_detection(responder):
+    incident = resolved_incident(by=responder)
+    incident = incident_services.change_status(incident=incident, to="investigating", by=responder)
+    assert incident.resolved_at is None
+    with pytest.raises(DomainError) as error:
+        services.schedule_meeting(
+            postmortem=postmortem_for(incident), by=responder, meeting_at=incident.detected_at - timedelta(days=1)
+        )
+    assert error.value.field == "meeting_at" and "before the incident was detected" in error.value.message
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    [
+        datetime(9999, 12, 31, tzinfo=UTC),
+        datetime(2025, 1, 16, 9, 5, tzinfo=UTC),  # in the future
+        datetime(1, 1, 1, tzinfo=UTC),
+        T0 - timedelta(days=2 * 366 + 1),
+    ],
+)
+@time_machine.travel("2025-01-16 09:00:00+00:00", tick=False)
+def test_timeline_line_far_from_the_incident_is_refused(responder, occurred_at):
+    postmortem = postmortem_for(resolved_incident(by=responder))
+    with pytest.raises(DomainError) as error:
+        services.add_timeline_item(postmortem=postmortem, by=responder, occurred_at=occurred_at, text="Deploy")
+    assert error.value.field == "occurred_at"
+    assert not postmortem.timeline_items.filter(text="Deploy").exists()
+
+
 def test_meeting_on_a_closed_incident_does_not_touch_its_checklist(responder):
     incident = resolved_incident(by=responder)
     incident = incident_services.change_status(
@@ -377,6 +434,8 @@ def test_add_action_item_links_postmortem_incident_and_person(responder):
     [
         ({"title": " "}, "title"),
         ({"due_date": date(2025, 1, 15)}, "due_date"),
+        ({"due_date": date(2027, 1, 19)}, "due_date"),  # more than two years ahead
+        ({"due_date": date(9999, 12, 31)}, "due_date"),
         ({"priority": "urgent"}, "priority"),
         ({"kind": "blame"}, "kind"),
         ({"owner": None}, "owner"),
@@ -388,6 +447,19 @@ def test_add_action_item_validation_names_the_field(responder, fields, field):
     with pytest.raises(DomainError) as error:
         services.add_action_item(postmortem=postmortem, by=responder, **arguments)
     assert error.value.field == field
+
+
+@time_machine.travel("2025-01-16 09:00:00+00:00", tick=False)
+def test_due_dates_up_to_two_years_ahead_are_accepted_and_later_ones_refused_on_update(responder):
+    postmortem = postmortem_for(resolved_incident(by=responder))
+    item = services.add_action_item(
+        postmortem=postmortem, by=responder, title="Replace the queue", owner=responder, due_date=date(2027, 1, 18)
+    )
+    with pytest.raises(DomainError) as error:
+        services.update_action_item(item=item, by=responder, due_date=date(9999, 1, 1))
+    assert error.value.field == "due_date" and "within two years (by 2027-01-18)" in error.value.message
+    item.refresh_from_db()
+    assert item.due_date == date(2027, 1, 18)
 
 
 @time_machine.travel("2025-01-16 09:00:00+00:00", tick=False)

@@ -218,6 +218,55 @@ def test_bad_meeting_input_is_a_form_error(client, responder, postmortem, data):
     assert client.post(_url("schedule", postmortem), data).status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("meeting_at", "message"),
+    [
+        ("9999-12-31T23:59", "Choose a meeting time within a year from now"),
+        ("0001-01-01T00:00", "The meeting cannot be before the incident was detected."),
+    ],
+)
+def test_meeting_date_out_of_range_is_an_error_on_the_field(client, responder, postmortem, meeting_at, message):
+    client.force_login(responder)
+    response = client.post(_url("schedule", postmortem), {"meeting_at": meeting_at, "location": "Room 4"})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert response.context["meeting_form"].errors["meeting_at"][0].startswith(message)
+    postmortem.refresh_from_db()
+    assert postmortem.meeting_at is None
+
+
+def test_action_item_due_date_far_ahead_is_an_error_on_the_field(client, responder, postmortem):
+    client.force_login(responder)
+    data = {"title": "Add validation", "owner": responder.pk, "priority": "high", "kind": "detect"}
+    response = client.post(_url("add_action_item", postmortem), {**data, "due_date": "9999-12-31"})
+    assert response.status_code == 400
+    assert "Choose a due date within two years" in response.content.decode()
+    assert "due_date" in response.context["action_item_form"].errors
+    assert not ActionItem.objects.exists()
+    due = timezone.localdate() + timedelta(days=5)
+    assert client.post(_url("add_action_item", postmortem), {**data, "due_date": due}).status_code == 302
+    item = ActionItem.objects.get()
+    url = reverse("postmortems:edit_action_item", kwargs={"item_id": item.pk})
+    response = client.post(url, {**data, "due_date": "9999-12-31"})
+    assert response.status_code == 400 and "due_date" in response.context["form"].errors
+    item.refresh_from_db()
+    assert item.due_date == due
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "message"),
+    [
+        ("9999-12-31T23:59", "A timeline line cannot be in the future."),
+        ("0001-01-01T00:00", "Choose a time within two years before the incident"),
+    ],
+)
+def test_timeline_line_date_out_of_range_is_an_error(client, responder, postmortem, occurred_at, message):
+    client.force_login(responder)
+    response = client.post(_url("timeline_add", postmortem), {"occurred_at": occurred_at, "text": "Deploy"})
+    assert response.status_code == 400 and message in response.content.decode()
+    assert not postmortem.timeline_items.filter(text="Deploy").exists()
+
+
 def test_add_action_item_and_change_its_status_with_htmx(client, responder, postmortem):
     client.force_login(responder)
     due = (timezone.localdate() + timedelta(days=5)).isoformat()
