@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.db import models
 from rest_framework import serializers
 
 from incidents.alerting.models import AlertGroup, ApiToken, ChangeEvent
@@ -22,6 +23,20 @@ from incidents.models import (
 )
 
 User = get_user_model()
+
+JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
+
+
+class TextField(serializers.CharField):
+    """Free text that must arrive as a JSON string: DRF's CharField turns 42 into "42", so a client that sends the
+    wrong field (or a number where a reason belongs) would be recorded without a word."""
+
+    default_error_messages = {"not_text": "Must be text (a JSON string), not {kind}."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_text", kind=JSON_TYPES.get(type(data), "a " + type(data).__name__))
+        return super().to_internal_value(data)
 
 
 class UserRefSerializer(serializers.Serializer):
@@ -117,14 +132,14 @@ class IncidentSerializer(serializers.ModelSerializer):
 
 
 class DeclareSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=200)
+    title = TextField(max_length=200)
     severity = serializers.SlugRelatedField(slug_field="level", queryset=SeverityPolicy.objects.all())
-    summary = serializers.CharField(required=False, allow_blank=True, default="")
+    summary = TextField(required=False, allow_blank=True, default="")
     services = serializers.SlugRelatedField(
         slug_field="slug", queryset=Service.objects.all(), many=True, required=False
     )
     detection_source = serializers.ChoiceField(choices=DetectionSource.choices, default=DetectionSource.TEAM_MEMBER)
-    impact = serializers.CharField(required=False, allow_blank=True, default="")
+    impact = TextField(required=False, allow_blank=True, default="")
     users_affected_percent = serializers.DecimalField(
         max_digits=5, decimal_places=2, min_value=0, max_value=100, required=False, allow_null=True
     )
@@ -140,15 +155,15 @@ class DeclareSerializer(serializers.Serializer):
 
 class StatusChangeSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Status.choices)
-    note = serializers.CharField(required=False, allow_blank=True, default="")
-    override_reason = serializers.CharField(
+    note = TextField(required=False, allow_blank=True, default="")
+    override_reason = TextField(
         required=False, allow_blank=True, default="", help_text="Managers: close with the closure checklist open."
     )
 
 
 class SeverityChangeSerializer(serializers.Serializer):
     severity = serializers.SlugRelatedField(slug_field="level", queryset=SeverityPolicy.objects.all())
-    reason = serializers.CharField()
+    reason = TextField()
 
 
 class RoleAssignSerializer(serializers.Serializer):
@@ -171,7 +186,7 @@ class TimelinePageSerializer(serializers.Serializer):
 
 
 class TimelineAddSerializer(serializers.Serializer):
-    body = serializers.CharField()
+    body = TextField()
     occurred_at = serializers.DateTimeField(required=False, allow_null=True)
     kind = serializers.ChoiceField(choices=[("note", "Note"), ("action", "Action")], default="note")
 
@@ -205,13 +220,13 @@ class StatusUpdateSerializer(serializers.ModelSerializer):
 class StatusUpdatePostSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=UpdateKind.choices)
     status = serializers.ChoiceField(choices=UpdateStatus.choices)
-    title = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
-    what_we_know = serializers.CharField(required=False, allow_blank=True, default="")
-    what_we_are_doing = serializers.CharField(required=False, allow_blank=True, default="")
-    impact = serializers.CharField(required=False, allow_blank=True, default="")
-    eta = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    workaround = serializers.CharField(required=False, allow_blank=True, default="")
+    title = TextField(required=False, allow_blank=True, default="", max_length=200)
+    what_we_know = TextField(required=False, allow_blank=True, default="")
+    what_we_are_doing = TextField(required=False, allow_blank=True, default="")
+    impact = TextField(required=False, allow_blank=True, default="")
+    eta = TextField(required=False, allow_blank=True, default="", max_length=100)
+    description = TextField(required=False, allow_blank=True, default="")
+    workaround = TextField(required=False, allow_blank=True, default="")
     affected_services = serializers.SlugRelatedField(
         slug_field="slug", queryset=Service.objects.all(), many=True, required=False
     )
@@ -275,6 +290,11 @@ class ChangeEventSerializer(serializers.ModelSerializer):
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: TextField,
+        models.TextField: TextField,
+    }
     is_active = serializers.BooleanField(read_only=True)
 
     class Meta:

@@ -92,6 +92,59 @@ def test_status_severity_role_acknowledge_flow(responder):
     assert EntryKind.STATUS in kinds and EntryKind.SEVERITY in kinds and EntryKind.ROLE in kinds
 
 
+@pytest.mark.parametrize(
+    ("suffix", "body", "field"),
+    [
+        ("/severity/", {"severity": "P1", "reason": 42}, "reason"),
+        ("/severity/", {"severity": "P1", "reason": 4.5}, "reason"),
+        ("/status/", {"status": "identified", "note": 7}, "note"),
+        ("/status/", {"status": "identified", "note": ["bad deploy"]}, "note"),
+        ("/timeline/", {"body": 123}, "body"),
+        ("/timeline/", {"body": True}, "body"),
+        ("/updates/", {"kind": "internal", "status": "investigating", "what_we_know": 1}, "what_we_know"),
+    ],
+)
+def test_numbers_in_text_fields_are_400_naming_the_field(responder, suffix, body, field):
+    incident = declare(by=responder, level="P2")
+    before = incident.timeline.count()
+    response = api(responder).post(f"/api/v1/incidents/{incident.reference}{suffix}", body, format="json")
+    assert response.status_code == 400, response.content
+    error = response.json()
+    assert error["field"] == field and set(error["errors"]) == {field}
+    assert "Must be text" in error["detail"]
+    incident.refresh_from_db()
+    assert (incident.severity.level, incident.status) == ("P2", Status.INVESTIGATING)
+    assert incident.timeline.count() == before
+
+
+def test_declare_with_a_number_as_title_is_400_and_strings_still_work(responder):
+    client = api(responder)
+    response = client.post("/api/v1/incidents/", {"title": 500, "severity": "P2"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["field"] == "title" and "not a number" in response.json()["detail"]
+    assert not Incident.objects.exists()
+    response = client.post(
+        "/api/v1/incidents/", {"title": "500s on checkout", "severity": "P2", "summary": "42"}, format="json"
+    )
+    assert response.status_code == 201 and response.json()["title"] == "500s on checkout"
+    reference = response.json()["reference"]
+    assert (
+        client.post(
+            f"/api/v1/incidents/{reference}/severity/", {"severity": "P1", "reason": "42"}, format="json"
+        ).json()["severity"]
+        == "P1"
+    )
+    assert client.post(f"/api/v1/incidents/{reference}/timeline/", {"body": "7"}, format="json").status_code == 201
+
+
+def test_token_name_must_be_text(viewer):
+    session = APIClient()
+    session.force_authenticate(viewer)
+    response = session.post("/api/v1/tokens/", {"name": 12345}, format="json")
+    assert response.status_code == 400 and response.json()["field"] == "name"
+    assert not ApiToken.objects.exists()
+
+
 def test_reference_lookup_accepts_number_and_lowercase(responder):
     incident = declare(by=responder)
     client = api(responder)
