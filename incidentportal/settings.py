@@ -59,7 +59,7 @@ def parse_database_url(url):
     if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
         options = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
         return {
-            "ENGINE": "django.db.backends.postgresql",
+            "ENGINE": "incidentportal.postgres",
             "NAME": unquote(parsed.path.lstrip("/")) or "incidentportal",
             "USER": unquote(parsed.username or ""),
             "PASSWORD": unquote(parsed.password or ""),

@@ -25,7 +25,6 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta
 
-import psycopg
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
@@ -33,6 +32,7 @@ from django.db.models import Max
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from incidentportal.db import prepared_cursor
 from incidents import events
 from incidents.models import EntryKind, Incident, SeverityPolicy
 
@@ -234,26 +234,6 @@ ORDER BY n.scheduled_for, n.id
 """  # noqa: S608
 
 
-class _PreparedCursor(psycopg.Cursor):
-    """Server-side binding with every statement prepared (once per connection, by psycopg). The sender runs the
-    same two statements for every send, and PostgreSQL took longer to plan the claim than to run it."""
-
-    def execute(self, query, params=None, *, prepare=None, binary=None):
-        return super().execute(query, params, prepare=True, binary=binary)
-
-
-def _prepared_cursor():
-    """A Django cursor (query logging and execute wrappers included) over a _PreparedCursor."""
-    connection.ensure_connection()
-    raw = connection.connection
-    if raw.prepare_threshold is None:
-        # Django turns preparing off (its cursors bind on the client, which never prepares anyway); allow it for
-        # statements that ask (prepare=True) and nothing else.
-        raw.prepare_threshold = 2**31 - 1
-    cursor = _PreparedCursor(raw)
-    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
-
-
 class Claim:
     """Rows claimed by one sender transaction, with the pages' states (fenced), the contacts whose advisory lock
     this transaction holds and each contact's latest send inside the rate-limit window."""
@@ -289,7 +269,7 @@ def _claim(now: datetime, skip: set[int], size: int, since: datetime) -> Claim:
     """Lock up to `size` due rows (skipping rows other senders hold) and load what sending them needs."""
     claim = Claim()
     if connection.vendor == "postgresql":
-        with _prepared_cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(CLAIM_SQL, {"now": now, "skip": sorted(skip), "size": size, "since": since})
             for values in cursor.fetchall():
                 _hydrate(values, claim)
@@ -328,7 +308,7 @@ def _mark_sent(batches: list[list[Notification]]) -> None:
         Notification.objects.bulk_update(rows, ["status", "sent_at", "attempts", "last_attempt_at", "batched_into"])
         return
     # One plain UPDATE from arrays: bulk_update's CASE per column costs more to build than the send itself.
-    with _prepared_cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"UPDATE {Notification._meta.db_table} AS n SET status = 'sent', sent_at = v.sent_at, "  # noqa: S608
             "last_attempt_at = v.sent_at, attempts = v.attempts, batched_into_id = v.batched_into "

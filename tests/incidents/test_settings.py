@@ -82,7 +82,7 @@ def test_database_and_redis_urls_select_postgresql_and_redis(tmp_path):
         DATABASE_URL="postgres://portal:s%40cret@db.internal:6543/incidents?sslmode=require",
         REDIS_URL="redis://cache.internal:6379/2",
     )
-    assert config["engine"] == "django.db.backends.postgresql"
+    assert config["engine"] == "incidentportal.postgres"
     assert (config["name"], config["user"], config["password"]) == ("incidents", "portal", "s@cret")
     assert (config["host"], config["port"]) == ("db.internal", "6543")
     assert config["options"] == {"sslmode": "require"}
