@@ -1,0 +1,28 @@
+"""Gunicorn settings for production: `gunicorn -c python:incidentportal.gunicorn incidentportal.wsgi`.
+
+Threads rather than processes per core: a request spends much of its time waiting on PostgreSQL, and threads of one
+process share the integration-key cache and the rate limiter's reserved chunks. Every value can be overridden on the
+command line or with GUNICORN_* / WEB_* environment variables.
+"""
+
+import os
+
+bind = os.environ.get("WEB_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
+workers = int(os.environ.get("WEB_WORKERS", os.cpu_count() or 2))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", 4))
+# Keep webhook senders' and browsers' connections open between requests (behind a proxy, keep this above the
+# proxy's idle timeout).
+keepalive = int(os.environ.get("WEB_KEEPALIVE", 30))
+backlog = 2048
+# The worker heartbeat file: in memory, not on a disk that may stall (gunicorn's advice for containers).
+SHARED_MEMORY = "/dev/shm"  # noqa: S108 -- gunicorn creates its own unlinked file there, mode 0600
+worker_tmp_dir = SHARED_MEMORY if os.path.isdir(SHARED_MEMORY) else None
+# Replace a worker after this many requests (jittered), so a slow leak cannot grow without bound.
+max_requests = int(os.environ.get("WEB_MAX_REQUESTS", 100_000))
+max_requests_jitter = max_requests // 10
+timeout = int(os.environ.get("WEB_TIMEOUT", 30))
+graceful_timeout = 30
+accesslog = os.environ.get("WEB_ACCESS_LOG") or None
+loglevel = os.environ.get("WEB_LOG_LEVEL", "warning")
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
