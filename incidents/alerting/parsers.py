@@ -306,6 +306,8 @@ def parse_pagerduty(body, headers=None) -> list[AlertEventIn]:
         raise PayloadError("Event object is invalid", errors=["Event must be a JSON object"], field="body")
     errors: list[str] = []
     action = body.get("event_action")
+    if not isinstance(action, str):  # a list or object is as invalid as a wrong word (and unhashable)
+        action = None
     if action not in {"trigger", "acknowledge", "resolve"}:
         errors.append("'event_action' is missing or invalid (must be trigger, acknowledge or resolve)")
     dedup_key = body.get("dedup_key")
@@ -334,6 +336,8 @@ def parse_pagerduty(body, headers=None) -> list[AlertEventIn]:
             if action == "trigger" and (not isinstance(source, str) or not source.strip()):
                 errors.append("'payload.source' is missing or blank")
             severity = payload.get("severity")
+            if not isinstance(severity, str):
+                severity = None
             if action == "trigger" and severity not in PAGERDUTY_SEVERITIES:
                 errors.append("'payload.severity' is missing or invalid (must be critical, error, warning or info)")
             try:

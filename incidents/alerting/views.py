@@ -12,6 +12,7 @@ import binascii
 import hmac
 import json
 import logging
+import math
 import re
 import time
 from hashlib import sha256
@@ -166,6 +167,18 @@ def _rate_limit(integration: Integration) -> None:
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
+def _reject_constant(name: str):
+    # Python's json accepts NaN and Infinity; JSON (and PostgreSQL's jsonb) does not.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400: Python makes it infinity, which cannot be stored
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
 def _decode(body: bytes):
     if not body.strip():
         raise Refusal(400, "empty_body", "The body is empty; send a JSON document.", field="body")
@@ -173,7 +186,7 @@ def _decode(body: bytes):
         # PostgreSQL text cannot hold NUL characters: refuse them here rather than fail the write.
         raise Refusal(400, "nul_character", "The body contains a NUL character (\\u0000).", field="body")
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
         if SURROGATE_ESCAPE.search(body):
             # Escaped surrogates are fine in pairs; a lone one cannot be stored as UTF-8 text.
             json.dumps(data, ensure_ascii=False).encode("utf-8")
@@ -182,7 +195,7 @@ def _decode(body: bytes):
         raise Refusal(
             400, "invalid_unicode", "The body contains an unpaired surrogate (\\ud800-\\udfff).", field="body"
         )
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
         raise Refusal(400, "malformed_json", f"The body is not valid JSON: {exc}.", field="body")
     except RecursionError:
         raise Refusal(400, "too_deep", "The JSON document is nested too deeply.", field="body")

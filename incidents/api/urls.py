@@ -1,6 +1,5 @@
 """The portal API at /api/v1/ (the on-call and post-mortem APIs add their own routes beside these)."""
 
-from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from . import views
@@ -12,7 +11,4 @@ router.register("severities", views.SeverityViewSet, basename="severity")
 router.register("alert-groups", views.AlertGroupViewSet, basename="alert-group")
 router.register("tokens", views.ApiTokenViewSet, basename="api-token")
 
-urlpatterns = [
-    path("integrations/", include("incidents.alerting.urls")),
-    *router.urls,
-]
+urlpatterns = router.urls  # the inbound integrations (/api/v1/integrations/) are mounted first by the root URLconf

@@ -510,3 +510,37 @@ def test_recent_changes_template_tag_renders_the_changes(client, checkout, respo
     assert "No changes recorded" in Template("{% load alerting_tags %}{% recent_changes incident %}").render(
         Context({"incident": quiet})
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"event_action": ["trigger"]}, "event_action"),
+        ({"event_action": {"trigger": True}}, "event_action"),
+        ({"payload": {"summary": "Disk full", "source": "db-1", "severity": ["critical"]}}, "payload.severity"),
+        ({"payload": {"summary": "Disk full", "source": "db-1", "severity": {"level": 1}}}, "payload.severity"),
+    ],
+)
+def test_pagerduty_lists_and_objects_where_words_belong_are_a_400_naming_the_field(client, change, named):
+    integration, key = make_integration("pagerduty")
+    event = {
+        "routing_key": key,
+        "event_action": "trigger",
+        "dedup_key": "disk-full",
+        "payload": {"summary": "Disk full", "source": "db-1", "severity": "critical"},
+    } | change
+    response = post(client, PD_URL, json.dumps(event).encode())
+    assert response.status_code == 400, response.content
+    assert any(named in error for error in response.json()["errors"])
+    assert not AlertGroup.objects.filter(integration=integration).exists()
+
+
+@pytest.mark.parametrize("number", [b"Infinity", b"-Infinity", b"NaN", b"1e400"])
+def test_numbers_json_cannot_hold_are_a_400_not_a_database_error(client, number):
+    integration, key = make_integration("alertmanager")
+    body = fixture_bytes("alertmanager_firing.json").replace(b'"version": "4"', b'"version": "4", "x": ' + number)
+    assert number in body
+    response = post(client, AM_URL, body, authorization=f"Bearer {key}")
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == "body"
+    assert not AlertGroup.objects.filter(integration=integration).exists()
