@@ -10,7 +10,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/incidentportal
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run venv install test test-fast lint format migrate demo bench chromium services check-deploy clean
+.PHONY: run venv install test test-fast lint format migrate demo bench chromium wrk services check-deploy clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; fi; }
 
+# wrk (Debian's package) drives bench/ingest.py's single-event phase: a C load generator leaves the two cores to
+# the portal and PostgreSQL.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; \
+	  else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; fi; }
+
 services:
 	@bash .ci/services.sh
 
@@ -63,7 +70,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: install services
+bench: install services wrk
 	@set -e; for script in bench/*.py; do \
 	  echo "== $$script"; DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) $$script; done
 
