@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from django import forms
-from django.utils import timezone
 
 from .metrics import MAX_PERIOD_DAYS, default_period
 from .models import (
@@ -90,12 +89,8 @@ class ActionItemForm(forms.Form):
     due_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
     priority = forms.ChoiceField(choices=ActionItemPriority.choices, initial=ActionItemPriority.MEDIUM)
     kind = forms.ChoiceField(label="Type", choices=ActionItemType.choices, initial=ActionItemType.PREVENT)
-
-    def clean_due_date(self):
-        due = self.cleaned_data["due_date"]
-        if due < timezone.localdate():
-            raise forms.ValidationError("The due date cannot be in the past.")
-        return due
+    # The due date's bounds are services.check_due_date's (through add/update_action_item): an overdue item keeps
+    # its date when it is edited, which only the service, comparing with the stored date, can tell.
 
 
 class ActionItemStatusForm(forms.Form):

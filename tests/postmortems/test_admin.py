@@ -1,6 +1,7 @@
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth.models import User
 from django.urls import reverse
 from django.utils import timezone
@@ -125,3 +126,28 @@ def test_published_postmortem_content_cannot_be_edited_in_admin(admin_client, re
     assert "published; its content is final" in response.content.decode()
     postmortem.refresh_from_db()
     assert postmortem.title != "Changed"
+
+
+def test_admin_edits_an_overdue_item_keeping_its_past_due_date(admin_client, responder):
+    with time_machine.travel("2025-01-16 09:00:00+00:00", tick=False):
+        overdue = services.add_action_item(
+            postmortem=postmortem_for(resolved_incident(by=responder)),
+            by=responder,
+            title="Add checks",
+            owner=responder,
+            due_date=date(2025, 1, 20),
+        )
+    data = {
+        "title": "Add checks",
+        "description": "Started",
+        "owner": responder.pk,
+        "priority": "high",
+        "kind": "detect",
+    }
+    url = reverse("admin:postmortems_actionitem_change", args=[overdue.pk])
+    with time_machine.travel("2025-02-03 09:00:00+00:00", tick=False):
+        assert admin_client.post(url, {**data, "due_date": "2025-01-20"}).status_code == 302
+        response = admin_client.post(url, {**data, "due_date": "2025-01-27"})
+    assert response.status_code == 200 and "The due date cannot be in the past." in response.content.decode()
+    overdue.refresh_from_db()
+    assert overdue.due_date == date(2025, 1, 20) and overdue.description == "Started" and overdue.priority == "high"

@@ -506,3 +506,19 @@ def test_rescheduling_without_attendees_keeps_them_and_an_empty_list_clears_them
     services.schedule_meeting(postmortem=postmortem, by=responder, meeting_at=postmortem.due_at, attendees=[])
     assert not postmortem.attendees.exists()
     assert postmortem.incident.timeline.filter(body__contains="Post-mortem meeting rescheduled").exists()
+
+
+def test_overdue_item_keeps_its_past_due_date_on_edit_but_cannot_move_to_another_past_date(responder):
+    with time_machine.travel("2025-01-16 09:00:00+00:00", tick=False):
+        postmortem = postmortem_for(resolved_incident(by=responder))
+        item = services.add_action_item(
+            postmortem=postmortem, by=responder, title="Fix it", owner=responder, due_date=date(2025, 1, 20)
+        )
+    with time_machine.travel("2025-02-03 09:00:00+00:00", tick=False):
+        item = services.update_action_item(
+            item=item, by=responder, description="Halfway", due_date=date(2025, 1, 20), priority="high"
+        )
+        assert item.description == "Halfway" and item.due_date == date(2025, 1, 20)
+        with pytest.raises(DomainError) as error:
+            services.update_action_item(item=item, by=responder, due_date=date(2025, 1, 27))
+    assert error.value.field == "due_date" and error.value.message == "The due date cannot be in the past."

@@ -433,3 +433,55 @@ def test_no_view_answers_500_to_junk(client, responder, postmortem):
             for param in ("status", "show", "start", "end"):
                 assert client.get(url, {param: value}).status_code < 500, (url, param, value)
     assert client.get("/postmortems/99999999999999999999/").status_code == 404
+
+
+def _overdue_item(responder, postmortem):
+    """An item due 2025-01-20, seen on 2025-02-03: two weeks overdue."""
+    with time_machine.travel("2025-01-16 09:00:00+00:00", tick=False):
+        return services.add_action_item(
+            postmortem=postmortem,
+            by=responder,
+            title="Add migration checks",
+            owner=responder,
+            due_date=date(2025, 1, 20),
+        )
+
+
+@time_machine.travel("2025-02-03 09:00:00+00:00", tick=False)
+def test_overdue_action_item_edits_its_owner_and_description_keeping_its_date(client, responder, postmortem):
+    item = _overdue_item(responder, postmortem)
+    new_owner = ResponderFactory()
+    client.force_login(responder)
+    url = reverse("postmortems:edit_action_item", kwargs={"item_id": item.pk})
+    response = client.post(
+        url,
+        {
+            "title": "Add migration checks",
+            "description": "Half done: the staging check runs.",
+            "owner": new_owner.pk,
+            "due_date": "2025-01-20",
+            "priority": "high",
+            "kind": "prevent",
+        },
+    )
+    assert response.status_code == 302
+    item.refresh_from_db()
+    assert item.owner == new_owner and item.description == "Half done: the staging check runs."
+    assert item.priority == "high" and item.due_date == date(2025, 1, 20)
+
+
+@time_machine.travel("2025-02-03 09:00:00+00:00", tick=False)
+def test_overdue_action_item_moved_to_another_past_date_is_an_error_on_the_due_date(client, responder, postmortem):
+    item = _overdue_item(responder, postmortem)
+    client.force_login(responder)
+    url = reverse("postmortems:edit_action_item", kwargs={"item_id": item.pk})
+    data = {"title": "Add migration checks", "owner": responder.pk, "priority": "low", "kind": "prevent"}
+    response = client.post(url, {**data, "due_date": "2025-01-27"})
+    assert response.status_code == 400
+    assert response.context["form"].errors["due_date"] == ["The due date cannot be in the past."]
+    item.refresh_from_db()
+    assert item.due_date == date(2025, 1, 20) and item.priority == "medium"
+    # A date from today on is a fine new date for an overdue item.
+    assert client.post(url, {**data, "due_date": "2025-02-10"}).status_code == 302
+    item.refresh_from_db()
+    assert item.due_date == date(2025, 2, 10)
