@@ -260,6 +260,11 @@ class IncidentAdminForm(forms.ModelForm):
         declared_at = self.instance.declared_at
         if detected_at and declared_at and detected_at > declared_at:
             raise forms.ValidationError("Detection cannot be after the incident was declared.")
+        if detected_at and declared_at:
+            try:
+                services.check_detected_at(detected_at, declared_at=declared_at)
+            except DomainError as error:
+                raise forms.ValidationError(error.message) from None
         return detected_at
 
     def clean(self):

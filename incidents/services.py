@@ -6,7 +6,7 @@ transaction and enqueues side effects with transaction.on_commit. Views, API, ad
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -38,6 +38,15 @@ from .models import (
 )
 
 BACKDATE_TOLERANCE = timedelta(minutes=1)
+# Bounds on the times people type (QA: detected in 1900 or 9999 was accepted). Declaring retroactively something
+# detected months ago is legitimate; more than a year before the declaration is a typo. The form, the admin and
+# the API all reach these through the services below.
+MAX_DETECTION_AGE = timedelta(days=366)
+# Timeline entries may precede detection (the change that caused it), by as much as detection may precede
+# the declaration.
+MAX_ENTRY_BEFORE_DETECTION = MAX_DETECTION_AGE
+# The slowest update cadence is hours; a next update more than a week ahead is a typo, not a plan.
+MAX_NEXT_UPDATE_AHEAD = timedelta(days=7)
 MAX_TIMELINE_ENTRY_LENGTH = 20_000
 
 
@@ -56,6 +65,42 @@ def _next_number() -> int:
     counter.value += 1
     counter.save(update_fields=["value"])
     return counter.value
+
+
+def _utc(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def check_detected_at(detected_at: datetime, *, declared_at: datetime) -> None:
+    """Detected at most a year before the incident was declared, and not after it (a minute of clock skew)."""
+    if detected_at > declared_at + BACKDATE_TOLERANCE:
+        raise DomainError("Detection time cannot be in the future.", field="detected_at")
+    earliest = declared_at - MAX_DETECTION_AGE
+    if detected_at < earliest:
+        raise DomainError(
+            f"Choose a detection time at most a year before the declaration (from {_utc(earliest)}).",
+            field="detected_at",
+        )
+
+
+def check_entry_time(incident: Incident, occurred_at: datetime, *, now: datetime) -> None:
+    """A timeline entry happened by now (a minute of clock skew), at most a year before detection."""
+    if occurred_at > now + BACKDATE_TOLERANCE:
+        raise DomainError("A timeline entry cannot be in the future.", field="occurred_at")
+    earliest = incident.detected_at - MAX_ENTRY_BEFORE_DETECTION
+    if occurred_at < earliest:
+        raise DomainError(
+            f"Choose a time at most a year before the incident was detected (from {_utc(earliest)}).",
+            field="occurred_at",
+        )
+
+
+def check_next_update_at(next_update_at: datetime, *, now: datetime) -> None:
+    if next_update_at <= now:
+        raise DomainError("The next update time must be in the future.", field="next_update_at")
+    latest = now + MAX_NEXT_UPDATE_AHEAD
+    if next_update_at > latest:
+        raise DomainError(f"Choose a next update within a week (by {_utc(latest)}).", field="next_update_at")
 
 
 def _add_responder(incident: Incident, user, *, by) -> bool:
@@ -91,8 +136,7 @@ def declare_incident(
         raise DomainError(f"Unknown detection source {detection_source!r}.", field="detection_source")
     now = timezone.now()
     detected_at = detected_at or now
-    if detected_at > now + BACKDATE_TOLERANCE:
-        raise DomainError("Detection time cannot be in the future.", field="detected_at")
+    check_detected_at(detected_at, declared_at=now)
 
     incident = Incident.objects.create(
         number=_next_number(),
@@ -297,8 +341,7 @@ def add_timeline_entry(
     incident = _lock(incident)
     now = timezone.now()
     if occurred_at is not None:
-        if occurred_at > now + BACKDATE_TOLERANCE:
-            raise DomainError("A timeline entry cannot be in the future.", field="occurred_at")
+        check_entry_time(incident, occurred_at, now=now)
         if now - occurred_at > BACKDATE_TOLERANCE and by is not None:
             may_backdate = access.is_manager(by) or by.pk in {
                 holder_id
@@ -405,8 +448,8 @@ def post_status_update(
         allowed = ", ".join(s.label for s in UPDATE_STATUSES_BY_KIND[kind])
         raise DomainError(f"A {kind.label.lower()} status must be one of: {allowed}.", field="status")
     now = timezone.now()
-    if next_update_at is not None and next_update_at <= now:
-        raise DomainError("The next update time must be in the future.", field="next_update_at")
+    if next_update_at is not None:
+        check_next_update_at(next_update_at, now=now)
     if kind == UpdateKind.INTERNAL and not (what_we_know.strip() or what_we_are_doing.strip()):
         raise DomainError("Say what we know or what we're doing.", field="what_we_know")
     if kind == UpdateKind.EXTERNAL:

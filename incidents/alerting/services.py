@@ -14,7 +14,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
@@ -477,7 +477,10 @@ def _link_new_groups(integration, new_groups, now) -> dict[int, list]:
             event, _, _ = min(declare, key=lambda item: _policy_rank(policies, item[2].policy_level))
             level = min((item[2].policy_level for item in declare), key=lambda lv: _policy_rank(policies, lv))
             policy = policies.get(level) or policies["P1"]
-            detected = min(clamp_to_now(item[0].occurred_at) for item in declare)
+            # An alert firing for over a year (or a sender's clock years behind) still declares: detection is clamped
+            # to the oldest time a declaration accepts, a minute inside it as declare_incident reads the clock again.
+            oldest = now - incident_services.MAX_DETECTION_AGE + timedelta(minutes=1)
+            detected = max(min(clamp_to_now(item[0].occurred_at) for item in declare), oldest)
             incident = incident_services.declare_incident(
                 title=event.summary[:200] or f"Alert from {integration.name}",
                 severity=policy,

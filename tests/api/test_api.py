@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -350,3 +351,49 @@ def test_closed_incident_status_cannot_change(manager):
         f"/api/v1/incidents/{incident.reference}/status/", {"status": "investigating"}, format="json"
     )
     assert response.status_code == 409
+
+
+@time_machine.travel("2026-03-01 12:00:00+00:00", tick=False)
+@pytest.mark.parametrize(
+    ("detected_at", "message"),
+    [
+        ("9999-12-31T23:59:59Z", "Detection time cannot be in the future."),
+        ("2026-03-01T12:05:00Z", "Detection time cannot be in the future."),
+        ("1900-01-01T00:00:00Z", "at most a year before the declaration (from 2025-02-28 12:00 UTC)"),
+        ("0001-01-01T00:00:00Z", "at most a year before the declaration"),
+        ("2025-02-28T12:00:00+01:00", "at most a year before the declaration"),
+    ],
+)
+def test_declare_with_detection_time_out_of_range_is_400_naming_the_field(responder, detected_at, message):
+    response = api(responder).post(
+        "/api/v1/incidents/", {"title": "x", "severity": "P2", "detected_at": detected_at}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["field"] == "detected_at" and message in response.json()["detail"]
+    assert not Incident.objects.exists()
+
+
+@time_machine.travel("2026-03-01 12:00:00+00:00", tick=False)
+def test_declare_retroactively_through_the_api(responder):
+    response = api(responder).post(
+        "/api/v1/incidents/", {"title": "x", "severity": "P2", "detected_at": "2025-09-01T08:00:00Z"}, format="json"
+    )
+    assert response.status_code == 201
+    assert response.json()["detected_at"].startswith("2025-09-01T08:00:00")
+
+
+def test_timeline_entry_and_next_update_out_of_range_are_400_naming_the_field(responder):
+    incident = declare(by=responder)  # the declarer is the Incident Commander and may back-date
+    client = api(responder)
+    base = f"/api/v1/incidents/{incident.reference}"
+    early = client.post(f"{base}/timeline/", {"body": "x", "occurred_at": "1900-01-01T00:00:00Z"}, format="json")
+    assert early.status_code == 400 and early.json()["field"] == "occurred_at"
+    assert "at most a year before the incident was detected" in early.json()["detail"]
+    late = client.post(f"{base}/timeline/", {"body": "x", "occurred_at": "9999-12-31T00:00:00Z"}, format="json")
+    assert late.status_code == 400 and late.json()["field"] == "occurred_at"
+    update = {"kind": "internal", "status": "investigating", "what_we_know": "x"}
+    far = client.post(f"{base}/updates/", {**update, "next_update_at": "9999-12-31T00:00:00Z"}, format="json")
+    assert far.status_code == 400 and far.json()["field"] == "next_update_at"
+    assert "within a week" in far.json()["detail"]
+    assert not incident.status_updates.exists()
+    assert not incident.timeline.filter(body="x").exists()

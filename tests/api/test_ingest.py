@@ -65,6 +65,15 @@ def test_alertmanager_batch_opens_one_group_per_fingerprint_and_declares_one_inc
     assert body["results"][0]["incident"] == incident.reference
 
 
+def test_alert_firing_for_years_still_declares_with_detection_clamped_to_a_year(client, checkout):
+    _, key = make_integration("alertmanager", default_action=RouteAction.DECLARE)
+    body = fixture_bytes("alertmanager_firing.json", **{"2026-11-26T23:50": "2019-06-01T00:00"})
+    response = post(client, AM_URL, body, authorization=f"Bearer {key}")
+    assert response.status_code == 202, response.content
+    incident = Incident.objects.get()
+    assert timedelta(days=365) < incident.declared_at - incident.detected_at <= timedelta(days=366)
+
+
 def test_alertmanager_repeat_folds_into_open_group_and_resolved_resolves(client, checkout):
     integration, key = make_integration("alertmanager", default_action=RouteAction.DECLARE)
     auth = {"authorization": f"Bearer {key}"}

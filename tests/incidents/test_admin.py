@@ -359,3 +359,23 @@ def test_incident_page_lists_checklists_in_the_guides_phase_order(client, manage
     inline = next(i for i in response.context["inline_admin_formsets"] if i.formset.model is ChecklistItem)
     phases = [form.instance.phase for form in inline.formset.forms]
     assert list(dict.fromkeys(phases)) == ["triage", "detection", "response", "resolution", "recovery", "closure"]
+
+
+def test_change_form_refuses_detection_more_than_a_year_before_declaration(client, manager):
+    incident = declare(by=manager)
+    client.force_login(manager)
+    url = reverse("admin:incidents_incident_change", args=[incident.pk])
+    data = change_form_data(client.get(url))
+    data["detected_at_0"], data["detected_at_1"] = "1900-01-01", "00:00:00"
+    response = client.post(url, data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["detected_at"]
+    assert "at most a year before the declaration" in errors[0]
+    incident.refresh_from_db()
+    assert incident.detected_at.year == incident.declared_at.year
+    # An edit that keeps the detection time is saved.
+    data = change_form_data(client.get(url))
+    data["title"] = "Renamed"
+    assert client.post(url, data).status_code == 302
+    incident.refresh_from_db()
+    assert incident.title == "Renamed"

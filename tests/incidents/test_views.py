@@ -4,6 +4,7 @@
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
@@ -641,3 +642,58 @@ def test_detail_url_filter_matches_get_absolute_url(incident):
     from incidents.templatetags.incident_tags import detail_url
 
     assert detail_url(incident) == incident.get_absolute_url()
+
+
+# --- bounds on the times people type ------------------------------------------------------------------------
+
+
+@time_machine.travel("2026-03-01 12:00:00+00:00", tick=False)
+@pytest.mark.parametrize(
+    ("detected_at", "message"),
+    [
+        ("9999-12-31T23:59", "Detection time cannot be in the future."),
+        ("2026-03-01T12:30", "Detection time cannot be in the future."),
+        ("1900-01-01T00:00", "at most a year before the declaration (from 2025-02-28 12:00 UTC)"),
+        ("0001-01-01T00:00", "at most a year before the declaration"),
+        ("2025-02-28T11:59", "at most a year before the declaration"),
+    ],
+)
+def test_declare_with_detection_time_out_of_range_is_an_error_on_the_field(rclient, detected_at, message):
+    data = {"title": "x", "severity": severity("P2").pk, "detection_source": "user_report", "detected_at": detected_at}
+    response = rclient.post("/incidents/declare/", data)
+    assert response.status_code == 400
+    assert message in " ".join(response.context["form"].errors["detected_at"])
+    assert Incident.objects.count() == 0
+
+
+@time_machine.travel("2026-03-01 12:00:00+00:00", tick=False)
+def test_declare_retroactively_months_after_detection_is_accepted(rclient):
+    data = {"title": "Old leak", "severity": severity("P2").pk, "detection_source": "user_report"}
+    assert rclient.post("/incidents/declare/", {**data, "detected_at": "2025-09-01T08:00"}).status_code == 302
+    assert rclient.post("/incidents/declare/", {**data, "detected_at": "2025-02-28T12:00"}).status_code == 302
+    assert sorted(f"{i.detected_at:%Y-%m-%d %H:%M}" for i in Incident.objects.all()) == [
+        "2025-02-28 12:00",
+        "2025-09-01 08:00",
+    ]
+
+
+def test_timeline_entry_time_far_in_the_past_is_an_error_on_the_field(rclient, incident):
+    # The declarer is the Incident Commander, who may back-date: within a year before detection.
+    data = {"body": "Migration deployed", "kind": "note"}
+    response = rclient.post(url("add_note", incident), {**data, "occurred_at": "1900-01-01T00:00"}, **HTMX)
+    assert response.status_code == 422
+    assert "at most a year before the incident was detected" in response.content.decode()
+    months_ago = (incident.detected_at - timedelta(days=200)).strftime("%Y-%m-%dT%H:%M")
+    assert rclient.post(url("add_note", incident), {**data, "occurred_at": months_ago}).status_code == 302
+    assert TimelineEntry.objects.filter(incident=incident, body="Migration deployed").count() == 1
+
+
+def test_next_update_time_far_ahead_is_an_error_on_the_field(rclient, incident):
+    data = {"status": "investigating", "what_we_know": "DB slow"}
+    for far in ("9999-12-31T23:59", (timezone.now() + timedelta(days=8)).strftime("%Y-%m-%dT%H:%M")):
+        response = rclient.post(url("post_internal_update", incident), {**data, "next_update_at": far}, **HTMX)
+        assert response.status_code == 422 and "Choose a next update within a week" in response.content.decode()
+    assert not StatusUpdate.objects.filter(incident=incident).exists()
+    in_two_days = (timezone.now() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    response = rclient.post(url("post_internal_update", incident), {**data, "next_update_at": in_two_days}, **HTMX)
+    assert response.status_code == 200

@@ -192,7 +192,9 @@ class Command(BaseCommand):
         Incident.objects.filter(pk=incident.pk).update(**fields)
         incident.refresh_from_db()
 
-    def _declare(self, *, declared_at: datetime, **kwargs) -> tuple[Incident, Story]:
+    def _declare(self, *, declared_at: datetime, detected_at: datetime, **kwargs) -> tuple[Incident, Story]:
+        # Declared now, then moved to the story's clock: the worked example was detected more than a year before
+        # today, which declare_incident refuses for a declaration made now.
         incident = services.declare_incident(**kwargs)
         severity = incident.severity
         story = Story(incident)
@@ -203,6 +205,7 @@ class Command(BaseCommand):
         incident.runbook_links.update(attached_at=declared_at)
         self._restamp(
             incident,
+            detected_at=detected_at,
             declared_at=declared_at,
             response_due_at=severity.response_due_at(declared_at),
             next_update_due_at=severity.next_update_due_at(declared_at),
