@@ -227,7 +227,10 @@ def _rules(integration: Integration) -> list[RoutingRule]:
 def _single_statement_routes(integration: Integration, events: list[AlertEventIn]) -> dict[str, Route] | None:
     """Routes for a request that needs exactly one statement, or None. That is the common shape of an alert
     storm: only triggers, each key once, and no group that could be linked to an incident (every route records
-    only, or attaches without a service to attach to). Anything else takes the general path."""
+    only, or attaches without a service to attach to). Anything else takes the general path, which is also the
+    only path on SQLite (the zero-dependency configuration): this one is PostgreSQL's jsonb_to_recordset."""
+    if connection.vendor != "postgresql":
+        return None
     if not events or any(e.action != EventAction.TRIGGER for e in events):
         return None
     if len({e.dedup_key for e in events}) != len(events):
@@ -399,6 +402,8 @@ UPSERT_TAIL = (
 
 
 def _upsert_triggers(integration, triggers, routes, now):
+    if connection.vendor != "postgresql":
+        return _upsert_triggers_on_sqlite(integration, triggers, routes, now)
     values, params = [], []
     for event in triggers:
         route = routes[event.dedup_key]
@@ -428,8 +433,59 @@ def _upsert_triggers(integration, triggers, routes, now):
         return cursor.fetchall()
 
 
+# SQLite's upsert: the same statement as UPSERT_TAIL's (ON CONFLICT on the partial unique index and RETURNING
+# need SQLite 3.35+), without PostgreSQL's ::jsonb cast and xmax.
+SQLITE_UPSERT_TAIL = (
+    "ON CONFLICT (integration_id, dedup_key) WHERE resolved_at IS NULL DO UPDATE SET"
+    " last_seen_at = EXCLUDED.last_seen_at, event_count = alerting_alertgroup.event_count + 1,"
+    " summary = EXCLUDED.summary, severity = EXCLUDED.severity, labels = EXCLUDED.labels"
+    " RETURNING id, dedup_key, incident_id"
+)
+
+
+def _upsert_triggers_on_sqlite(integration, triggers, routes, now):
+    """_upsert_triggers for the zero-dependency configuration. SQLite has no xmax to tell an insert from an
+    update; its writers are serialised (IMMEDIATE transactions take the write lock at BEGIN, and _ingest runs in
+    one), so the keys open before the upsert are exactly the ones it updated."""
+    keys = [event.dedup_key for event in triggers]
+    already_open = set(
+        AlertGroup.objects.filter(integration=integration, dedup_key__in=keys, resolved_at__isnull=True).values_list(
+            "dedup_key", flat=True
+        )
+    )
+    # Raw SQL bypasses the fields: store datetimes the way Django's SQLite backend does (naive UTC text).
+    stamp = connection.ops.adapt_datetimefield_value
+    values, params = [], []
+    for event in triggers:
+        values.append("(%s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, 1, %s, %s, NULL, NULL)")
+        params += [
+            integration.pk,
+            event.dedup_key,
+            GroupStatus.TRIGGERED,
+            event.summary,
+            event.source,
+            event.severity,
+            json.dumps(event.labels),
+            event.link,
+            routes[event.dedup_key].service_id,
+            stamp(clamp_to_now(event.occurred_at)),
+            stamp(now),
+        ]
+    columns = (
+        "integration_id, dedup_key, status, summary, source, severity, labels, link,"
+        " service_id, incident_id, event_count, first_seen_at, last_seen_at, acknowledged_at, resolved_at"
+    )
+    sql = f"INSERT INTO alerting_alertgroup ({columns}) VALUES {', '.join(values)} {SQLITE_UPSERT_TAIL}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [(group_id, key, key not in already_open, incident_id) for group_id, key, incident_id in rows]
+
+
 def _close_or_ack(integration, batch, action, now):
     keys = sorted(e.dedup_key for e in batch)
+    if connection.vendor != "postgresql":
+        return _close_or_ack_on_sqlite(integration, keys, action, now)
     if action == EventAction.RESOLVE:
         assignments = "status = %s, resolved_at = %s"
         params = [GroupStatus.RESOLVED, now]
@@ -443,6 +499,26 @@ def _close_or_ack(integration, batch, action, now):
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, now, integration.pk, keys])
+        return cursor.fetchall()
+
+
+def _close_or_ack_on_sqlite(integration, keys, action, now):
+    """_close_or_ack without arrays (IN with one placeholder per key) and with datetimes stored as Django does."""
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    if action == EventAction.RESOLVE:
+        assignments = "status = %s, resolved_at = %s"
+        params = [GroupStatus.RESOLVED, stamp]
+    else:
+        assignments = "status = %s, acknowledged_at = COALESCE(acknowledged_at, %s)"
+        params = [GroupStatus.ACKNOWLEDGED, stamp]
+    placeholders = ", ".join(["%s"] * len(keys))
+    sql = (
+        f"UPDATE alerting_alertgroup SET {assignments}, last_seen_at = %s, event_count = event_count + 1"  # noqa: S608
+        f" WHERE integration_id = %s AND dedup_key IN ({placeholders}) AND resolved_at IS NULL"
+        " RETURNING id, dedup_key, incident_id, summary"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, stamp, integration.pk, *keys])
         return cursor.fetchall()
 
 
