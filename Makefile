@@ -70,9 +70,18 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Benchmarks that work inside a rolled-back transaction use BENCH_DATABASE_URL (created and migrated here); the
+# others create and drop their own databases on the same server.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/incidentportal_bench
+
 bench: install services wrk
+	@$(PY) -c 'import sys, psycopg; from urllib.parse import urlparse; u = urlparse(sys.argv[1]); \
+	  c = psycopg.connect(u._replace(path="/postgres").geturl(), autocommit=True); name = u.path.lstrip("/"); \
+	  c.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() or c.execute(f"CREATE DATABASE \"{name}\"")' \
+	  $(BENCH_DATABASE_URL)
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) manage.py migrate --noinput -v 0
 	@set -e; for script in bench/*.py; do \
-	  echo "== $$script"; DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) $$script; done
+	  echo "== $$script"; DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) $$script; done
 
 check-deploy: venv
 	DEBUG=0 SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
