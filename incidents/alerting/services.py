@@ -249,7 +249,7 @@ def _single_statement_routes(integration: Integration, events: list[AlertEventIn
 
 # The events travel as one JSON parameter (jsonb_to_recordset), so the statement text is the same for one event
 # or a thousand: the driver parses it once per process and quotes one string instead of thousands.
-# Its ON CONFLICT clause is UPSERT_TAIL's. Rows carry their integration: one statement may hold the events of
+# Its ON CONFLICT clause is UPSERT_CONFLICT's. Rows carry their integration: one statement may hold the events of
 # several requests (see GroupCommit). Rows are upserted in (integration, key) order, so two statements touching
 # the same keys lock them in the same order.
 FAST_SQL = """
@@ -493,71 +493,40 @@ def _ingest(integration: Integration, events: list[AlertEventIn]) -> list[Outcom
     return [outcomes[i] for i in range(len(events))]
 
 
-UPSERT_TAIL = (
+UPSERT_COLUMNS = (
+    "integration_id, dedup_key, status, summary, source, severity, labels, link,"
+    " service_id, incident_id, event_count, first_seen_at, last_seen_at, acknowledged_at, resolved_at"
+)
+UPSERT_CONFLICT = (
     "ON CONFLICT (integration_id, dedup_key) WHERE resolved_at IS NULL DO UPDATE SET"
     " last_seen_at = EXCLUDED.last_seen_at, event_count = alerting_alertgroup.event_count + 1,"
     " summary = EXCLUDED.summary, severity = EXCLUDED.severity, labels = EXCLUDED.labels"
-    " RETURNING id, dedup_key, (xmax = 0) AS inserted, incident_id"
 )
+UPSERT_TAIL = UPSERT_CONFLICT + " RETURNING id, dedup_key, (xmax = 0) AS inserted, incident_id"
+# SQLite (3.35+ for ON CONFLICT on a partial index with RETURNING) has no xmax to tell an insert from an update.
+SQLITE_UPSERT_TAIL = UPSERT_CONFLICT + " RETURNING id, dedup_key, incident_id"
 
 
 def _upsert_triggers(integration, triggers, routes, now):
-    if connection.vendor != "postgresql":
-        return _upsert_triggers_on_sqlite(integration, triggers, routes, now)
-    values, params = [], []
-    for event in triggers:
-        route = routes[event.dedup_key]
-        values.append("(%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, NULL, 1, %s, %s, NULL, NULL)")
-        occurred = clamp_to_now(event.occurred_at)
-        params += [
-            integration.pk,
-            event.dedup_key,
-            GroupStatus.TRIGGERED,
-            event.summary,
-            event.source,
-            event.severity,
-            json.dumps(event.labels),
-            event.link,
-            route.service_id,
-            occurred,
-            now,
-        ]
-    columns = (
-        "integration_id, dedup_key, status, summary, source, severity, labels, link,"
-        " service_id, incident_id, event_count, first_seen_at, last_seen_at, acknowledged_at, resolved_at"
-    )
-    # Only placeholders are interpolated; every value travels as a parameter.
-    sql = f"INSERT INTO alerting_alertgroup ({columns}) VALUES {', '.join(values)} {UPSERT_TAIL}"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-# SQLite's upsert: the same statement as UPSERT_TAIL's (ON CONFLICT on the partial unique index and RETURNING
-# need SQLite 3.35+), without PostgreSQL's ::jsonb cast and xmax.
-SQLITE_UPSERT_TAIL = (
-    "ON CONFLICT (integration_id, dedup_key) WHERE resolved_at IS NULL DO UPDATE SET"
-    " last_seen_at = EXCLUDED.last_seen_at, event_count = alerting_alertgroup.event_count + 1,"
-    " summary = EXCLUDED.summary, severity = EXCLUDED.severity, labels = EXCLUDED.labels"
-    " RETURNING id, dedup_key, incident_id"
-)
-
-
-def _upsert_triggers_on_sqlite(integration, triggers, routes, now):
-    """_upsert_triggers for the zero-dependency configuration. SQLite has no xmax to tell an insert from an
-    update; its writers are serialised (IMMEDIATE transactions take the write lock at BEGIN, and _ingest runs in
-    one), so the keys open before the upsert are exactly the ones it updated."""
-    keys = [event.dedup_key for event in triggers]
-    already_open = set(
-        AlertGroup.objects.filter(integration=integration, dedup_key__in=keys, resolved_at__isnull=True).values_list(
-            "dedup_key", flat=True
+    """Upsert one group per trigger; [(group id, key, inserted, incident id)]."""
+    postgresql = connection.vendor == "postgresql"
+    if postgresql:
+        row_sql, stamp = "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, NULL, 1, %s, %s, NULL, NULL)", None
+        already_open = set()
+    else:
+        # SQLite serialises writers (IMMEDIATE transactions take the write lock at BEGIN, and _ingest runs in one),
+        # so the keys open before the upsert are exactly the ones it updates. Raw SQL bypasses the fields: store
+        # datetimes the way Django's SQLite backend does.
+        row_sql = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, 1, %s, %s, NULL, NULL)"
+        stamp = connection.ops.adapt_datetimefield_value
+        already_open = set(
+            AlertGroup.objects.filter(
+                integration=integration, dedup_key__in=[e.dedup_key for e in triggers], resolved_at__isnull=True
+            ).values_list("dedup_key", flat=True)
         )
-    )
-    # Raw SQL bypasses the fields: store datetimes the way Django's SQLite backend does (naive UTC text).
-    stamp = connection.ops.adapt_datetimefield_value
-    values, params = [], []
+    params = []
     for event in triggers:
-        values.append("(%s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, 1, %s, %s, NULL, NULL)")
+        first_seen, last_seen = clamp_to_now(event.occurred_at), now
         params += [
             integration.pk,
             event.dedup_key,
@@ -568,24 +537,29 @@ def _upsert_triggers_on_sqlite(integration, triggers, routes, now):
             json.dumps(event.labels),
             event.link,
             routes[event.dedup_key].service_id,
-            stamp(clamp_to_now(event.occurred_at)),
-            stamp(now),
+            stamp(first_seen) if stamp else first_seen,
+            stamp(last_seen) if stamp else last_seen,
         ]
-    columns = (
-        "integration_id, dedup_key, status, summary, source, severity, labels, link,"
-        " service_id, incident_id, event_count, first_seen_at, last_seen_at, acknowledged_at, resolved_at"
-    )
-    sql = f"INSERT INTO alerting_alertgroup ({columns}) VALUES {', '.join(values)} {SQLITE_UPSERT_TAIL}"  # noqa: S608
+    tail = UPSERT_TAIL if postgresql else SQLITE_UPSERT_TAIL
+    # Only placeholders are interpolated; every value travels as a parameter.
+    values = ", ".join([row_sql] * len(triggers))
+    sql = f"INSERT INTO alerting_alertgroup ({UPSERT_COLUMNS}) VALUES {values} {tail}"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    if postgresql:
+        return rows
     return [(group_id, key, key not in already_open, incident_id) for group_id, key, incident_id in rows]
 
 
 def _close_or_ack(integration, batch, action, now):
+    """Resolve or acknowledge the open groups of the batch's keys; [(group id, key, incident id, summary)]."""
     keys = sorted(e.dedup_key for e in batch)
-    if connection.vendor != "postgresql":
-        return _close_or_ack_on_sqlite(integration, keys, action, now)
+    if connection.vendor == "postgresql":
+        match, key_params = "= ANY(%s)", [keys]
+    else:  # SQLite: no arrays, and datetimes stored the way Django's SQLite backend does
+        match, key_params = f"IN ({', '.join(['%s'] * len(keys))})", keys
+        now = connection.ops.adapt_datetimefield_value(now)
     if action == EventAction.RESOLVE:
         assignments = "status = %s, resolved_at = %s"
         params = [GroupStatus.RESOLVED, now]
@@ -594,31 +568,11 @@ def _close_or_ack(integration, batch, action, now):
         params = [GroupStatus.ACKNOWLEDGED, now]
     sql = (
         f"UPDATE alerting_alertgroup SET {assignments}, last_seen_at = %s, event_count = event_count + 1"  # noqa: S608
-        " WHERE integration_id = %s AND dedup_key = ANY(%s) AND resolved_at IS NULL"
+        f" WHERE integration_id = %s AND dedup_key {match} AND resolved_at IS NULL"
         " RETURNING id, dedup_key, incident_id, summary"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, now, integration.pk, keys])
-        return cursor.fetchall()
-
-
-def _close_or_ack_on_sqlite(integration, keys, action, now):
-    """_close_or_ack without arrays (IN with one placeholder per key) and with datetimes stored as Django does."""
-    stamp = connection.ops.adapt_datetimefield_value(now)
-    if action == EventAction.RESOLVE:
-        assignments = "status = %s, resolved_at = %s"
-        params = [GroupStatus.RESOLVED, stamp]
-    else:
-        assignments = "status = %s, acknowledged_at = COALESCE(acknowledged_at, %s)"
-        params = [GroupStatus.ACKNOWLEDGED, stamp]
-    placeholders = ", ".join(["%s"] * len(keys))
-    sql = (
-        f"UPDATE alerting_alertgroup SET {assignments}, last_seen_at = %s, event_count = event_count + 1"  # noqa: S608
-        f" WHERE integration_id = %s AND dedup_key IN ({placeholders}) AND resolved_at IS NULL"
-        " RETURNING id, dedup_key, incident_id, summary"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, stamp, integration.pk, *keys])
+        cursor.execute(sql, [*params, now, integration.pk, *key_params])
         return cursor.fetchall()
 
 
