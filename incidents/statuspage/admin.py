@@ -80,6 +80,7 @@ class MaintenanceWindowAdmin(admin.ModelAdmin):
                         starts_at=self.cleaned_data.get("starts_at"),
                         ends_at=self.cleaned_data.get("ends_at"),
                         services=list(self.cleaned_data.get("services") or []),
+                        current_starts_at=self.initial.get("starts_at") if self.instance.pk else None,
                     )
                 except DomainError as error:
                     self.add_error(error.field if error.field in self.fields else None, error.message)

@@ -262,7 +262,13 @@ def require_maintenance_permission(by) -> None:
         raise PermissionDenied("Only incident managers can schedule maintenance.")
 
 
-def validate_maintenance_window(*, title: str, starts_at, ends_at, services) -> str:
+# A window silences automatic incident declaration for its services: a mistyped end date must not do that for
+# months. Starts are typed within a year of today (either side); an unchanged start of an old window stays valid.
+MAINTENANCE_MAX_DURATION = timedelta(days=14)
+MAINTENANCE_START_HORIZON = timedelta(days=366)
+
+
+def validate_maintenance_window(*, title: str, starts_at, ends_at, services, current_starts_at=None) -> str:
     title = (title or "").strip()
     if not title:
         raise DomainError("Give the maintenance a title.", field="title")
@@ -272,6 +278,20 @@ def validate_maintenance_window(*, title: str, starts_at, ends_at, services) -> 
         raise DomainError("Say when the maintenance ends.", field="ends_at")
     if ends_at <= starts_at:
         raise DomainError("The maintenance must end after it starts.", field="ends_at")
+    if ends_at - starts_at > MAINTENANCE_MAX_DURATION:
+        raise DomainError(
+            f"A maintenance window can last at most {MAINTENANCE_MAX_DURATION.days} days: while it runs, alerts for "
+            "its services declare no incidents. Schedule longer work as several windows.",
+            field="ends_at",
+        )
+    if starts_at != current_starts_at:
+        now = timezone.now()
+        if not now - MAINTENANCE_START_HORIZON <= starts_at <= now + MAINTENANCE_START_HORIZON:
+            raise DomainError(
+                f"The maintenance must start between {(now - MAINTENANCE_START_HORIZON):%Y-%m-%d} and "
+                f"{(now + MAINTENANCE_START_HORIZON):%Y-%m-%d}.",
+                field="starts_at",
+            )
     if not services:
         raise DomainError("Choose the services under maintenance.", field="services")
     return title
@@ -304,8 +324,10 @@ def change_maintenance(
 ) -> MaintenanceWindow:
     require_maintenance_permission(by)
     services = list(services)
-    title = validate_maintenance_window(title=title, starts_at=starts_at, ends_at=ends_at, services=services)
     window = MaintenanceWindow.objects.select_for_update().get(pk=window.pk)
+    title = validate_maintenance_window(
+        title=title, starts_at=starts_at, ends_at=ends_at, services=services, current_starts_at=window.starts_at
+    )
     window.title = title[:200]
     window.description = (description or "").strip()
     window.starts_at = starts_at

@@ -69,11 +69,16 @@ def test_an_incident_during_maintenance_shows_the_worse_state(responder):
         ({"ends_in": timedelta(hours=-1)}, "ends_at"),
         ({"title": "  "}, "title"),
         ({"services": []}, "services"),
+        # A year-long window would silence automatic declaration for a year.
+        ({"ends_in": timedelta(days=14, seconds=1)}, "ends_at"),
+        ({"starts_in": timedelta(days=367)}, "starts_at"),
+        ({"starts_in": -timedelta(days=367)}, "starts_at"),
+        ({"starts_in": timedelta(days=365 * 7000)}, "starts_at"),
     ],
 )
 def test_maintenance_window_is_validated(change, field):
     db = ServiceFactory()
-    starts_at = timezone.now() + timedelta(hours=1)
+    starts_at = timezone.now() + change.get("starts_in", timedelta(hours=1))
     with pytest.raises(DomainError) as error:
         statuspage_services.schedule_maintenance(
             title=change.get("title", "Upgrade"),
@@ -102,13 +107,14 @@ def test_manager_creates_a_window_in_admin_and_bad_dates_are_form_errors(client)
     db = ServiceFactory(name="Database")
     manager = ManagerFactory(is_superuser=True)
     client.force_login(manager)
+    day = (timezone.now() + timedelta(days=30)).date().isoformat()
     data = {
         "title": "Kernel patching",
         "description": "Short blips.",
         "services": [db.pk],
-        "starts_at_0": "2030-01-15",
+        "starts_at_0": day,
         "starts_at_1": "10:00:00",
-        "ends_at_0": "2030-01-15",
+        "ends_at_0": day,
         "ends_at_1": "09:00:00",
     }
     response = client.post("/admin/statuspage/maintenancewindow/add/", data)
@@ -216,3 +222,35 @@ def test_should_auto_declare_asks_the_maintenance_windows():
     assert not should_auto_declare(integration, checkout, inside)
     assert should_auto_declare(integration, search, inside)
     assert should_auto_declare(integration, None, inside)  # an alert for no service is not covered
+
+
+def test_maintenance_window_limits_are_inclusive_and_an_old_window_stays_editable():
+    db = ServiceFactory()
+    manager = ManagerFactory()
+    starts_at = timezone.now() + timedelta(days=300)
+    ends_at = starts_at + timedelta(days=14)
+    window = statuspage_services.schedule_maintenance(
+        title="Storage migration", services=[db], starts_at=starts_at, ends_at=ends_at, by=manager
+    )
+    assert window.ends_at - window.starts_at == timedelta(days=14)
+    # Two years on, correcting the old window's title keeps its (now far past) start.
+    with time_machine.travel(starts_at + timedelta(days=730), tick=False):
+        changed = statuspage_services.change_maintenance(
+            window=window,
+            title="Storage migration (phase 1)",
+            services=[db],
+            starts_at=window.starts_at,
+            ends_at=window.ends_at,
+            by=manager,
+        )
+        assert changed.title == "Storage migration (phase 1)"
+        with pytest.raises(DomainError) as error:
+            statuspage_services.change_maintenance(
+                window=window,
+                title="Storage migration",
+                services=[db],
+                starts_at=window.starts_at - timedelta(days=1),
+                ends_at=window.ends_at - timedelta(days=1),
+                by=manager,
+            )
+        assert error.value.field == "starts_at"

@@ -63,24 +63,29 @@ def test_manager_schedules_maintenance_and_bad_dates_are_form_errors(client, man
     db = ServiceFactory(name="Database")
     internal = ServiceFactory(name="Batch jobs", is_public=False)
     client.force_login(manager)
+    day = (timezone.now() + timedelta(days=30)).date().isoformat()
     data = {
         "title": "Database upgrade",
         "description": "Writes pause briefly.",
         "services": [db.pk, internal.pk],
-        "starts_at": "2030-01-15T10:00",
-        "ends_at": "2030-01-15T09:00",
+        "starts_at": f"{day}T10:00",
+        "ends_at": f"{day}T09:00",
     }
     response = client.post("/status/manage/maintenance/", data)
     assert response.status_code == 400
     assert "The maintenance must end after it starts." in response.content.decode()
+    response = client.post(
+        "/status/manage/maintenance/", {**data, "starts_at": "2099-01-15T10:00", "ends_at": "2099-01-15T12:00"}
+    )
+    assert response.status_code == 400 and "The maintenance must start between" in response.content.decode()
     response = client.post("/status/manage/maintenance/", {**data, "starts_at": "yesterday-ish"})
     assert response.status_code == 400 and "Enter a valid date/time." in response.content.decode()
     assert not MaintenanceWindow.objects.exists()
 
-    response = client.post("/status/manage/maintenance/", {**data, "ends_at": "2030-01-15T12:00"})
+    response = client.post("/status/manage/maintenance/", {**data, "ends_at": f"{day}T12:00"})
     assert response.status_code == 302
     window = MaintenanceWindow.objects.get()
-    assert window.starts_at.isoformat() == "2030-01-15T10:00:00+00:00"
+    assert window.starts_at.isoformat() == f"{day}T10:00:00+00:00"
     assert set(window.services.all()) == {db, internal}  # suppression covers private services too
     public_page = client.get("/status/").content.decode()
     assert "Database upgrade" in public_page and "Batch jobs" not in public_page
