@@ -260,11 +260,9 @@ def check_meeting_time(incident: Incident, meeting_at: datetime) -> None:
         raise DomainError(f"Choose a meeting time within a year from now (by {_day(latest)}).", field="meeting_at")
 
 
-def check_due_date(due_date: date, *, current: date | None = None) -> None:
-    """An action item is due from today to two years ahead. The bounds apply to a date being set or changed:
-    an overdue item keeps its (past) `current` date while its owner, description or priority are edited."""
-    if current is not None and due_date == current:
-        return
+def check_due_date(due_date: date) -> None:
+    """An action item is due from today to two years ahead. Checked only for a date being set or changed, so an
+    overdue item keeps its past date while its owner, description or priority are edited."""
     today = timezone.localdate()
     if due_date < today:
         raise DomainError("The due date cannot be in the past.", field="due_date")
@@ -610,7 +608,7 @@ def update_action_item(
         item.owner, item.owner_person = owner, _owner_person(owner)
         item.reminded_before_at = item.reminded_overdue_at = None
     if due_date is not None and due_date != item.due_date:
-        check_due_date(due_date, current=item.due_date)
+        check_due_date(due_date)
         item.due_date = due_date
         item.reminded_before_at = item.reminded_overdue_at = None
     if priority is not None:
