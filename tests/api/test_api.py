@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from incidents.alerting.models import ApiToken
 from incidents.models import ChecklistPhase, EntryKind, Incident, Role, Status
-from tests.factories import ManagerFactory, ResponderFactory, SecurityFactory, ServiceFactory, ViewerFactory, declare
+from tests.factories import ManagerFactory, ResponderFactory, SecurityFactory, ServiceFactory, declare
 
 from .factories import make_token
 
