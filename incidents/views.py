@@ -41,7 +41,7 @@ from .forms import (
     StatusForm,
 )
 from .markdown import render_markdown
-from .models import ChecklistItem, ChecklistPhase, EntryKind, Incident, Role, Runbook, UpdateKind
+from .models import ChecklistItem, ChecklistPhase, EntryKind, Incident, Runbook, UpdateKind
 
 DETAIL = "incidents/detail.html"
 CHECKLIST_PHASES = [p for p in ChecklistPhase if p != ChecklistPhase.RUNBOOK]
@@ -249,12 +249,8 @@ class IncidentPage:
 
     @cached_property
     def can_backdate(self) -> bool:
-        if not self.can_respond:
-            return False
-        if access.is_manager(self.request.user):
-            return True
-        holders = {a.holder_id for a in self.incident.current_roles if a.role in (Role.SCRIBE, Role.INCIDENT_COMMANDER)}
-        return self.request.user.pk in holders
+        # The rule add_timeline_entry applies, asked with the roles the page already loaded.
+        return services.may_backdate(self.request.user, self.incident, current_roles=self.incident.current_roles)
 
     @cached_property
     def urls(self) -> dict[str, str]:
