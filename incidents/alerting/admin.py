@@ -266,11 +266,11 @@ class HeartbeatAdmin(admin.ModelAdmin):
     "Heartbeat monitors" integration, whose routing rules decide what they do."""
 
     form = HeartbeatForm
-    list_display = ["name", "service", "state", "period", "grace", "last_ping_at", "due_at", "is_active"]
+    list_display = ["name", "service", "state", "period", "grace", "last_ping_at", "ping_count", "due_at", "is_active"]
     list_filter = ["state", "is_active"]
     search_fields = ["name"]
     list_select_related = ["service"]
-    readonly_fields = ["ping_url", "state", "last_ping_at", "last_start_at", "due_at", "alerted_at"]
+    readonly_fields = ["ping_url", "state", "last_ping_at", "ping_count", "last_start_at", "due_at", "alerted_at"]
 
     @admin.display(description="Ping URL (GET or POST; add start or fail to the path)")
     def ping_url(self, obj):

@@ -88,7 +88,7 @@ def ping(public_id, *, now: datetime | None = None) -> PingResult:
     now = now or timezone.now()
     # The common case, no alert open: one statement, no transaction of our own.
     updated = Heartbeat.objects.filter(public_id=public_id, is_active=True, alert_open=False).update(
-        last_ping_at=now, due_at=now + F("period") + F("grace"), state=HeartbeatState.UP
+        last_ping_at=now, due_at=now + F("period") + F("grace"), state=HeartbeatState.UP, ping_count=F("ping_count") + 1
     )
     if updated:
         return PingResult(found=True, state=HeartbeatState.UP)
@@ -102,6 +102,7 @@ def ping(public_id, *, now: datetime | None = None) -> PingResult:
         if heartbeat is None:
             return PingResult(found=False)
         heartbeat.last_ping_at = now
+        heartbeat.ping_count += 1
         resolved = heartbeat.alert_open
         if heartbeat.alert_open:
             ingest_alert_events(
@@ -115,7 +116,7 @@ def ping(public_id, *, now: datetime | None = None) -> PingResult:
         else:
             heartbeat.state = HeartbeatState.PAUSED
             heartbeat.due_at = None
-        heartbeat.save(update_fields=["last_ping_at", "alert_open", "state", "due_at"])
+        heartbeat.save(update_fields=["last_ping_at", "ping_count", "alert_open", "state", "due_at"])
         return PingResult(found=True, state=heartbeat.state, resolved_alert=resolved)
 
 

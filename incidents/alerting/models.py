@@ -363,6 +363,7 @@ class Heartbeat(models.Model):
     is_active = models.BooleanField(default=True, help_text="Untick to pause: no alert while paused.")
     last_ping_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_start_at = models.DateTimeField(null=True, blank=True, editable=False)
+    ping_count = models.PositiveBigIntegerField(default=0, editable=False)
     due_at = models.DateTimeField(null=True, blank=True, editable=False)
     alert_open = models.BooleanField(default=False, editable=False)
     alerted_at = models.DateTimeField(null=True, blank=True, editable=False)

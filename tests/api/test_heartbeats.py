@@ -1,4 +1,4 @@
-"""Heartbeat monitors: ping URLs, missed deadlines opening alerts routed like any other, the next ping resolving them."""
+"""Heartbeat monitors: ping URLs, missed deadlines opening alerts routed like any other, the next ping resolving."""
 
 import uuid
 from datetime import timedelta
@@ -57,6 +57,8 @@ def test_ping_by_get_or_post_sets_the_next_deadline(client, backup_job):
     assert backup_job.state == HeartbeatState.UP
     assert backup_job.last_ping_at == moment and backup_job.due_at == moment + timedelta(minutes=6)
     assert client.post(ping_url(backup_job), data=b"backup done: 3.2 GB", content_type="text/plain").status_code == 200
+    backup_job.refresh_from_db()
+    assert backup_job.ping_count == 2
 
 
 def test_a_missed_heartbeat_opens_one_alert_and_the_next_ping_resolves_it(client, backup_job):
@@ -171,7 +173,8 @@ def test_managers_create_heartbeats_in_the_admin_and_see_the_ping_url(client, ma
     manager.user_permissions.add(*Permission.objects.filter(codename__endswith="_heartbeat"))
     client.force_login(manager)
     refused = client.post(
-        "/admin/alerting/heartbeat/add/", {"name": "Sync", "period": "00:00:05", "grace": "00:01:00", "severity": "error"}
+        "/admin/alerting/heartbeat/add/",
+        {"name": "Sync", "period": "00:00:05", "grace": "00:01:00", "severity": "error"},
     )
     assert refused.status_code == 200 and "between 30 seconds and 31 days" in refused.content.decode()
     created = client.post(
