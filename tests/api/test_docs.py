@@ -39,3 +39,16 @@ def test_swagger_init_script_is_served_separately_for_the_csp(client):
     response = client.get("/api/docs/", {"script": ""})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/javascript")
+
+
+def test_openapi_document_is_valid(client):
+    """Client generators refuse an invalid document (a path parameter on a path without it, say)."""
+    from openapi_spec_validator import validate
+
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    validate(schema)
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path":
+                    assert "{" + parameter["name"] + "}" in path, (method, path, parameter["name"])
