@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from openapi_spec_validator import validate
 
 pytestmark = pytest.mark.django_db
 
@@ -43,8 +44,6 @@ def test_swagger_init_script_is_served_separately_for_the_csp(client):
 
 def test_openapi_document_is_valid(client):
     """Client generators refuse an invalid document (a path parameter on a path without it, say)."""
-    from openapi_spec_validator import validate
-
     schema = client.get("/api/schema/", {"format": "json"}).json()
     validate(schema)
     for path, operations in schema["paths"].items():
