@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from time_machine import escape_hatch
 
 PROVIDER_DIR = Path(__file__).resolve().parent.parent / "oidc"
 CLIENT_ID = "incident-portal"
@@ -70,6 +71,8 @@ def openid_provider(*, portal_urls: list[str], accounts_file: Path):
             }
         ],
         "accounts_file": str(accounts_file),
+        # The suite's clock may be shifted (time-machine, TEST_CLOCK_SHIFT_DAYS); the provider runs on the same.
+        "clock_offset_seconds": round(time.time() - escape_hatch.time.time()),
     }
     env = {**os.environ, "OP_CONFIG": json.dumps(config), "NODE_ENV": "test"}
     # stderr to a file, not a pipe: a full pipe can never block the provider.

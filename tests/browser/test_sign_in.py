@@ -48,9 +48,7 @@ def loopback_only(context):
     return escaped
 
 
-def test_sso_sign_in_maps_groups_and_log_out_ends_the_provider_session(
-    live_server, new_context, settings, tmp_path
-):
+def test_sso_sign_in_maps_groups_and_log_out_ends_the_provider_session(live_server, new_context, settings, tmp_path):
     accounts_file = tmp_path / "accounts.json"
     accounts_file.write_text(json.dumps(ACCOUNTS))
     with openid_provider(portal_urls=[live_server.url], accounts_file=accounts_file) as provider:

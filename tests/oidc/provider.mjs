@@ -14,6 +14,13 @@ import Provider from 'oidc-provider';
 
 const config = JSON.parse(process.env.OP_CONFIG || '{}');
 const host = '127.0.0.1';
+// A suite run with its clock shifted (TEST_CLOCK_SHIFT_DAYS) passes the shift, so tokens carry the portal's time.
+const clockOffset = Number(config.clock_offset_seconds || 0) * 1000;
+if (clockOffset) {
+  const realNow = Date.now;
+  Date.now = () => realNow() + clockOffset;
+}
+
 const loadAccounts = () => JSON.parse(readFileSync(config.accounts_file, 'utf8'));
 
 const escape = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
