@@ -388,6 +388,7 @@ class EventType(models.TextChoices):
     ROLE_ASSIGNED = "role_assigned", "Role assigned"
     ROLE_RELIEVED = "role_relieved", "Role relieved"
     RESPONDER_ADDED = "responder_added", "Responder joined"
+    DETAILS_CHANGED = "details_changed", "Details changed"
     NOTE = "note", "Note"
     ACTION_TAKEN = "action_taken", "Action taken"
     CHECKLIST_TICKED = "checklist_ticked", "Checklist ticked"
@@ -431,6 +432,7 @@ KIND_OF_EVENT = {
     EventType.ROLE_ASSIGNED: EntryKind.ROLE,
     EventType.ROLE_RELIEVED: EntryKind.ROLE,
     EventType.RESPONDER_ADDED: EntryKind.SYSTEM,
+    EventType.DETAILS_CHANGED: EntryKind.SYSTEM,
     EventType.NOTE: EntryKind.NOTE,
     EventType.ACTION_TAKEN: EntryKind.ACTION,
     EventType.CHECKLIST_TICKED: EntryKind.CHECKLIST,

@@ -14,14 +14,14 @@ transaction) or `record_all(entries)` (one bulk insert, for the paging tick), an
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.utils import timezone
 from django.utils.html import escape
 
 from . import lifecycle
 from .markdown import render_markdown
-from .models import KIND_OF_EVENT, EventType, TimelineEntry
+from .models import KIND_OF_EVENT, DetectionSource, EventType, TimelineEntry
 
 
 def build(
@@ -159,6 +159,80 @@ def responder_added(incident, *, user, by) -> TimelineEntry:
     return build(
         incident, EventType.RESPONDER_ADDED, f"{_name(user)} joined the response.", data={"user_id": user.pk}, by=by
     )
+
+
+DETAIL_LABELS = {
+    "title": "title",
+    "summary": "summary",
+    "impact": "impact",
+    "services": "affected services",
+    "is_restricted": "restriction",
+    "detected_at": "detection time",
+    "detection_source": "detection source",
+    "users_affected_percent": "share of users affected",
+}
+
+
+def _detail_phrase(change) -> str:
+    field, old, new = change.field, change.old, change.new
+    if field == "title":
+        return f"title from “{old}” to “{new}”"
+    if field in ("summary", "impact"):
+        return f"{DETAIL_LABELS[field]} edited" if new else f"{DETAIL_LABELS[field]} cleared"
+    if field == "services":
+        old_ids = {s.pk for s in old}
+        added = [s.name for s in new if s.pk not in old_ids]
+        new_ids = {s.pk for s in new}
+        removed = [s.name for s in old if s.pk not in new_ids]
+        parts = []
+        if added:
+            parts.append("added " + ", ".join(added))
+        if removed:
+            parts.append("removed " + ", ".join(removed))
+        return "affected services: " + "; ".join(parts)
+    if field == "is_restricted":
+        return "now **restricted** (security incident)" if new else "restriction lifted"
+    if field == "detected_at":
+        return f"detection time from {old.astimezone(UTC):%Y-%m-%d %H:%M} to {new.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    if field == "detection_source":
+        labels = dict(DetectionSource.choices)
+        return f"detection source from {labels.get(old, old)} to {labels.get(new, new)}"
+    if field == "users_affected_percent":
+        return f"share of users affected from {_percent(old)} to {_percent(new)}"
+    return f"{DETAIL_LABELS.get(field, field)} changed"
+
+
+def _percent(value) -> str:
+    return "unknown" if value is None else f"{value.normalize():f}%"
+
+
+def _detail_value(field: str, value):
+    if field == "services":
+        return sorted(service.pk for service in value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)  # Decimal
+
+
+def details_changed(incident, *, changes, by) -> TimelineEntry:
+    """One entry for one edit of the incident's details, naming each field that changed. Summary and impact are
+    long Markdown: data says that they changed, not their text."""
+    phrases = [_detail_phrase(change) for change in changes]
+    data = {
+        "changes": [
+            {"field": change.field}
+            if change.field in ("summary", "impact")
+            else {
+                "field": change.field,
+                "from": _detail_value(change.field, change.old),
+                "to": _detail_value(change.field, change.new),
+            }
+            for change in changes
+        ]
+    }
+    return build(incident, EventType.DETAILS_CHANGED, "Details changed: " + "; ".join(phrases) + ".", data=data, by=by)
 
 
 def note(incident, *, body: str, by, occurred_at: datetime | None = None) -> TimelineEntry:

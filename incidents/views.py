@@ -273,12 +273,8 @@ class IncidentPage:
 
     @cached_property
     def can_backdate(self) -> bool:
-        if not self.can_respond:
-            return False
-        if access.is_manager(self.request.user):
-            return True
-        holders = {a.holder_id for a in self.incident.current_roles if a.role in (Role.SCRIBE, Role.INCIDENT_COMMANDER)}
-        return self.request.user.pk in holders
+        # The rule add_timeline_entry applies, asked with the roles the page already loaded.
+        return services.may_backdate(self.request.user, self.incident, current_roles=self.incident.current_roles)
 
     @cached_property
     def urls(self) -> dict[str, str]:

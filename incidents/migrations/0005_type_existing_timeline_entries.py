@@ -24,6 +24,7 @@ RULES = [
     ("system", "Incident declared as", "declared"),
     ("system", "Closed with the closure checklist incomplete", "closure_overridden"),
     ("system", "Evidence bundle exported", "evidence_exported"),
+    ("system", "Details changed:", "details_changed"),
     ("system", "Nobody was paged:", "paging_unavailable"),
     ("system", "Paging started", "paging_started"),
     ("system", "Paged level ", "escalated"),
