@@ -6,3 +6,10 @@ class PagingConfig(AppConfig):
     label = "paging"
     verbose_name = "Paging"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from incidents import lifecycle
+
+        from . import subscriptions
+
+        lifecycle.subscribe(lifecycle.IncidentMerged, subscriptions.move_pages_of_merged_incident, in_transaction=True)
