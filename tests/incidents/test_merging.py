@@ -11,6 +11,7 @@ from incidents.audit.models import AuditRecord
 from incidents.errors import DomainError, PermissionDenied
 from incidents.models import EventType, Incident, Role, RoleAssignment, Status, TimelineEntry
 from oncall.paging.models import Notification, Page
+from postmortems.services import ensure_draft_for
 from tests.api.factories import make_token
 from tests.factories import ManagerFactory, ResponderFactory, ServiceFactory, declare
 from tests.paging.factories import paged_team
@@ -157,6 +158,10 @@ def test_the_duplicates_page_redirects_and_both_pages_show_the_link(client, resp
     assert c.reference in client.get(a.get_absolute_url()).content.decode()
     assert f"{a.reference} Payments failing" in client.get(c.get_absolute_url()).content.decode()
     assert set(c.related_incidents.values_list("pk", flat=True)) == {a.pk}
+    Incident.objects.filter(pk=c.pk).update(status=Status.RESOLVED, resolved_at=c.declared_at)
+    postmortem = ensure_draft_for(incident=Incident.objects.get(pk=c.pk), by=None)
+    report = client.get(postmortem.get_absolute_url()).content.decode()
+    assert "Related incidents:" in report and f"{a.reference} Payments failing" in report
     client.post(f"/incidents/{c.reference}/related/{a.reference}/unlink/")
     assert not a.related_incidents.exists()
 
