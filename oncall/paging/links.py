@@ -10,6 +10,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from incidents.audit.context import acting_as
 from incidents.errors import DomainError
 from incidents.models import Incident
 
@@ -62,7 +63,8 @@ def acknowledge_via_link(*, token: str) -> tuple[Page | None, bool]:
     person = notification.person
     user = person.user if person is not None else None
     by = user if user is not None and access.can_respond(user) else None
-    with transaction.atomic():
+    # The link is the person's credential: the audit trail names them, as if they had signed in.
+    with acting_as(by), transaction.atomic():
         # The incident row first, as every acknowledgement does (lock order: incident, page, notification).
         incident = Incident.objects.select_for_update().get(pk=notification.incident_id)
         try:
