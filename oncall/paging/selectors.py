@@ -21,6 +21,9 @@ class PagingState:
     page: Page | None
     notifications: list[Notification]
     earlier_pages: int
+    # The newest page was acknowledged by the incident's own (first) acknowledgement: one acknowledgement, shown
+    # once (the incident's line says who, when and through which channel).
+    acknowledged_with_incident: bool = False
 
     @property
     def recipients(self) -> list[dict]:
@@ -51,7 +54,16 @@ def paging_state(*, incident: Incident) -> PagingState:
             .exclude(status=Notification.Status.STANDBY)
             .order_by("repeat", "level", "recipient", "method_position", "pk")[:200]
         )
-    return PagingState(page=page, notifications=rows, earlier_pages=max(len(pages) - 1, 0))
+    together = bool(
+        page is not None
+        and page.state == Page.State.ACKNOWLEDGED
+        and page.acknowledged_at is not None
+        and incident.acknowledged_at is not None
+        and abs((page.acknowledged_at - incident.acknowledged_at).total_seconds()) < 5
+    )
+    return PagingState(
+        page=page, notifications=rows, earlier_pages=max(len(pages) - 1, 0), acknowledged_with_incident=together
+    )
 
 
 def person_for(user) -> Person | None:

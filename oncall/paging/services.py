@@ -502,6 +502,10 @@ def acknowledge_pages(*, incident: Incident, by, person: Person | None = None, v
     if person is None and by is not None:
         person = Person.objects.filter(user=by).first()
     pages = _close_pages(incident, state=Page.State.ACKNOWLEDGED, by=by, person=person, via=via)
+    if incident.acknowledged_at is None and incident.status != "closed":
+        # The incident's first acknowledgement follows in the same transaction (acknowledge_incident) and is the
+        # one timeline entry; the page keeps who, when and through which channel.
+        return pages
     for page in pages:
         who = person or by
         name = str(who) if who is not None else "the portal"

@@ -191,7 +191,13 @@ def test_sms_reply_with_the_code_acknowledges_once(clock, responder, twilio, cli
     assert Notification.objects.get(channel="voice").status == Notification.Status.CANCELLED
     again = callback(client, SMS_IN, {"From": "+14155552671", "Body": "1"})
     assert "No open page" in again.content.decode()
-    assert incident.timeline.filter(body__startswith="Paging acknowledged").count() == 1
+    # One acknowledgement, one timeline entry and one line in the paging panel.
+    assert incident.timeline.filter(body__icontains="acknowledged").count() == 1
+    client.force_login(responder)
+    html = client.get(incident.get_absolute_url()).content.decode()
+    panel = html[html.index('id="paging-panel"') :]
+    panel = panel[: panel.index("</section>")]
+    assert panel.count("cknowledged") == 1 and "via SMS reply" in panel
 
 
 def test_sms_reply_1_acknowledges_the_latest_open_page(clock, responder, twilio, client):
