@@ -148,6 +148,7 @@ TEMPLATES = [
                 "csp.context_processors.nonce",
                 "incidentportal.context_processors.portal",
             ],
+            "builtins": ["incidents.templatetags.html_time"],
         },
     }
 ]

@@ -31,6 +31,7 @@ from .forms import (
     AttachRunbookForm,
     ChecklistTickForm,
     DeclareForm,
+    DetailsForm,
     ExternalUpdateForm,
     FiveWhysForm,
     IncidentFilterForm,
@@ -249,6 +250,12 @@ class IncidentPage:
         return selectors.recent_updates(incident=self.incident)
 
     @cached_property
+    def can_edit_details(self) -> bool:
+        return self.can_respond and services.may_edit_details(
+            self.request.user, self.incident, current_roles=self.incident.current_roles
+        )
+
+    @cached_property
     def public_services(self):
         return list(statuspage_selectors.public_services().order_by("name"))
 
@@ -288,6 +295,7 @@ class IncidentPage:
             "post_internal_update",
             "post_external_update",
             "publish_resolution",
+            "edit_details",
             "add_note",
             "preview_note",
         ]
@@ -327,6 +335,7 @@ def _forms(page: IncidentPage, overrides: dict) -> dict:
         "external_form": lambda: _external_form(page),
         "resolution_form": lambda: _external_form(page, auto_id=RESOLUTION_FORM_IDS),
         "note_form": lambda: NoteForm(),
+        "details_form": lambda: DetailsForm.for_incident(incident),
     }
     return {name: overrides.get(name) or factory() for name, factory in forms.items()}
 
@@ -605,6 +614,24 @@ def post_external_update(request, incident):
 def publish_resolution(request, incident):
     """The prompt after resolving or closing: publish the prefilled "Resolved" status-page update."""
     return _post_external_update(request, incident, auto_id=RESOLUTION_FORM_IDS)
+
+
+@_action("details-card", "details_form")
+def edit_details(request, incident):
+    """The Incident Commander (or a manager) edits the title, summary, impact and services."""
+    form = DetailsForm.for_incident(incident, request.POST)
+    ok = _try(
+        form,
+        lambda d: services.update_incident_details(
+            incident=incident,
+            by=request.user,
+            title=d["title"],
+            summary=d["summary"],
+            impact=d["impact"],
+            services=list(d["services"]),
+        ),
+    )
+    return form, ok, "Details saved."
 
 
 @_action("note-card", "note_form")
