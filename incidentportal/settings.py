@@ -277,6 +277,9 @@ PAGING_SENDER_PARALLELISM = env_int("PAGING_SENDER_PARALLELISM", 2)
 PAGING_SENDER_BATCH = env_int("PAGING_SENDER_BATCH", 1)
 # Pages the escalation tick claims per transaction; smaller batches commit (and reach the senders) sooner.
 PAGING_TICK_BATCH = env_int("PAGING_TICK_BATCH", 50)
+# Heartbeat monitors: pings per minute one heartbeat URL accepts, and missed heartbeats alerted per tick batch.
+HEARTBEAT_RATE_LIMIT_PER_MINUTE = env_int("HEARTBEAT_RATE_LIMIT_PER_MINUTE", 120)
+HEARTBEAT_TICK_BATCH = env_int("HEARTBEAT_TICK_BATCH", 1000)
 # Twilio for SMS and voice: with these three set, SMS and voice go through Twilio; without them they are only
 # logged ("logged, not delivered", a warning in check --deploy, the paging admin and the on-call page).
 # TWILIO_API_BASE_URL sends the SDK's requests elsewhere (a test server); empty = api.twilio.com.

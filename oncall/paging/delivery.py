@@ -33,8 +33,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from incidentportal.db import prepared_cursor
-from incidents import events
-from incidents.models import EntryKind, Incident, SeverityPolicy
+from incidents import timeline
+from incidents.models import Incident, SeverityPolicy
 
 from . import channels, links
 from .channels import OutgoingMessage, PermanentFailure, TemporaryFailure
@@ -370,19 +370,12 @@ def _fail_row(row: Notification, reason: str, now: datetime) -> None:
     row.scheduled_for = None
     row.save(update_fields=["status", "last_error", "last_attempt_at", "scheduled_for", "attempts"])
     fallback = next_rule(row, now)
-    body = f"Could not notify {row.recipient} by {row.get_channel_display()}"
-    if row.address and row.channel != Channel.WEBHOOK:
-        body += f" ({row.address})"
-    body += f": {reason}."
     if fallback is not None:
         fallback.status = Notification.Status.PENDING
         fallback.scheduled_for = now
         fallback.save(update_fields=["status", "scheduled_for"])
         transaction.on_commit(_wake)
-        body += f" Trying their next notification rule now: {fallback.get_channel_display()}."
-    elif row.person_id and row.hotline_id is None:
-        body += " No other notification rule is left to try."
-    events.record(row.incident, kind=EntryKind.SYSTEM, body=body)
+    timeline.record(timeline.notification_failed(row.incident, notification=row, reason=reason, fallback=fallback))
 
 
 def next_rule(row: Notification, now: datetime) -> Notification | None:

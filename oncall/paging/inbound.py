@@ -19,9 +19,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from incidents import events
+from incidents import timeline
 from incidents.errors import DomainError
-from incidents.models import EntryKind
 
 from . import links, services
 from .delivery import next_rule
@@ -103,16 +102,15 @@ def _reached_nobody(row: Notification, said: str, now) -> None:
     """Bring the person's next notification rule forward to now, while the page still waits for someone."""
     if row.page_id is None or row.page.state not in Page.OPEN_STATES:
         return
-    outcome = "was not answered" if row.receipt == Receipt.NO_ANSWER else "failed"
-    body = f"{row.get_channel_display()} to {row.recipient} ({row.address}) {outcome}: Twilio said {said}."
+    outcome = "not answered" if row.receipt == Receipt.NO_ANSWER else "not delivered"
     fallback = next_rule(row, now)
     if fallback is not None:
         fallback.scheduled_for = now
         fallback.status = Notification.Status.PENDING
         fallback.save(update_fields=["status", "scheduled_for"])
-        body += f" Trying their next notification rule now: {fallback.get_channel_display()}."
         transaction.on_commit(services.wake_senders)
-    events.record(row.incident, kind=EntryKind.SYSTEM, body=body)
+    reason = f"{outcome}, Twilio said {said}"
+    timeline.record(timeline.notification_failed(row.incident, notification=row, reason=reason, fallback=fallback))
 
 
 @dataclass
