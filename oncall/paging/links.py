@@ -10,6 +10,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from incidents.audit.context import acting_as
 from incidents.errors import DomainError
 from incidents.models import Incident
 
@@ -69,7 +70,8 @@ def acknowledge_as(notification: Notification, *, via: str, use_link: bool = Fal
     person = notification.person
     user = person.user if person is not None else None
     by = user if user is not None and access.can_respond(user) else None
-    with transaction.atomic():
+    # The link is the person's credential: the audit trail names them, as if they had signed in.
+    with acting_as(by), transaction.atomic():
         # The incident row first, as every acknowledgement does (lock order: incident, page, notification).
         incident = Incident.objects.select_for_update().get(pk=notification.incident_id)
         if use_link:

@@ -25,9 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from incidents import timeline
-from incidents.audit.context import current_actor, current_context
-from incidents.audit.models import AuditAction, AuditRecord
-from incidents.audit.recorder import object_type, redact, safe_repr, snapshot, to_json
+from incidents.audit.recorder import BulkRecorder, snapshot
 from incidents.errors import DomainError
 from incidents.models import Incident, TimelineEntry
 from oncall import selectors as oncall_selectors
@@ -352,8 +350,8 @@ def _update_page_timers(pages: list[Page]) -> None:
 class EscalationWrites:
     """What escalations write, flushed in a handful of statements however many pages a batch holds: page updates
     (bulk_update), system timeline entries and outbox rows (bulk_create), and the audit records of the page
-    changes and timeline entries. Bulk writes bypass the audit signals, so the records are written here with the
-    same fields the audit recorder writes (incidents.audit.recorder.record_change)."""
+    changes and timeline entries. Bulk writes bypass the audit signals: their records go through the audit trail's
+    BulkRecorder, one statement."""
 
     def __init__(self):
         self.pages: dict[int, tuple[Page, dict]] = {}
@@ -369,50 +367,22 @@ class EscalationWrites:
         self.entries.append(entry)
 
     def flush(self) -> None:
-        context, actor = current_context(), current_actor()
-        audit = []
-
-        def record(action, obj, *, before=None, after=None):
-            audit.append(
-                AuditRecord(
-                    actor=actor if actor is not None and actor.pk else None,
-                    actor_username=actor.get_username() if actor is not None else "",
-                    action=action,
-                    object_type=object_type(type(obj)),
-                    object_id=str(obj.pk),
-                    object_repr=safe_repr(obj)[:200],
-                    incident_id=obj.incident_id,
-                    before=to_json(redact(before)) if before is not None else None,
-                    after=to_json(redact(after)) if after is not None else None,
-                    source=context.source,
-                    request_id=context.request_id,
-                    ip_address=context.ip_address,
-                )
-            )
-
+        audit = BulkRecorder()
         changed_pages = []
         for page, before in self.pages.values():
             after = snapshot(page)
-            changed = [name for name in before if before[name] != after.get(name)]
-            if changed:
+            if audit.changed(page, before=before, after=after, incident_id=page.incident_id):
                 changed_pages.append(page)
-                record(
-                    AuditAction.CHANGED,
-                    page,
-                    before={name: before[name] for name in changed},
-                    after={name: after[name] for name in changed},
-                )
         if changed_pages:
             _update_page_timers(changed_pages)
         if self.entries:
             timeline.record_all(self.entries)
             for entry in self.entries:
-                record(AuditAction.CREATED, entry, after=snapshot(entry))
+                audit.created(entry, incident_id=entry.incident_id)
         if self.notifications:
             Notification.objects.bulk_create(self.notifications, ignore_conflicts=True)
             _wake_senders_on_commit()
-        if audit:
-            AuditRecord.objects.bulk_create(audit)
+        audit.flush()
         self.pages, self.entries, self.notifications = {}, [], []
 
 
