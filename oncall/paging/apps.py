@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 
 
 class PagingConfig(AppConfig):
@@ -11,5 +12,7 @@ class PagingConfig(AppConfig):
         from incidents import lifecycle
 
         from . import subscriptions
+        from .checks import paging_channels_reach_someone
 
+        checks.register(paging_channels_reach_someone, checks.Tags.compatibility, deploy=True)
         lifecycle.subscribe(lifecycle.IncidentMerged, subscriptions.move_pages_of_merged_incident, in_transaction=True)
