@@ -23,6 +23,7 @@ def register_ticks(sender, **kwargs):
     for package in (
         "incidents",
         "incidents.alerting",
+        "incidents.watch",
         "incidents.statuspage",
         "incidents.audit",
         "oncall",

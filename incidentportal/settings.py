@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "csp",
     "incidents",
     "incidents.alerting",
+    "incidents.watch",
     "incidents.statuspage",
     "incidents.audit",
     "incidents.accounts",
@@ -280,6 +281,10 @@ PAGING_TICK_BATCH = env_int("PAGING_TICK_BATCH", 50)
 # Heartbeat monitors: pings per minute one heartbeat URL accepts, and missed heartbeats alerted per tick batch.
 HEARTBEAT_RATE_LIMIT_PER_MINUTE = env_int("HEARTBEAT_RATE_LIMIT_PER_MINUTE", 120)
 HEARTBEAT_TICK_BATCH = env_int("HEARTBEAT_TICK_BATCH", 1000)
+# Triage probes: the Prometheus server the "Prometheus query" probes ask (its HTTP API), and extra CA certificates
+# (a PEM file) trusted by HTTPS probes and the certificate watch, e.g. an internal CA.
+PROMETHEUS_URL = env("PROMETHEUS_URL", "")
+WATCH_CA_BUNDLE = env("WATCH_CA_BUNDLE", "")
 PAGING_CHANNEL_BACKENDS = {
     "email": env("PAGING_EMAIL_BACKEND", "oncall.paging.channels.EmailBackend"),
     "sms": env("PAGING_SMS_BACKEND", "oncall.paging.channels.LoggingBackend"),

@@ -36,6 +36,7 @@ class IntegrationKind(models.TextChoices):
     GENERIC = "generic", "Generic JSON events"
     CHANGE = "change", "Change events (deploys, migrations, config changes)"
     HEARTBEAT = "heartbeat", "Heartbeat monitors (missed pings open alerts)"
+    CERTIFICATE = "certificate", "Certificate watch (TLS certificates expiring)"
 
 
 class Severity(models.TextChoices):
