@@ -398,6 +398,7 @@ class EventType(models.TextChoices):
     STATUS_PAGE_UPDATE = "status_page_update", "Status page update"
     ALERT_ATTACHED = "alert_attached", "Alerts attached"
     EVIDENCE_EXPORTED = "evidence_exported", "Evidence exported"
+    TRIAGE_RESULTS = "triage_results", "Triage results"
     # paging and reminders
     PAGING_STARTED = "paging_started", "Paging started"
     PAGING_UNAVAILABLE = "paging_unavailable", "Nobody paged"
@@ -442,6 +443,7 @@ KIND_OF_EVENT = {
     EventType.STATUS_PAGE_UPDATE: EntryKind.UPDATE,
     EventType.ALERT_ATTACHED: EntryKind.ALERT,
     EventType.EVIDENCE_EXPORTED: EntryKind.SYSTEM,
+    EventType.TRIAGE_RESULTS: EntryKind.ALERT,
     EventType.PAGING_STARTED: EntryKind.SYSTEM,
     EventType.PAGING_UNAVAILABLE: EntryKind.SYSTEM,
     EventType.PAGED: EntryKind.SYSTEM,

@@ -27,9 +27,11 @@ def _not_after(der: bytes | None) -> datetime | None:
 
 
 def _handshake(hostname: str, port: int, timeout: float, context: ssl.SSLContext) -> bytes | None:
-    with socket.create_connection((hostname, port), timeout=timeout) as sock:
-        with context.wrap_socket(sock, server_hostname=hostname) as tls:
-            return tls.getpeercert(binary_form=True)
+    with (
+        socket.create_connection((hostname, port), timeout=timeout) as sock,
+        context.wrap_socket(sock, server_hostname=hostname) as tls,
+    ):
+        return tls.getpeercert(binary_form=True)
 
 
 def read_certificate(hostname: str, port: int = 443, *, timeout: float = 5.0) -> CertificateReading:

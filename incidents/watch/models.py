@@ -74,7 +74,9 @@ class MonitoredCertificate(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["service", "hostname", "port"], name="certificate_once_per_service"),
         ]
-        indexes = [models.Index(fields=["not_after"], name="certificate_expiry_idx", condition=Q(not_after__isnull=False))]
+        indexes = [
+            models.Index(fields=["not_after"], name="certificate_expiry_idx", condition=Q(not_after__isnull=False))
+        ]
 
     def __str__(self):
         return f"{self.hostname}:{self.port}"

@@ -150,7 +150,9 @@ def probe_prometheus(probe: Probe) -> ProbeResult:
     base = getattr(settings, "PROMETHEUS_URL", "")
     if not base:
         return ProbeResult(probe.name, False, "PROMETHEUS_URL is not set: the query was not run")
-    url = f"{base.rstrip('/')}/api/v1/query?" + urlencode({"query": probe.query, "timeout": f"{probe.timeout_seconds}s"})
+    url = f"{base.rstrip('/')}/api/v1/query?" + urlencode(
+        {"query": probe.query, "timeout": f"{probe.timeout_seconds}s"}
+    )
     try:
         status, body, latency = _http_get(url, probe.timeout_seconds, headers={"Accept": "application/json"})
         document = json.loads(body)
@@ -181,7 +183,9 @@ def probe_prometheus(probe: Probe) -> ProbeResult:
     if probe.threshold is None:
         return ProbeResult(probe.name, True, f"`{probe.query}` = {value:g}", latency, value)
     failing = _crosses(value, probe.comparison, probe.threshold)
-    verdict = f"{Comparison(probe.comparison).label} the threshold {probe.threshold:g}" if failing else "within threshold"
+    verdict = (
+        f"{Comparison(probe.comparison).label} the threshold {probe.threshold:g}" if failing else "within threshold"
+    )
     return ProbeResult(probe.name, not failing, f"`{probe.query}` = {value:g}, {verdict}", latency, value)
 
 

@@ -38,7 +38,13 @@ log = logging.getLogger(__name__)
 CERTIFICATE_INTEGRATION = "Certificate watch"
 EXPIRED_RUNBOOK = "ssl-certificate-expired"
 STAGES = (30, 14, 7, 1)  # days left at which a warning is sent; 0 is expired or invalid
-STAGE_SEVERITY = {30: Severity.WARNING, 14: Severity.WARNING, 7: Severity.ERROR, 1: Severity.ERROR, 0: Severity.CRITICAL}
+STAGE_SEVERITY = {
+    30: Severity.WARNING,
+    14: Severity.WARNING,
+    7: Severity.ERROR,
+    1: Severity.ERROR,
+    0: Severity.CRITICAL,
+}
 CHECK_EVERY = timedelta(days=1)
 MAX_PARALLEL_PROBES = 16
 
@@ -69,7 +75,10 @@ def run_triage(*, incident: Incident, by=None) -> int:
     with transaction.atomic():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         timeline.record_all(
-            [timeline.triage_results(incident, service=service, results=rows, by=by) for service, rows in by_service.items()]
+            [
+                timeline.triage_results(incident, service=service, results=rows, by=by)
+                for service, rows in by_service.items()
+            ]
         )
     return len(by_service)
 
@@ -155,13 +164,17 @@ def _event(certificate: MonitoredCertificate, action: str, stage: int, summary: 
     )
 
 
-def check_certificate(certificate: MonitoredCertificate, *, now: datetime | None = None, timeout: float = 5.0) -> int | None:
+def check_certificate(
+    certificate: MonitoredCertificate, *, now: datetime | None = None, timeout: float = 5.0
+) -> int | None:
     """Read one endpoint's certificate and alert or recover. Returns the stage it is at (None: healthy)."""
     reading = read_certificate(certificate.hostname, certificate.port, timeout=timeout)
     now = now or timezone.now()
     with transaction.atomic():
         certificate = (
-            MonitoredCertificate.objects.select_for_update(of=("self",)).select_related("service").get(pk=certificate.pk)
+            MonitoredCertificate.objects.select_for_update(of=("self",))
+            .select_related("service")
+            .get(pk=certificate.pk)
         )
         certificate.last_checked_at = now
         certificate.next_check_at = now + CHECK_EVERY

@@ -1,7 +1,8 @@
 """Celery tasks of the watch app: thin, idempotent, they call services.
 
 - run_triage (queue `default`): the probes of a just-declared incident (or one asked for from the page or API).
-- certificate_check (queue `default`, every 5 minutes, away from the timers: a TLS handshake may take seconds): endpoints whose daily check is due.
+- certificate_check (queue `default`, every 5 minutes; not on `timers`, since a TLS handshake may take seconds):
+  endpoints whose daily check is due.
 """
 
 from celery import shared_task

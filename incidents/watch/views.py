@@ -37,7 +37,9 @@ def run_triage(request, reference: str):
     count = len(services.probes_for(incident))
     if count:
         transaction.on_commit(lambda: tasks.run_triage.delay(incident.pk))
-        messages.success(request, f"Triage started: {count} probe{'s' if count != 1 else ''}; results appear on the timeline.")
+        messages.success(
+            request, f"Triage started: {count} probe{'s' if count != 1 else ''}; results appear on the timeline."
+        )
     else:
         messages.info(request, "The affected services have no triage probes.")
     return redirect("incidents:detail", reference=incident.reference)
