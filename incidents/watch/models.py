@@ -83,4 +83,5 @@ class MonitoredCertificate(models.Model):
 
     @property
     def dedup_key(self) -> str:
-        return f"certificate:{self.hostname}:{self.port}"
+        # By row, not by host and port: editing the endpoint keeps its open alert resolvable.
+        return f"certificate:{self.pk}"

@@ -104,10 +104,11 @@ def _describe_error(error: BaseException) -> str:
     if isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
         detail = getattr(reason, "verify_message", "") or "verification failed"
         return f"TLS certificate invalid: {detail}"
-    if isinstance(error, urllib3.exceptions.TimeoutError) or "timed out" in text.lower():
-        return "timed out"
+    # Before the time-out test: urllib3's NewConnectionError is a subclass of its ConnectTimeoutError.
     if "Connection refused" in text:
         return "connection refused"
+    if isinstance(error, urllib3.exceptions.TimeoutError | TimeoutError) or "timed out" in text.lower():
+        return "timed out"
     if "Name or service not known" in text or "nodename nor servname" in text:
         return "host not found"
     return text[:200]
