@@ -26,16 +26,30 @@ from django.utils import timezone
 
 from incidents import timeline
 from incidents.audit.recorder import BulkRecorder, snapshot
+from incidents.errors import DomainError
 from incidents.models import Incident, TimelineEntry
 from oncall import selectors as oncall_selectors
+from oncall import services as oncall_services
 from oncall.escalation import escalation_times
-from oncall.models import ContactMethod, EscalationLevel, EscalationTarget, Hotline, Person, Rotation, Team
+from oncall.models import (
+    ContactMethod,
+    EscalationLevel,
+    EscalationTarget,
+    Hotline,
+    NotificationRule,
+    Person,
+    Rotation,
+    Team,
+)
 
+from . import channels
 from .models import Channel, Notification, Page, WebhookEndpoint
 
 logger = logging.getLogger("oncall.paging")
 
 CLOSED_PAGE_STATES = (Page.State.ACKNOWLEDGED, Page.State.STOPPED)
+# For a person with no notification rules: what the directory entry allows, the seeded defaults' shape.
+DEFAULT_RULES = ((Channel.SMS, timedelta(0)), (Channel.EMAIL, timedelta(0)), (Channel.VOICE, timedelta(minutes=3)))
 
 
 # --- recipients ----------------------------------------------------------------------------------------------
@@ -59,7 +73,7 @@ class EscalationContext:
         self._levels: dict[int, list[EscalationLevel]] = {}
         self._plans: dict[int, list] = {}
         self._teams: dict[int, Team] = {}
-        self._methods: dict[int, list[ContactMethod]] = {}
+        self._rules: dict[int, list[NotificationRule]] = {}
         self._endpoints: list[WebhookEndpoint] | None = None
 
     def levels(self, policy_id: int | None) -> list[EscalationLevel]:
@@ -85,7 +99,7 @@ class EscalationContext:
 
     def prepare(self, pages: list[Page], *, window_start: datetime | None = None) -> None:
         """Load everything the pages' escalations can need: 3 queries for levels, 3 for rotations, 1 for teams,
-        1 for contact methods, 1 for webhook endpoints."""
+        1 for notification rules (with their contact methods), 1 for webhook endpoints."""
         self._load_levels({page.policy_id for page in pages})
         team_ids = {page.team_id for page in pages if page.team_id}
         for page in pages:
@@ -126,20 +140,24 @@ class EscalationContext:
         self.load_methods(people)
 
     def load_methods(self, person_ids) -> None:
-        missing = {pk for pk in person_ids if pk and pk not in self._methods}
+        """The people's notification rules whose contact method is active, earliest first, in one query."""
+        missing = {pk for pk in person_ids if pk and pk not in self._rules}
         if not missing:
             return
         for pk in missing:
-            self._methods[pk] = []
-        for method in ContactMethod.objects.filter(person_id__in=missing, is_active=True).order_by(
-            "person_id", "position", "pk"
-        ):
-            self._methods[method.person_id].append(method)
+            self._rules[pk] = []
+        rules = (
+            NotificationRule.objects.filter(person_id__in=missing, contact_method__is_active=True)
+            .select_related("contact_method")
+            .order_by("person_id", "delay_minutes", "contact_method__position", "pk")
+        )
+        for rule in rules:
+            self._rules[rule.person_id].append(rule)
 
-    def methods(self, person: Person) -> list[ContactMethod]:
-        if person.pk not in self._methods:
+    def rules(self, person: Person) -> list[NotificationRule]:
+        if person.pk not in self._rules:
             self.load_methods([person.pk])
-        return self._methods[person.pk]
+        return self._rules[person.pk]
 
     def team(self, team_id: int | None) -> Team | None:
         if team_id is None:
@@ -193,35 +211,44 @@ def _person_address(person: Person, channel: str) -> str:
         return person.email
     if channel in (Channel.SMS, Channel.VOICE):
         return person.phone
-    return person.chat_handle
+    if channel == Channel.CHAT:
+        return person.chat_handle
+    return ""
 
 
 def person_notifications(
-    person: Person, *, methods: list[ContactMethod], at: datetime, key_prefix: str, label: str = "", **fields
+    person: Person, *, rules: list[NotificationRule], at: datetime, key_prefix: str, label: str = "", **fields
 ) -> list[Notification]:
-    """Outbox rows for one person: the first contact method at once (after its delay), later methods with a
-    delay as follow-ups, later methods without one on standby as the fallback when an earlier one fails."""
+    """Outbox rows for one person: one per notification rule, due `delay_minutes` after `at`. Every row fires at
+    its time unless the page is acknowledged first; a failed or unanswered one brings the next forward."""
     rows = []
-    options = [(m.position, m.channel, m.address or _person_address(person, m.channel), m.delay) for m in methods]
+    options = [
+        (rule.pk, rule.contact_method, rule.contact_method.channel, rule.delay)
+        for rule in rules
+        if rule.contact_method.is_active
+    ]
     if not options:
-        # No contact methods recorded: the person's own email, else phone, is better than silence.
-        if person.email:
-            options = [(0, Channel.EMAIL, person.email, timedelta(0))]
-        elif person.phone:
-            options = [(0, Channel.SMS, person.phone, timedelta(0))]
-    for index, (position, channel, address, delay) in enumerate(options):
-        standby = index > 0 and not delay
+        # No rules recorded (a person created outside the admin): email and SMS at once, a call after 3 minutes,
+        # from whatever the directory entry holds, is better than silence.
+        options = [(None, None, channel, delay) for channel, delay in DEFAULT_RULES]
+    for rule_id, method, channel, delay in options:
+        address = (method.address if method is not None else "") or _person_address(person, channel)
+        if method is None and not address:
+            continue
         rows.append(
             Notification(
-                idempotency_key=f"{key_prefix}:p{person.pk}:{channel}:{position}",
+                idempotency_key=f"{key_prefix}:p{person.pk}:"
+                + (f"r{rule_id}" if rule_id else f"d{channel}{int(delay.total_seconds())}"),
                 person=person,
+                rule_id=rule_id,
                 recipient=(label or str(person))[:200],
                 channel=channel,
                 address=address or "",
-                method_position=position,
-                status=Notification.Status.STANDBY if standby else Notification.Status.PENDING,
-                scheduled_for=None if standby else at + delay,
+                method_position=int(delay.total_seconds() // 60),
+                status=Notification.Status.PENDING,
+                scheduled_for=at + delay,
                 ack_nonce=Notification.new_nonce(),
+                ack_code=Notification.new_ack_code(),
                 **fields,
             )
         )
@@ -242,6 +269,7 @@ def _hotline_notifications(hotline: Hotline, *, at: datetime, key_prefix: str, *
                     address=address,
                     scheduled_for=at,
                     ack_nonce=Notification.new_nonce(),
+                    ack_code=Notification.new_ack_code(),
                     **fields,
                 )
             )
@@ -426,6 +454,10 @@ def acknowledge_pages(*, incident: Incident, by, person: Person | None = None, v
     if person is None and by is not None:
         person = Person.objects.filter(user=by).first()
     pages = _close_pages(incident, state=Page.State.ACKNOWLEDGED, by=by, person=person, via=via)
+    if incident.acknowledged_at is None and incident.status != "closed":
+        # The incident's first acknowledgement follows in the same transaction (acknowledge_incident) and is the
+        # one timeline entry; the page keeps who, when and through which channel.
+        return pages
     for page in pages:
         who = person or by
         name = str(who) if who is not None else "the portal"
@@ -466,7 +498,7 @@ def _level_notifications(page: Page, level: EscalationLevel, position: int, at: 
         elif recipient.person is not None:
             made = person_notifications(
                 recipient.person,
-                methods=context.methods(recipient.person),
+                rules=context.rules(recipient.person),
                 at=at,
                 key_prefix=key_prefix,
                 label=recipient.label,
@@ -474,7 +506,7 @@ def _level_notifications(page: Page, level: EscalationLevel, position: int, at: 
             )
         if made:
             rows.extend(made)
-            channels = ", ".join(row.get_channel_display() for row in made if row.status == Notification.Status.PENDING)
+            channels = ", ".join(_when(row, at) for row in made if row.status == Notification.Status.PENDING)
             reached.append(f"{recipient.label} ({channels})")
         else:
             unreachable.append(recipient.label)
@@ -493,6 +525,11 @@ def _level_notifications(page: Page, level: EscalationLevel, position: int, at: 
             )
         )
     return rows, reached, unreachable
+
+
+def _when(row: Notification, at: datetime) -> str:
+    minutes = int((row.scheduled_for - at).total_seconds() // 60) if row.scheduled_for else 0
+    return row.get_channel_display() + (f" after {minutes} min" if minutes > 0 else "")
 
 
 def _fire_level(page: Page, levels, index: int, at: datetime, context, writes) -> list[Notification]:
@@ -618,3 +655,54 @@ def run_escalation_tick(*, budget_seconds: float = 20.0, batch: int = 200) -> in
         if done < batch:
             break
     return total
+
+
+def escalate_now(*, page_id: int, person: Person | None, via: str) -> Page:
+    """Someone paged asked to escalate ("press 2" on a call): the page's next step fires now and its later steps
+    move up by the same time. Locks the incident, then the page, like every paging change."""
+    with transaction.atomic():
+        incident_id = Page.objects.values_list("incident_id", flat=True).get(pk=page_id)
+        Incident.objects.select_for_update().filter(pk=incident_id).first()
+        page = Page.objects.select_for_update().select_related("incident", "severity").get(pk=page_id)
+        if page.state != Page.State.ACTIVE:
+            raise DomainError(f"This page is {page.get_state_display().lower()}; nothing to escalate.")
+        now = timezone.now()
+        context = EscalationContext(now)
+        levels = context.levels(page.policy_id)
+        writes = EscalationWrites()
+        writes.track(page)
+        times = escalation_times([level.delay for level in levels], page.severity, page.pass_started_at)
+        next_index = 0 if page.escalation_level is None else page.escalation_level + 1
+        if next_index < len(times) and times[next_index] > now:
+            page.pass_started_at -= times[next_index] - now
+        page.escalate_at = now
+        who = str(person) if person is not None else "Someone paged"
+        writes.entry(timeline.escalation_requested(page, name=who, via=via))
+        advance_page(page, context, writes)
+        writes.flush()
+    return page
+
+
+def send_test_page(*, contact_method: ContactMethod, by) -> channels.Handed:
+    """ "Send me a test page": one message through the contact method's real channel and backend, now, outside
+    the outbox (no incident, nothing to acknowledge). Raises DomainError with the channel's refusal."""
+    person = contact_method.person
+    if not oncall_services.can_edit_rules(by, person):
+        raise DomainError("Only the person or a manager can send a test page.")
+    address = contact_method.resolved_address
+    text = (
+        f"Test page for {person} from the incident portal by {contact_method.get_channel_display()}. "
+        f"Nothing is wrong; no reply is needed. {settings.SITE_URL}"
+    )
+    message = channels.OutgoingMessage(
+        channel=contact_method.channel,
+        address=address,
+        recipient=str(person),
+        subject="Test page from the incident portal",
+        text=text,
+        data={"event": "test", "spoken": f"Test page for {person}. Nothing is wrong", "test": True},
+    )
+    try:
+        return channels.send(message) or channels.Handed()
+    except channels.DeliveryError as error:
+        raise DomainError(f"The test page was not sent: {error}", field="contact_method") from error
