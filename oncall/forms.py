@@ -8,7 +8,7 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
-from .models import ContactMethod, NotificationRule, Person, Rotation, Slot
+from .models import ContactMethod, NotificationRule, Person, Rotation, Slot, Team
 
 
 class LocalDateTimeInput(forms.DateTimeInput):
@@ -96,3 +96,19 @@ class NotificationRuleForm(forms.Form):
     def __init__(self, *args, person: Person, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["contact_method"].queryset = ContactMethod.objects.filter(person=person, is_active=True)
+
+
+class AddRespondersForm(forms.Form):
+    """Page another team (through its escalation policy) or one person, with a message."""
+
+    team = forms.ModelChoiceField(queryset=Team.objects.order_by("name"), required=False, empty_label="— no team —")
+    person = forms.ModelChoiceField(
+        queryset=Person.objects.filter(is_active=True).order_by("name"), required=False, empty_label="— nobody —"
+    )
+    message = forms.CharField(max_length=1000, required=False, widget=forms.TextInput())
+
+    def clean(self):
+        cleaned = super().clean()
+        if bool(cleaned.get("team")) == bool(cleaned.get("person")):
+            raise forms.ValidationError("Choose a team or a person to page (one of them).")
+        return cleaned

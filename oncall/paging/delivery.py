@@ -70,7 +70,8 @@ def _item(row: Notification) -> dict:
         "level": None if row.level is None else row.level + 1,
         "repeat": row.repeat + 1,
         "subject": row.subject,
-        "message": row.message,
+        # A reminder's text, or the message of whoever added this responder (not for restricted incidents).
+        "message": "" if restricted and row.purpose != Notification.Purpose.REMINDER else row.message,
         "channel": row.channel,
     }
 
@@ -87,6 +88,8 @@ def _short_text(item: dict) -> str:
     if item["purpose"] == Notification.Purpose.REMINDER:
         return f"{_subject(item)}. {item['message']}".strip()
     text = f"{_subject(item)}."
+    if item["message"]:
+        text += f" {item['message']}"
     if item["ack_code"] and item["channel"] == Channel.SMS:
         text += f" Reply ACK {item['ack_code']} (or 1) to acknowledge."
     if item["ack_url"]:

@@ -72,6 +72,16 @@ class Page(models.Model):
     acknowledged_via = models.CharField(max_length=40, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     stop_reason = models.CharField(max_length=200, blank=True)
+    # Added responders: someone on the incident paged another team (through its escalation policy) or one
+    # person, with a message. The incident's own paging run has is_added False.
+    is_added = models.BooleanField(default=False)
+    target_person = models.ForeignKey(
+        "oncall.Person", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    message = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = PageQuerySet.as_manager()
@@ -91,12 +101,21 @@ class Page(models.Model):
         constraints = [
             # One escalating run per incident: a severity raise stops the old page before starting a new one.
             models.UniqueConstraint(
-                fields=["incident"], condition=Q(state__in=["active", "exhausted"]), name="one_open_page_per_incident"
+                fields=["incident"],
+                condition=Q(state__in=["active", "exhausted"], is_added=False),
+                name="one_open_page_per_incident",
             ),
         ]
 
     def __str__(self):
         return f"Page {self.pk} of incident {self.incident_id} ({self.get_state_display()})"
+
+    @property
+    def target_label(self) -> str:
+        """Whom an added-responder page is for."""
+        if self.target_person_id:
+            return str(self.target_person)
+        return str(self.team) if self.team_id else "—"
 
     @property
     def is_open(self) -> bool:

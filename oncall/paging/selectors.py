@@ -3,7 +3,7 @@ Every read of incidents goes through Incident.objects.visible_to(user)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db.models import Case, IntegerField, Prefetch, Q, Value, When
 
@@ -24,6 +24,8 @@ class PagingState:
     # The newest page was acknowledged by the incident's own (first) acknowledgement: one acknowledgement, shown
     # once (the incident's line says who, when and through which channel).
     acknowledged_with_incident: bool = False
+    # Added responders' pages (another team, one person), oldest first, each with its notifications as `.rows`.
+    added: list[Page] = field(default_factory=list)
 
     @property
     def recipients(self) -> list[dict]:
@@ -39,21 +41,30 @@ class PagingState:
 
 
 def paging_state(*, incident: Incident) -> PagingState:
-    """Two queries: the incident's pages (newest first, with who acknowledged) and the newest page's
-    notifications."""
+    """Two queries: the incident's pages (newest first, with who acknowledged) and the notifications of its
+    newest own page and of its added responders' pages."""
     pages = list(
         Page.objects.filter(incident=incident)
-        .select_related("acknowledged_by", "acknowledged_by_person", "policy", "team")
-        .order_by("-started_at", "-pk")[:20]
+        .select_related("acknowledged_by", "acknowledged_by_person", "policy", "team", "target_person", "requested_by")
+        .order_by("-started_at", "-pk")[:50]
     )
-    page = pages[0] if pages else None
+    own = [p for p in pages if not p.is_added]
+    added = sorted((p for p in pages if p.is_added), key=lambda p: (p.started_at, p.pk))
+    page = own[0] if own else None
     rows = []
-    if page is not None:
-        rows = list(
-            Notification.objects.filter(page=page)
+    wanted = [p.pk for p in added] + ([page.pk] if page is not None else [])
+    by_page: dict[int, list[Notification]] = {pk: [] for pk in wanted}
+    if wanted:
+        for row in (
+            Notification.objects.filter(page_id__in=wanted)
             .exclude(status=Notification.Status.STANDBY)
-            .order_by("repeat", "level", "recipient", "method_position", "pk")[:200]
-        )
+            .order_by("repeat", "level", "recipient", "method_position", "pk")[:400]
+        ):
+            by_page[row.page_id].append(row)
+    if page is not None:
+        rows = by_page[page.pk]
+    for each in added:
+        each.rows = by_page[each.pk]
     together = bool(
         page is not None
         and page.state == Page.State.ACKNOWLEDGED
@@ -62,7 +73,11 @@ def paging_state(*, incident: Incident) -> PagingState:
         and abs((page.acknowledged_at - incident.acknowledged_at).total_seconds()) < 5
     )
     return PagingState(
-        page=page, notifications=rows, earlier_pages=max(len(pages) - 1, 0), acknowledged_with_incident=together
+        page=page,
+        notifications=rows,
+        earlier_pages=max(len(own) - 1, 0),
+        acknowledged_with_incident=together,
+        added=added,
     )
 
 

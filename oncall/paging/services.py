@@ -24,9 +24,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from incidents import timeline
+from incidents import access, timeline
 from incidents.audit.recorder import BulkRecorder, snapshot
-from incidents.errors import DomainError
+from incidents.errors import DomainError, PermissionDenied
 from incidents.models import Incident, TimelineEntry
 from oncall import selectors as oncall_selectors
 from oncall import services as oncall_services
@@ -391,7 +391,9 @@ def start_paging(*, incident: Incident, by, reason: str = "declared") -> Page | 
     policy when no team owns its services). An open page of the incident is stopped first (superseded).
     Call inside the transaction that holds the incident row (declare_incident, change_severity)."""
     now = timezone.now()
-    superseded = stop_paging(incident=incident, by=by, reason=f"superseded: paging restarted ({reason})", quiet=True)
+    superseded = stop_paging(
+        incident=incident, by=by, reason=f"superseded: paging restarted ({reason})", quiet=True, only_primary=True
+    )
     team, policy = paged_team_and_policy(incident)
     if policy is None:
         timeline.record(timeline.paging_unavailable(incident))
@@ -416,8 +418,13 @@ def start_paging(*, incident: Incident, by, reason: str = "declared") -> Page | 
     return page
 
 
-def _close_pages(incident: Incident, *, state: str, by=None, person=None, via="", reason="") -> list[Page]:
-    pages = list(Page.objects.select_for_update().filter(incident=incident, state__in=Page.OPEN_STATES))
+def _close_pages(
+    incident: Incident, *, state: str, by=None, person=None, via="", reason="", only_primary=False
+) -> list[Page]:
+    pages = Page.objects.select_for_update().filter(incident=incident, state__in=Page.OPEN_STATES)
+    if only_primary:
+        pages = pages.filter(is_added=False)
+    pages = list(pages)
     if not pages:
         return []
     now = timezone.now()
@@ -467,9 +474,10 @@ def acknowledge_pages(*, incident: Incident, by, person: Person | None = None, v
     return pages
 
 
-def stop_paging(*, incident: Incident, by, reason: str, quiet: bool = False) -> list[Page]:
-    """Stop every open page of the incident (resolved, closed, superseded by a new page)."""
-    pages = _close_pages(incident, state=Page.State.STOPPED, reason=reason)
+def stop_paging(*, incident: Incident, by, reason: str, quiet: bool = False, only_primary: bool = False) -> list[Page]:
+    """Stop every open page of the incident (resolved, closed), or only its own paging run (superseded by a new
+    page: added responders go on being paged)."""
+    pages = _close_pages(incident, state=Page.State.STOPPED, reason=reason, only_primary=only_primary)
     if pages and not quiet:
         timeline.record(timeline.paging_stopped(incident, reason=reason, pages=pages, by=by))
     return pages
@@ -489,6 +497,7 @@ def _level_notifications(page: Page, level: EscalationLevel, position: int, at: 
         "purpose": Notification.Purpose.PAGE,
         "level": position,
         "repeat": page.repeat,
+        "message": page.message,
     }
     for target in level.targets.all():
         recipient = context.resolve(target, at, page.team_id)
@@ -607,6 +616,12 @@ def advance_page(page: Page, context: EscalationContext, writes: EscalationWrite
                 page.escalate_at = times[-1] + settings.ACKNOWLEDGE_TARGET
             continue
         # The pass is over and its last level's acknowledge target has passed.
+        if page.is_added and (not levels or page.repeat + 1 >= settings.PAGING_REPEAT_POLICY_TIMES):
+            # An added team that never acknowledged: said on the timeline; the hotlines are the incident's own
+            # paging run's last resort, not every added team's.
+            page.state, page.escalate_at = Page.State.EXHAUSTED, None
+            writes.entry(timeline.added_page_unanswered(page, target=page.target_label))
+            break
         if not levels or page.repeat + 1 >= settings.PAGING_REPEAT_POLICY_TIMES:
             rows.extend(_alert_hotlines(page, context, writes))
             break
@@ -706,3 +721,84 @@ def send_test_page(*, contact_method: ContactMethod, by) -> channels.Handed:
         return channels.send(message) or channels.Handed()
     except channels.DeliveryError as error:
         raise DomainError(f"The test page was not sent: {error}", field="contact_method") from error
+
+
+def add_responders(
+    *, incident: Incident, by, team: Team | None = None, person: Person | None = None, message: str = ""
+):
+    """Page another team (through its escalation policy: level 1 now, later levels until someone acknowledges) or
+    one person (by their notification rules), with a message. One open added page per team or person; the
+    incident's acknowledgement (from anyone, any channel) stops these pages too. Returns the new page."""
+    if not access.can_respond(by):
+        raise PermissionDenied("You need the responder role to add responders.")
+    if (team is None) == (person is None):
+        raise DomainError("Choose a team or a person to page.", field="team")
+    message = (message or "").strip()
+    if len(message) > 1000:
+        raise DomainError("Keep the message under 1,000 characters.", field="message")
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().select_related("severity").get(pk=incident.pk)
+        if incident.status in ("resolved", "closed"):
+            raise DomainError(f"{incident.reference} is {incident.get_status_display().lower()}.", field="incident")
+        open_added = Page.objects.filter(incident=incident, is_added=True, state__in=Page.OPEN_STATES)
+        now = timezone.now()
+        context = EscalationContext(now)
+        writes = EscalationWrites()
+        if team is not None:
+            if open_added.filter(team=team, target_person__isnull=True).exists():
+                raise DomainError(f"{team} is being paged for this incident already.", field="team")
+            policy = oncall_selectors.escalation_policy_for(team)
+            if policy is None:
+                raise DomainError(f"{team} has no escalation policy and there is no default policy.", field="team")
+            page = Page.objects.create(
+                incident=incident,
+                severity=incident.severity,
+                policy=policy,
+                team=team,
+                is_added=True,
+                message=message,
+                requested_by=by,
+                started_at=now,
+                pass_started_at=now,
+                escalate_at=now,
+            )
+            writes.entry(
+                timeline.responders_paged(
+                    incident, page=page, target=str(team), how=str(policy), message=message, by=by
+                )
+            )
+            advance_page(page, context, writes)
+        else:
+            if open_added.filter(target_person=person).exists():
+                raise DomainError(f"{person} is being paged for this incident already.", field="person")
+            page = Page.objects.create(
+                incident=incident,
+                severity=incident.severity,
+                target_person=person,
+                is_added=True,
+                message=message,
+                requested_by=by,
+                started_at=now,
+                pass_started_at=now,
+                escalate_at=None,
+                acknowledge_due_at=now + settings.ACKNOWLEDGE_TARGET,
+            )
+            rows = person_notifications(
+                person,
+                rules=context.rules(person),
+                at=now,
+                key_prefix=f"page:{page.pk}:added",
+                incident_id=incident.pk,
+                page=page,
+                purpose=Notification.Purpose.PAGE,
+                message=message,
+            )
+            channels_ = ", ".join(_when(row, now) for row in rows) or "no way to reach them"
+            writes.entry(
+                timeline.responders_paged(
+                    incident, page=page, target=str(person), how=channels_, message=message, by=by
+                )
+            )
+            writes.notifications.extend(rows)
+        writes.flush()
+    return page

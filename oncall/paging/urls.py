@@ -13,6 +13,7 @@ urlpatterns = [
     path("rules/methods/<int:pk>/test/", views.test_page, name="test_page"),
     path("incidents/<str:reference>/acknowledge/", views.acknowledge, name="acknowledge"),
     path("incidents/<str:reference>/panel/", views.panel, name="panel"),
+    path("incidents/<str:reference>/responders/", views.add_responders, name="add_responders"),
     path("ack/<str:token>/", views.acknowledge_link, name="acknowledge_link"),
     path("twilio/status/", views.twilio_status, name="twilio_status"),
     path("twilio/sms/", views.twilio_sms, name="twilio_sms"),

@@ -23,7 +23,7 @@ from incidents.errors import DomainError
 from incidents.models import Incident
 from incidents.selectors import incident_for_page
 from oncall import services as oncall_services
-from oncall.forms import ContactMethodForm, NotificationRuleForm
+from oncall.forms import AddRespondersForm, ContactMethodForm, NotificationRuleForm
 from oncall.models import ContactMethod, NotificationRule
 
 from . import inbound, links, providers, selectors, services
@@ -308,3 +308,37 @@ def test_page(request, pk):
         test_result=f"Test page by {method.get_channel_display()} {label}.",
         test_logged=handed.receipt == "logged",
     )
+
+
+# --- Add responders from the incident page ---------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def add_responders(request, reference):
+    """GET: the form (a page, or the fragment the panel's "Add responders" loads). POST: page another team
+    (through its escalation policy) or a person, with a message; answers with the panel."""
+    incident = _incident_or_404(request, reference)
+    if not access.can_respond(request.user):
+        message = "You need the responder role to add responders."
+        return render(request, "incidents/forbidden.html", {"message": message}, status=403)
+    if request.method == "GET":
+        template = "paging/add_responders.html#form" if request.htmx else "paging/add_responders.html"
+        return render(request, template, {"incident": incident, "form": AddRespondersForm()})
+    form = AddRespondersForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            services.add_responders(incident=incident, by=request.user, **form.cleaned_data)
+        except DomainError as exc:
+            error = exc.message
+    else:
+        error = " ".join(message for messages_ in form.errors.values() for message in messages_)
+    incident = _incident_or_404(request, reference)
+    if request.htmx:
+        return _panel(request, incident, error=error, status=422 if error else 200)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, "Responders paged.")
+    return redirect(incident.get_absolute_url())
