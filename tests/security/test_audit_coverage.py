@@ -25,7 +25,7 @@ from incidents.audit.models import AuditRecord
 from incidents.audit.registry import is_audited
 from incidents.models import Role, Runbook, StatusUpdate
 from incidents.statuspage.models import Subscriber
-from oncall.models import Override, Slot
+from oncall.models import NotificationRule, Override, Slot
 from oncall.paging import links
 from oncall.paging.models import Notification, Page
 from oncall.paging.tasks import escalation_tick
@@ -258,6 +258,12 @@ def api_override(w):
     return latest(Override, rotation=rotation), w.manager
 
 
+def page_notification_rule(w):
+    method = w.team.oncall.contact_methods.order_by("position").last()
+    ok(w.page().post(reverse("paging:add_rule"), {"delay_minutes": 5, "contact_method": method.pk}))
+    return latest(NotificationRule, person=w.team.oncall), w.responder
+
+
 def page_subscribe(w):
     ok(w.client.post(reverse("statuspage:subscribe"), {"email": "someone@example.com", "scope": "all"}))
     return Subscriber.objects.get(email="someone@example.com"), None
@@ -314,6 +320,7 @@ WRITERS = {
     "paging.page": {"page": page_acknowledge_page, "link": link_acknowledge_page, "task": task_escalation},
     "oncall.override": {"page": page_override, "api": api_override},
     "statuspage.subscriber": {"page": page_subscribe},
+    "oncall.notificationrule": {"page": page_notification_rule},
     "postmortems.postmortem": {"page": page_postmortem_edit},
     "postmortems.actionitem": {"page": page_action_item},
 }
