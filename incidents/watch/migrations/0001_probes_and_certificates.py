@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('incidents', '0006_probes_and_certificates'),
+        ('incidents', '0006_incident_merging'),
     ]
 
     operations = [
