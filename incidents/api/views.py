@@ -10,11 +10,12 @@ from datetime import UTC
 
 import django_filters
 from django import forms
+from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
@@ -317,8 +318,6 @@ class IncidentViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveMode
 
 
 def _int_param(request, name, *, default, low, high) -> int:
-    from rest_framework.exceptions import ValidationError
-
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return default
@@ -387,8 +386,6 @@ class AlertGroupViewSet(PortalAPIMixin, viewsets.ReadOnlyModelViewSet):
 
 
 def _incident_visible(visible):
-    from django.db.models import Q
-
     return Q(incident__isnull=True) | Q(incident__in=visible)
 
 

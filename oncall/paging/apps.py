@@ -6,3 +6,9 @@ class PagingConfig(AppConfig):
     label = "paging"
     verbose_name = "Paging"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Imported here, not at the top: AppConfig modules load before the models, and the handlers use them.
+        from . import subscribers
+
+        subscribers.subscribe()

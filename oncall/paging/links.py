@@ -10,10 +10,13 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from incidents import access
+from incidents import services as incident_services
 from incidents.errors import DomainError
 from incidents.models import Incident
 
 from .models import AcknowledgeLinkUse, Notification, Page
+from .services import acknowledge_pages
 
 SALT = "oncall.paging.acknowledge-link"
 
@@ -53,11 +56,6 @@ def notification_for_token(token: str) -> Notification:
 def acknowledge_via_link(*, token: str) -> tuple[Page | None, bool]:
     """Acknowledge the incident's paging as the person the link was sent to. Returns their page and whether this
     link acknowledged it (False: someone acknowledged or resolved first). The link is used up either way."""
-    from incidents import access
-    from incidents import services as incident_services
-
-    from .services import acknowledge_pages
-
     notification = notification_for_token(token)
     person = notification.person
     user = person.user if person is not None else None

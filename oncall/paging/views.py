@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from incidents import access
@@ -40,8 +41,6 @@ def _panel(request, incident: Incident, *, error: str = "", status: int = 200) -
 
 
 def _escape(text: str) -> str:
-    from django.utils.html import escape
-
     return escape(text)
 
 
