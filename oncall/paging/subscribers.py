@@ -7,6 +7,7 @@ from __future__ import annotations
 from incidents import lifecycle
 from incidents.models import Incident
 
+from .models import Notification, Page
 from .services import acknowledge_pages, start_paging, stop_paging
 
 
@@ -48,6 +49,15 @@ def acknowledge_on_acknowledged(event: lifecycle.IncidentAcknowledged) -> None:
     acknowledge_pages(incident=Incident(pk=event.incident_id), by=event.by)
 
 
+def move_pages_of_merged_incident(event: lifecycle.IncidentMerged) -> None:
+    """In the merge's transaction: the duplicate's pages stop (a timeline entry on it, moved with its timeline) and
+    every page and notification moves to the incident it was merged into, so the paging panel shows them there."""
+    duplicate = Incident.objects.get(pk=event.incident_id)
+    stop_paging(incident=duplicate, by=event.by, reason=f"merged into {event.into_reference}")
+    Page.objects.filter(incident_id=event.incident_id).update(incident_id=event.into_id)
+    Notification.objects.filter(incident_id=event.incident_id).update(incident_id=event.into_id)
+
+
 def subscribe() -> None:
     for event_type, handler in [
         (lifecycle.IncidentDeclared, page_on_declared),
@@ -56,5 +66,6 @@ def subscribe() -> None:
         (lifecycle.IncidentResolved, stop_on_resolved),
         (lifecycle.IncidentClosed, stop_on_closed),
         (lifecycle.IncidentAcknowledged, acknowledge_on_acknowledged),
+        (lifecycle.IncidentMerged, move_pages_of_merged_incident),
     ]:
         lifecycle.subscribe(event_type, handler, in_transaction=True)
