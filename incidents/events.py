@@ -5,12 +5,13 @@ Each is called inside the service's transaction, so the entry commits (or rolls 
 
 from django.utils import timezone
 
+from . import lifecycle
 from .markdown import render_markdown
 from .models import EntryKind, TimelineEntry
 
 
 def record(incident, *, kind, body, by=None, occurred_at=None, is_key_event=False) -> TimelineEntry:
-    return TimelineEntry.objects.create(
+    entry = TimelineEntry.objects.create(
         incident=incident,
         kind=kind,
         body=body,
@@ -19,6 +20,8 @@ def record(incident, *, kind, body, by=None, occurred_at=None, is_key_event=Fals
         occurred_at=occurred_at or timezone.now(),
         is_key_event=is_key_event,
     )
+    lifecycle.publish(lifecycle.TimelineRecorded(incident_id=incident.pk, by=by, entry_id=entry.pk))
+    return entry
 
 
 def _name(user) -> str:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import access, events
+from . import access, events, lifecycle
 from .errors import DomainError, InvalidTransition, PermissionDenied
 from .models import (
     ALLOWED_TRANSITIONS,
@@ -169,6 +169,7 @@ def declare_incident(
     from oncall.paging.services import start_paging
 
     start_paging(incident=incident, by=by, reason="declared")
+    lifecycle.publish(lifecycle.IncidentDeclared(incident_id=incident.pk, by=by))
     return incident
 
 
@@ -236,6 +237,11 @@ def change_status(*, incident: Incident, to: str, by, note: str = "", override_r
         from postmortems.services import ensure_draft_for
 
         ensure_draft_for(incident=incident, by=by)
+    lifecycle.publish(lifecycle.StatusChanged(incident_id=incident.pk, by=by, old_status=old, new_status=new))
+    if new == Status.RESOLVED:
+        lifecycle.publish(lifecycle.IncidentResolved(incident_id=incident.pk, by=by))
+    elif new == Status.CLOSED:
+        lifecycle.publish(lifecycle.IncidentClosed(incident_id=incident.pk, by=by))
     return incident
 
 
@@ -261,6 +267,15 @@ def change_severity(*, incident: Incident, severity: SeverityPolicy, by, reason:
         from oncall.paging.services import start_paging
 
         start_paging(incident=incident, by=by, reason=f"severity raised to {severity.level}")
+    lifecycle.publish(
+        lifecycle.SeverityChanged(
+            incident_id=incident.pk,
+            by=by,
+            old_level=old.level,
+            new_level=severity.level,
+            raised=severity.rank < old.rank,
+        )
+    )
     return incident
 
 
@@ -283,6 +298,7 @@ def _assign(incident: Incident, *, role: str, holder, by) -> RoleAssignment:
     )
     _add_responder(incident, holder, by=by)
     events.role_assigned(incident, role=role, holder=holder, previous=current.holder if current else None, by=by)
+    lifecycle.publish(lifecycle.RoleAssigned(incident_id=incident.pk, by=by, role=role, holder_id=holder.pk))
     return assignment
 
 
@@ -510,6 +526,7 @@ def acknowledge_incident(*, incident: Incident, by) -> Incident:
     incident.save(update_fields=["acknowledged_at", "acknowledged_by", "updated_at"])
     _add_responder(incident, by, by=by)
     events.acknowledged(incident, by=by)
+    lifecycle.publish(lifecycle.IncidentAcknowledged(incident_id=incident.pk, by=by))
     return incident
 
 
@@ -521,3 +538,23 @@ def add_responder(*, incident: Incident, user, by) -> bool:
     if created:
         events.responder_added(incident, user=user, by=by)
     return created
+
+
+@transaction.atomic
+def add_chat_message(*, incident: Incident, by, author, body: str, said_at: datetime):
+    """A message from the incident's chat channel put on the timeline by a responder (📌 or "Add to timeline"),
+    as said: by its author (None when the chat user is not a portal user; the body names them) at the time the chat
+    server stamped it. That time is the chat's, not a claim by `by`, so any responder may add an older message."""
+    _require_responder(by)
+    body = (body or "").strip()
+    if not body:
+        raise DomainError("That message has no text to put on the timeline.", field="body")
+    if len(body) > MAX_TIMELINE_ENTRY_LENGTH:
+        raise DomainError(
+            f"Keep a timeline entry under {MAX_TIMELINE_ENTRY_LENGTH:,} characters; link to longer material.",
+            field="body",
+        )
+    incident = _lock(incident)
+    check_entry_time(incident, said_at, now=timezone.now())
+    _add_responder(incident, by, by=by)
+    return events.record(incident, kind=EntryKind.NOTE, body=body, by=author, occurred_at=said_at)
