@@ -237,6 +237,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Timer ticks run on their own queue so slow channels (email, webhooks) can never starve escalations.
 CELERY_TASK_ROUTES = {
+    # Slack's trigger ids live 3 s: chat requests get their own worker, never queued behind an email send.
+    "oncall.chatops.tasks.process_inbound": {"queue": "chat"},
     "*.tick*": {"queue": "timers"},
     "*.*_tick": {"queue": "timers"},
     "*.send_*": {"queue": "notifications"},

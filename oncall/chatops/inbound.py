@@ -16,7 +16,7 @@ from incidents import services as incident_services
 from incidents.errors import DomainError
 from incidents.models import Incident, Role, Service, SeverityPolicy, Status, UpdateKind
 
-from . import messages, slack_api
+from . import messages, slack_api, subscriptions
 from .models import ChatIdentity, ChatMessageEntry, InboundRequest, IncidentChannel
 from .slack_api import ChatError
 
@@ -300,8 +300,10 @@ def handle_submission(payload: dict) -> str:
             incident_services.assign_role(incident=incident, role=data["role"], holder=holder, by=user)
         elif action == "page":
             people = [_user_for_slack_id(slack_id) for slack_id in data.get("people", [])]
-            for person in people:
-                incident_services.add_responder(incident=incident, user=person, by=user)
+            with transaction.atomic():
+                for person in people:
+                    incident_services.add_responder(incident=incident, user=person, by=user)
+                    subscriptions.invite_to_channel(incident, person.pk)
         else:
             return f"unknown action {action}"
         return f"{action} done on {incident.reference}"

@@ -21,7 +21,7 @@ ACTIONS = [
     ("status", "Change status"),
     ("severity", "Change severity"),
     ("role", "Assign a role"),
-    ("page", "Page responders"),
+    ("page", "Add responders"),
     ("resolve", "Resolve"),
 ]
 
@@ -246,8 +246,8 @@ def action_modal(action: str, incident) -> dict:
         ]
         return _modal("incident:role", f"Roles of {ref}", blocks, metadata=metadata, submit="Assign")
     if action == "page":
-        blocks = [_input("people", "Page these people", {"type": "multi_users_select", "action_id": "value"})]
-        return _modal("incident:page", f"Page for {ref}", blocks, metadata=metadata, submit="Page")
+        blocks = [_input("people", "Add these people", {"type": "multi_users_select", "action_id": "value"})]
+        return _modal("incident:page", f"Responders of {ref}", blocks, metadata=metadata, submit="Add")
     if action == "resolve":
         blocks = [_input("note", "How was it resolved?", _text("value", multiline=True), optional=True)]
         return _modal("incident:resolve", f"Resolve {ref}", blocks, metadata=metadata, submit="Resolve")

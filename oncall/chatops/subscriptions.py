@@ -64,16 +64,22 @@ def _topic(incident_id: int) -> None:
     outbox.enqueue(incident_id, Action.SET_TOPIC, f"chat:{incident_id}:topic:{uuid.uuid4().hex}")
 
 
-def _invite(incident_id: int, user_id: int | None) -> None:
+def invite(incident_id: int, user_id: int | None) -> None:
     if user_id is not None:
         outbox.enqueue(incident_id, Action.INVITE, f"chat:{incident_id}:invite:{user_id}", {"user_id": user_id})
+
+
+def invite_to_channel(incident: Incident, user_id: int) -> None:
+    """For an action from chat that adds someone to the response (no lifecycle event says who joined)."""
+    if _channel(incident) is not None:
+        invite(incident.pk, user_id)
 
 
 def on_declared(event: lifecycle.IncidentDeclared) -> None:
     incident = Incident.objects.select_related("severity").get(pk=event.incident_id)
     if _channel(incident) is not None:
         for holder_id in incident.role_assignments.filter(relieved_at__isnull=True).values_list("holder_id", flat=True):
-            _invite(incident.pk, holder_id)
+            invite(incident.pk, holder_id)
         if not incident.is_restricted and settings.SLACK_ANNOUNCEMENT_CHANNELS.get(incident.severity.level):
             outbox.enqueue(incident.pk, Action.ANNOUNCE, f"chat:{incident.pk}:announce")
     if _mattermost_posts() and not incident.is_restricted:
@@ -85,7 +91,7 @@ def on_role_assigned(event: lifecycle.RoleAssigned) -> None:
     incident = Incident.objects.get(pk=event.incident_id)
     if _channel(incident) is None:
         return
-    _invite(incident.pk, event.holder_id)
+    invite(incident.pk, event.holder_id)
     if event.role == Role.INCIDENT_COMMANDER:
         _topic(incident.pk)
 
@@ -93,7 +99,7 @@ def on_role_assigned(event: lifecycle.RoleAssigned) -> None:
 def on_acknowledged(event: lifecycle.IncidentAcknowledged) -> None:
     incident = Incident.objects.get(pk=event.incident_id)
     if _channel(incident) is not None and event.by is not None:
-        _invite(incident.pk, event.by.pk)
+        invite(incident.pk, event.by.pk)
 
 
 def on_status_or_severity(event: lifecycle.LifecycleEvent) -> None:

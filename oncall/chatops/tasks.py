@@ -2,8 +2,8 @@
 
 - deliver_chat (queue `notifications`): send due chat outbox rows.
 - chat_outbox_tick (queue `timers`): wake the sender when rows are due (lost messages, backoff, Retry-After).
-- process_inbound: do what a verified Slack/Mattermost request asks (claimed FOR UPDATE SKIP LOCKED, once).
-- chat_inbound_tick: process requests whose Celery message was lost.
+- process_inbound (queue `chat`): do what a verified Slack/Mattermost request asks (claimed FOR UPDATE SKIP LOCKED, once).
+- chat_inbound_tick (queue `timers`): re-queue requests whose Celery message was lost.
 """
 
 from datetime import timedelta
@@ -20,6 +20,8 @@ BEAT_TICKS = [
 MAX_INBOUND_ATTEMPTS = 3
 # Trigger ids expire after 3 s: a request that waited longer than this for a worker is not worth a late modal.
 INBOUND_CATCH_UP = timedelta(minutes=30)
+# A request this fresh is still in its own Celery message.
+INBOUND_GRACE = timedelta(seconds=10)
 
 
 def _budget() -> float:
@@ -77,8 +79,18 @@ def process_inbound(pk: int):
 
 @shared_task(acks_late=True, ignore_result=True)
 def chat_inbound_tick():
+    """Re-queue requests whose Celery message was lost (on the `chat` queue: the timers worker never calls Slack)."""
     from .models import InboundRequest
 
-    since = timezone.now() - INBOUND_CATCH_UP
-    pending = InboundRequest.objects.filter(processed_at__isnull=True, received_at__gte=since).order_by("id")
-    return [process_one(pk) for pk in pending.values_list("pk", flat=True)[:50]]
+    now = timezone.now()
+    pending = InboundRequest.objects.filter(
+        processed_at__isnull=True, received_at__gte=now - INBOUND_CATCH_UP, received_at__lte=now - INBOUND_GRACE
+    ).order_by("id")
+    requeued = 0
+    for pk in pending.values_list("pk", flat=True)[:100]:
+        try:
+            process_inbound.apply_async(args=[pk], expires=60)
+        except Exception:  # noqa: BLE001 - broker down: the next tick tries again
+            break
+        requeued += 1
+    return requeued
