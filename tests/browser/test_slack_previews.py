@@ -20,7 +20,8 @@ body { font: 15px/1.46 Lato, 'Helvetica Neue', Arial, sans-serif; color: #1d1c1d
 .msg { display: flex; gap: 10px; padding: 16px 20px; width: 640px; }
 .avatar { width: 36px; height: 36px; border-radius: 6px; background: #7a1f1f; color: #fff; font-weight: 700;
           display: flex; align-items: center; justify-content: center; flex: none; }
-.who { font-weight: 900; } .app { font-size: 10px; background: #ddd; border-radius: 2px; padding: 1px 3px; margin-left: 4px; }
+.who { font-weight: 900; }
+.app { font-size: 10px; background: #ddd; border-radius: 2px; padding: 1px 3px; margin-left: 4px; }
 .header { font-size: 18px; font-weight: 900; margin: 6px 0; }
 .fields { display: grid; grid-template-columns: 1fr 1fr; gap: 8px 16px; margin-top: 8px; }
 .context { color: #616061; font-size: 13px; margin-top: 6px; }
