@@ -3,7 +3,8 @@
 - deliver_chat (queue `notifications`): send due chat outbox rows.
 - chat_outbox_tick (queue `timers`): wake the sender when rows are due (lost messages, backoff,
   Retry-After).
-- process_inbound (queue `chat`): do what a verified Slack/Mattermost request asks (claimed FOR UPDATE SKIP LOCKED, once).
+- process_inbound (queue `chat`): do what a verified Slack/Mattermost request asks (claimed FOR UPDATE
+  SKIP LOCKED, once).
 - chat_inbound_tick (queue `timers`): re-queue requests whose Celery message was lost.
 """
 
