@@ -70,7 +70,7 @@ def declaration(incident, *, commander: str, channel: dict | None, announcement:
     if incident.summary:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": escape(incident.summary)[:2900]}})
     hint = (
-        "Open the incident"
+        "Join its channel to help; updates are posted there"
         if announcement
         else "Use `/incident` in this channel to update, change status or severity, assign roles, page and resolve."
     )

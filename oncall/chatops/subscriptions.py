@@ -39,6 +39,11 @@ def _mattermost_posts() -> bool:
     return bool(settings.MATTERMOST_URL and settings.MATTERMOST_BOT_TOKEN and settings.MATTERMOST_CHANNEL_ID)
 
 
+def _enabled() -> bool:
+    # Checked first by every handler: without chat configured, an incident change costs no query here.
+    return slack_api.is_configured() or _mattermost_posts()
+
+
 def _channel(incident: Incident) -> IncidentChannel | None:
     """The incident's Slack channel row, made (and its creation queued) by the first event that needs it."""
     if not slack_api.is_configured():
@@ -76,6 +81,8 @@ def invite_to_channel(incident: Incident, user_id: int) -> None:
 
 
 def on_declared(event: lifecycle.IncidentDeclared) -> None:
+    if not _enabled():
+        return
     incident = Incident.objects.select_related("severity").get(pk=event.incident_id)
     if _channel(incident) is not None:
         for holder_id in incident.role_assignments.filter(relieved_at__isnull=True).values_list("holder_id", flat=True):
@@ -88,6 +95,8 @@ def on_declared(event: lifecycle.IncidentDeclared) -> None:
 
 
 def on_role_assigned(event: lifecycle.RoleAssigned) -> None:
+    if not _enabled():
+        return
     incident = Incident.objects.get(pk=event.incident_id)
     if _channel(incident) is None:
         return
@@ -97,18 +106,24 @@ def on_role_assigned(event: lifecycle.RoleAssigned) -> None:
 
 
 def on_acknowledged(event: lifecycle.IncidentAcknowledged) -> None:
+    if not _enabled():
+        return
     incident = Incident.objects.get(pk=event.incident_id)
     if _channel(incident) is not None and event.by is not None:
         invite(incident.pk, event.by.pk)
 
 
 def on_status_or_severity(event: lifecycle.LifecycleEvent) -> None:
+    if not _enabled():
+        return
     incident = Incident.objects.get(pk=event.incident_id)
     if _channel(incident) is not None:
         _topic(incident.pk)
 
 
 def on_closed(event: lifecycle.IncidentClosed) -> None:
+    if not _enabled():
+        return
     channel = IncidentChannel.objects.filter(incident_id=event.incident_id, provider="slack").first()
     if channel is not None and settings.SLACK_ARCHIVE_ON_CLOSE:
         outbox.enqueue(event.incident_id, Action.ARCHIVE, f"chat:{event.incident_id}:archive")
@@ -122,6 +137,8 @@ def _is_page(entry: TimelineEntry, event_type: str) -> bool:
 
 
 def on_timeline_recorded(event: lifecycle.TimelineRecorded) -> None:
+    if not _enabled():
+        return
     entry = TimelineEntry.objects.select_related("incident").filter(pk=event.entry_id).first()
     if entry is None or entry.kind not in MIRRORED_KINDS:
         return
