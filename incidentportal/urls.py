@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from incidents.accounts import views as accounts_views
 from incidents.api import schema as api_schema
 
 urlpatterns = [
@@ -10,7 +11,8 @@ urlpatterns = [
     path("api/v1/integrations/", include("incidents.alerting.urls")),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", accounts_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("incidents.accounts.urls")),
     path("api/schema/", api_schema.schema_view, name="api-schema"),
     path("api/docs/", api_schema.swagger_view, name="api-docs"),
     path("api/redoc/", api_schema.redoc_view, name="api-redoc"),
