@@ -280,6 +280,9 @@ PAGING_SENDER_PARALLELISM = env_int("PAGING_SENDER_PARALLELISM", 2)
 PAGING_SENDER_BATCH = env_int("PAGING_SENDER_BATCH", 1)
 # Pages the escalation tick claims per transaction; smaller batches commit (and reach the senders) sooner.
 PAGING_TICK_BATCH = env_int("PAGING_TICK_BATCH", 50)
+# Heartbeat monitors: pings per minute one heartbeat URL accepts, and missed heartbeats alerted per tick batch.
+HEARTBEAT_RATE_LIMIT_PER_MINUTE = env_int("HEARTBEAT_RATE_LIMIT_PER_MINUTE", 120)
+HEARTBEAT_TICK_BATCH = env_int("HEARTBEAT_TICK_BATCH", 1000)
 PAGING_CHANNEL_BACKENDS = {
     "email": env("PAGING_EMAIL_BACKEND", "oncall.paging.channels.EmailBackend"),
     "sms": env("PAGING_SMS_BACKEND", "oncall.paging.channels.LoggingBackend"),

@@ -9,6 +9,7 @@ urlpatterns = [
     # Inbound webhooks first: the busiest URLs of the portal, resolved without trying the others (incidentportal/wsgi.py
     # serves them with a lean handler).
     path("api/v1/integrations/", include("incidents.alerting.urls")),
+    path("api/v1/heartbeats/", include("incidents.alerting.heartbeat_urls")),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", accounts_views.LogoutView.as_view(), name="logout"),

@@ -17,22 +17,38 @@ import uuid
 from django.conf import settings
 
 from incidents import lifecycle
-from incidents.models import EntryKind, Incident, Role, Status, TimelineEntry
+from incidents.models import EventType, Incident, Role, Status, TimelineEntry
 
 from . import messages, outbox, slack_api
 from .models import ChatOutbox, IncidentChannel
 
 Action = ChatOutbox.Action
-MIRRORED_KINDS = {
-    EntryKind.STATUS,
-    EntryKind.SEVERITY,
-    EntryKind.ROLE,
-    EntryKind.UPDATE,
-    EntryKind.ACTION,
-    EntryKind.SYSTEM,
+# What the channel hears: the response itself. Not mirrored: the declaration (the channel opens with its own),
+# notes (the channel is where they come from), checklist ticks, joins, alerts, exports and post-mortem work.
+MIRRORED_EVENT_TYPES = {
+    EventType.ACKNOWLEDGED,
+    EventType.STATUS_CHANGED,
+    EventType.SEVERITY_CHANGED,
+    EventType.CLOSURE_OVERRIDDEN,
+    EventType.ROLE_ASSIGNED,
+    EventType.ROLE_RELIEVED,
+    EventType.ACTION_TAKEN,
+    EventType.RUNBOOK_ATTACHED,
+    EventType.INTERNAL_UPDATE,
+    EventType.STATUS_PAGE_UPDATE,
+    EventType.PAGING_STARTED,
+    EventType.PAGING_UNAVAILABLE,
+    EventType.PAGED,
+    EventType.ESCALATED,
+    EventType.HOTLINES_ALERTED,
+    EventType.PAGE_ACKNOWLEDGED,
+    EventType.PAGING_STOPPED,
+    EventType.ACKNOWLEDGE_TARGET_MISSED,
+    EventType.UPDATE_OVERDUE,
+    EventType.CLOSE_REMINDER,
 }
-PAGE_EVENT_TYPES = {"paged", "escalated"}
-NOT_MIRRORED_EVENT_TYPES = {"declared", "note", "checklist_ticked"}
+# Pages posted with an Acknowledge button.
+PAGE_EVENT_TYPES = {EventType.PAGED, EventType.ESCALATED, EventType.HOTLINES_ALERTED}
 
 
 def _mattermost_posts() -> bool:
@@ -129,29 +145,21 @@ def on_closed(event: lifecycle.IncidentClosed) -> None:
         outbox.enqueue(event.incident_id, Action.ARCHIVE, f"chat:{event.incident_id}:archive")
 
 
-def _is_page(entry: TimelineEntry, event_type: str) -> bool:
-    if event_type:
-        return event_type in PAGE_EVENT_TYPES
-    # Entries written before timeline entries were typed: the paging engine's own wording.
-    return entry.kind == EntryKind.SYSTEM and entry.body.startswith(("Paged level", "Paging started"))
-
-
 def on_timeline_recorded(event: lifecycle.TimelineRecorded) -> None:
     if not _enabled():
         return
-    entry = TimelineEntry.objects.select_related("incident").filter(pk=event.entry_id).first()
-    if entry is None or entry.kind not in MIRRORED_KINDS:
+    if event.event_type not in MIRRORED_EVENT_TYPES:
         return
-    event_type = event.event_type or getattr(entry, "event_type", "") or ""
-    if event_type in NOT_MIRRORED_EVENT_TYPES or (not event_type and entry.body.startswith("Incident declared")):
-        return  # the channel opens with its own declaration message
-    incident = entry.incident
+    incident = Incident.objects.get(pk=event.incident_id)
     if _channel(incident) is not None:
-        payload = {"entry_id": entry.pk, "acknowledge": _is_page(entry, event_type)}
-        outbox.enqueue(incident.pk, Action.POST, f"chat:{incident.pk}:entry:{entry.pk}", payload)
+        payload = {"entry_id": event.entry_id, "acknowledge": event.event_type in PAGE_EVENT_TYPES}
+        outbox.enqueue(incident.pk, Action.POST, f"chat:{incident.pk}:entry:{event.entry_id}", payload)
     if _mattermost_posts() and not incident.is_restricted:
+        entry = TimelineEntry.objects.only("body").get(pk=event.entry_id)
         message = f"{incident.reference}: {entry.body}"
-        outbox.enqueue(incident.pk, Action.MATTERMOST_POST, f"mm:{incident.pk}:entry:{entry.pk}", {"message": message})
+        outbox.enqueue(
+            incident.pk, Action.MATTERMOST_POST, f"mm:{incident.pk}:entry:{event.entry_id}", {"message": message}
+        )
 
 
 def register() -> None:
