@@ -209,3 +209,25 @@ def test_severity_change_updates_the_topic(slack, responder):
     run_worker()
     channel = slack.channels[IncidentChannel.objects.get(incident=incident).channel_id]
     assert channel.topic.startswith("P1 High · Investigating")
+
+
+def test_a_page_is_posted_with_an_acknowledge_button_and_the_acknowledgement_follows(slack, responder):
+    from tests.paging.factories import paged_team
+
+    team = paged_team(oncall_channels=("email",))
+    incident = declare(by=responder, level="P1", services=[team.service])
+    run_worker()
+    channel = slack.channels[IncidentChannel.objects.get(incident=incident).channel_id]
+    [page] = [m for m in channel.messages if "Paged level 1" in m["text"]]
+    [button] = [e for b in page["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert button["action_id"] == "acknowledge" and button["value"] == str(incident.pk)
+    assert button["text"]["text"] == "Acknowledge"
+
+    incident_services.acknowledge_incident(incident=incident, by=responder)
+    run_worker()
+    texts = [m["text"] for m in channel.messages]
+    assert any("Paging acknowledged by" in t for t in texts)
+    assert any("Acknowledged by" in t for t in texts)
+    # Messages other than pages carry no button.
+    later = [m for m in channel.messages if "acknowledged by" in m["text"].lower()]
+    assert all(not any(b["type"] == "actions" for b in m["blocks"]) for m in later)
