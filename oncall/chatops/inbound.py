@@ -15,8 +15,10 @@ from incidents import access
 from incidents import services as incident_services
 from incidents.errors import DomainError
 from incidents.models import Incident, Role, Service, SeverityPolicy, Status, UpdateKind
+from oncall.models import Person, Team
+from oncall.paging import services as paging_services
 
-from . import messages, slack_api, subscriptions
+from . import messages, slack_api
 from .models import ChatIdentity, ChatMessageEntry, InboundRequest, IncidentChannel
 from .slack_api import ChatError
 
@@ -230,6 +232,17 @@ def values(view: dict) -> dict:
     return found
 
 
+def _person_for_slack_id(slack_id: str) -> Person:
+    identity = ChatIdentity.objects.filter(slack_user_id=slack_id).select_related("person").first()
+    if identity is None:
+        raise NotAllowed(f"<@{slack_id}> is not linked to a person in the on-call directory, so nobody was paged.")
+    return identity.person
+
+
+def _channel_id(incident: Incident) -> str:
+    return IncidentChannel.objects.filter(incident=incident).values_list("channel_id", flat=True).first() or ""
+
+
 def _user_for_slack_id(slack_id: str):
     identity = ChatIdentity.objects.filter(slack_user_id=slack_id).select_related("person__user").first()
     if identity is None or identity.person.user is None:
@@ -299,11 +312,18 @@ def handle_submission(payload: dict) -> str:
             holder = _user_for_slack_id(data.get("holder", ""))
             incident_services.assign_role(incident=incident, role=data["role"], holder=holder, by=user)
         elif action == "page":
-            people = [_user_for_slack_id(slack_id) for slack_id in data.get("people", [])]
-            with transaction.atomic():
+            people = [_person_for_slack_id(slack_id) for slack_id in data.get("people", [])]
+            team = Team.objects.filter(pk=data["team"]).first() if str(data.get("team", "")).isdigit() else None
+            if not people and team is None:
+                raise DomainError("Choose people or a team to page.", field="people")
+            message = data.get("message", "")
+            with transaction.atomic():  # all or nothing: one refused page leaves nobody half-paged
                 for person in people:
-                    incident_services.add_responder(incident=incident, user=person, by=user)
-                    subscriptions.invite_to_channel(incident, person.pk)
+                    paging_services.add_responders(incident=incident, by=user, person=person, message=message)
+                if team is not None:
+                    paging_services.add_responders(incident=incident, by=user, team=team, message=message)
+            named = [str(p) for p in people] + ([str(team)] if team else [])
+            tell(user_id=user_id, channel_id=_channel_id(incident), text=f"Paging {', '.join(named)}.")
         else:
             return f"unknown action {action}"
         return f"{action} done on {incident.reference}"

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.utils.text import slugify
 
 from incidents.models import Role, SeverityPolicy, Status, UpdateStatus
+from oncall.models import Team
 
 SEVERITY_EMOJI = {
     "P0": ":red_circle:",
@@ -21,7 +22,7 @@ ACTIONS = [
     ("status", "Change status"),
     ("severity", "Change severity"),
     ("role", "Assign a role"),
-    ("page", "Add responders"),
+    ("page", "Page responders"),
     ("resolve", "Resolve"),
 ]
 
@@ -246,8 +247,24 @@ def action_modal(action: str, incident) -> dict:
         ]
         return _modal("incident:role", f"Roles of {ref}", blocks, metadata=metadata, submit="Assign")
     if action == "page":
-        blocks = [_input("people", "Add these people", {"type": "multi_users_select", "action_id": "value"})]
-        return _modal("incident:page", f"Responders of {ref}", blocks, metadata=metadata, submit="Add")
+        teams = [_option(str(team.pk), team.name) for team in Team.objects.order_by("name")[:100]]
+        blocks = [
+            _input(
+                "people",
+                "Page these people",
+                {"type": "multi_users_select", "action_id": "value"},
+                optional=True,
+                hint="Each is paged by their own notification rules.",
+            )
+        ]
+        if teams:
+            blocks.append(
+                _input(
+                    "team", "Page a team", _select("value", teams), optional=True, hint="Through its escalation policy."
+                )
+            )
+        blocks.append(_input("message", "Message", _text("value", multiline=True), optional=True))
+        return _modal("incident:page", f"Page for {ref}", blocks, metadata=metadata, submit="Page")
     if action == "resolve":
         blocks = [_input("note", "How was it resolved?", _text("value", multiline=True), optional=True)]
         return _modal("incident:resolve", f"Resolve {ref}", blocks, metadata=metadata, submit="Resolve")

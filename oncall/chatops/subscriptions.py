@@ -90,12 +90,6 @@ def invite(incident_id: int, user_id: int | None) -> None:
         outbox.enqueue(incident_id, Action.INVITE, f"chat:{incident_id}:invite:{user_id}", {"user_id": user_id})
 
 
-def invite_to_channel(incident: Incident, user_id: int) -> None:
-    """For an action from chat that adds someone to the response (no lifecycle event says who joined)."""
-    if _channel(incident) is not None:
-        invite(incident.pk, user_id)
-
-
 def on_declared(event: lifecycle.IncidentDeclared) -> None:
     if not _enabled():
         return

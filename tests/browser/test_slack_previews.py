@@ -136,7 +136,7 @@ def test_block_kit_previews(new_context):
 
     assert incident.status == Status.INVESTIGATING
     shown = shoot(new_context, message_page(messages.action_menu(incident), ephemeral=True), "slack-actions.png")
-    for label in ("Post an update", "Change status", "Change severity", "Assign a role", "Add responders", "Resolve"):
+    for label in ("Post an update", "Change status", "Change severity", "Assign a role", "Page responders", "Resolve"):
         assert label in shown
 
     view = messages.declare_modal(channel_id="C1", services=list(Service.objects.all()))

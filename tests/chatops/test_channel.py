@@ -226,8 +226,7 @@ def test_a_page_is_posted_with_an_acknowledge_button_and_the_acknowledgement_fol
     incident_services.acknowledge_incident(incident=incident, by=responder)
     run_worker()
     texts = [m["text"] for m in channel.messages]
-    assert any("Paging acknowledged by" in t for t in texts)
-    assert any("Acknowledged by" in t for t in texts)
+    assert any(t.startswith(f"{incident.reference}: Acknowledged by") for t in texts)
     # Messages other than pages carry no button.
     later = [m for m in channel.messages if "acknowledged by" in m["text"].lower()]
     assert all(not any(b["type"] == "actions" for b in m["blocks"]) for m in later)

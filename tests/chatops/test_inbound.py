@@ -344,8 +344,12 @@ def test_add_to_timeline_shortcut(slack, client, responder):
     assert slack.responses[-1][1]["text"] == f"Added to the {incident.reference} timeline."
 
 
-def test_add_responders_from_slack_adds_and_invites_them(slack, client, responder):
-    bob = ResponderFactory()
+def test_page_responders_from_slack_pages_them_through_paging(slack, client, responder):
+    from oncall.paging.models import Page
+    from tests.paging.factories import paged_team
+
+    team = paged_team(name="Payments", oncall_channels=("email",))
+    bob = ResponderFactory(first_name="Bob")
     link(responder, "UADA", slack)
     link(bob, "UBOB", slack)
     incident, channel_id = _incident_with_channel(slack, responder)
@@ -353,9 +357,34 @@ def test_add_responders_from_slack_adds_and_invites_them(slack, client, responde
         user_id="UADA",
         callback_id="incident:page",
         metadata=str(incident.pk),
-        values={"people": {"type": "multi_users_select", "selected_users": ["UBOB"]}},
+        values={
+            "people": {"type": "multi_users_select", "selected_users": ["UBOB"]},
+            "team": select(str(team.team.pk)),
+            "message": "Card gateway down, need payments on-call",
+        },
     )
     interaction(client, payload)
     run_worker()
-    assert incident.responder_links.filter(user=bob).exists()
-    assert "UBOB" in slack.channels[channel_id].members
+    added = Page.objects.filter(incident=incident, is_added=True)
+    assert {(p.target_person_id, p.team_id) for p in added} == {(bob.person.pk, None), (None, team.team.pk)}
+    texts = [m["text"] for m in slack.channels[channel_id].messages]
+    assert any("paged Bob" in t and "Card gateway down" in t for t in texts)
+    pages = [m for m in slack.channels[channel_id].messages if "paged Payments" in m["text"]]
+    assert pages and any(b["type"] == "actions" for b in pages[0]["blocks"])
+
+
+def test_paging_an_unlinked_slack_user_pages_nobody(slack, client, responder):
+    from oncall.paging.models import Page
+
+    link(responder, "UADA", slack)
+    incident, _ = _incident_with_channel(slack, responder)
+    payload = submission(
+        user_id="UADA",
+        callback_id="incident:page",
+        metadata=str(incident.pk),
+        values={"people": {"type": "multi_users_select", "selected_users": ["USTRANGER"]}},
+    )
+    interaction(client, payload)
+    run_worker()
+    assert not Page.objects.filter(incident=incident, is_added=True).exists()
+    assert any("nobody was paged" in m.get("text", "") for m in slack.calls_of("chat.postMessage"))
