@@ -74,7 +74,7 @@ class Report:
             box = "x" if item.status == ActionItemStatus.DONE else " "
             suffix = " - won't do" if item.status == ActionItemStatus.WONT_DO else ""
             lines.append(
-                f"{n}. [{box}] {item.title} (Owner: {_name(item.owner)}, Due: {item.due_date:%b %d}, "
+                f"{n}. [{box}] {item.title} (Owner: {_name(item.owner)}, Due: {item.due_date:%b %d, %Y}, "
                 f"{item.get_priority_display()} priority, {item.get_kind_display()}){suffix}"
             )
         return "\n".join(lines)
