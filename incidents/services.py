@@ -812,3 +812,23 @@ def add_responder(*, incident: Incident, user, by) -> bool:
     if created:
         timeline.record(timeline.responder_added(incident, user=user, by=by))
     return created
+
+
+@transaction.atomic
+def add_chat_message(*, incident: Incident, by, author, body: str, said_at: datetime):
+    """A message from the incident's chat channel put on the timeline by a responder (📌 or "Add to timeline"),
+    as said: by its author (None when the chat user is not a portal user; the body names them) at the time the chat
+    server stamped it. That time is the chat's, not a claim by `by`, so any responder may add an older message."""
+    _require_responder(by)
+    body = (body or "").strip()
+    if not body:
+        raise DomainError("That message has no text to put on the timeline.", field="body")
+    if len(body) > MAX_TIMELINE_ENTRY_LENGTH:
+        raise DomainError(
+            f"Keep a timeline entry under {MAX_TIMELINE_ENTRY_LENGTH:,} characters; link to longer material.",
+            field="body",
+        )
+    incident = _lock(incident)
+    check_entry_time(incident, said_at, now=timezone.now())
+    _add_responder(incident, by, by=by)
+    return timeline.record(timeline.note(incident, body=body, by=author, occurred_at=said_at))
