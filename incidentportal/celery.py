@@ -34,6 +34,7 @@ def register_ticks(sender, **kwargs):
         "incidents.audit",
         "oncall",
         "oncall.paging",
+        "oncall.chatops",
         "postmortems",
     ):
         try:

@@ -26,6 +26,7 @@ urlpatterns = [
     path("oncall/", include("oncall.urls")),
     path("paging/", include("oncall.paging.urls")),
     path("", include("incidents.watch.urls")),
+    path("chatops/", include("oncall.chatops.urls")),
     path("", include("postmortems.urls")),
     path("", include("incidents.urls")),
 ]
