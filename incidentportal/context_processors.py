@@ -1,5 +1,7 @@
 from django.conf import settings
 
+from incidents import live
+
 
 def portal(request):
     user = getattr(request, "user", None)
@@ -10,4 +12,9 @@ def portal(request):
 
         return access.is_admin(user) or access.is_security(user)
 
-    return {"SITE_URL": settings.SITE_URL, "PORTAL_NAME": "Incident Portal", "can_audit": can_audit}
+    return {
+        "SITE_URL": settings.SITE_URL,
+        "PORTAL_NAME": "Incident Portal",
+        "can_audit": can_audit,
+        "LIVE_PUSH": live.enabled(),
+    }

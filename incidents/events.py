@@ -5,11 +5,14 @@ Each is called inside the service's transaction, so the entry commits (or rolls 
 
 from django.utils import timezone
 
+from . import live
 from .markdown import render_markdown
 from .models import EntryKind, TimelineEntry
 
 
 def record(incident, *, kind, body, by=None, occurred_at=None, is_key_event=False) -> TimelineEntry:
+    # Every change that writes a timeline entry is pushed to the pages showing the incident, after the commit.
+    live.incident_changed(incident)
     return TimelineEntry.objects.create(
         incident=incident,
         kind=kind,

@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.html import escape
 
-from incidents import events
+from incidents import events, live
 from incidents.audit.context import current_actor, current_context
 from incidents.audit.models import AuditAction, AuditRecord
 from incidents.audit.recorder import object_type, redact, safe_repr, snapshot, to_json
@@ -390,6 +390,8 @@ class EscalationWrites:
             _update_page_timers(changed_pages)
         if self.entries:
             TimelineEntry.objects.bulk_create(self.entries)
+            for incident in {entry.incident_id: entry.incident for entry in self.entries}.values():
+                live.incident_changed(incident)
             for entry in self.entries:
                 record(AuditAction.CREATED, entry, after=snapshot(entry))
         if self.notifications:
