@@ -36,6 +36,7 @@ from .models import (
     UpdateKind,
     UpdateStatus,
 )
+from .statuspage import services as statuspage
 
 BACKDATE_TOLERANCE = timedelta(minutes=1)
 # Bounds on the times people type (QA: detected in 1900 or 9999 was accepted). Declaring retroactively something
@@ -435,11 +436,15 @@ def post_status_update(
     description: str = "",
     workaround: str = "",
     affected_services: Iterable[Service] = (),
+    component_states: dict | None = None,
     next_update_at: datetime | None = None,
     publish: bool = False,
 ) -> StatusUpdate:
     """Post an update in the guide's internal or status-page template. An internal update resets the
-    update-cadence clock: the next one is due at next_update_at, or one cadence from now."""
+    update-cadence clock: the next one is due at next_update_at, or one cadence from now. A status-page update
+    sets the public state of each service it names (`component_states`, {service or pk: state}; affected
+    services without one get the severity's state, operational when resolving). A closed incident takes only a
+    status-page "Resolved" update (the status page may still show it as ongoing)."""
     _require_responder(by)
     if kind not in UpdateKind.values:
         raise DomainError(f"Unknown update kind {kind!r}.", field="kind")
@@ -458,9 +463,17 @@ def post_status_update(
         if not description.strip():
             raise DomainError("Describe the issue and its impact for users.", field="description")
     incident = _lock(incident)
-    if incident.status == Status.CLOSED:
+    if incident.status == Status.CLOSED and not (kind == UpdateKind.EXTERNAL and status == UpdateStatus.RESOLVED):
         raise InvalidTransition(f"{incident.reference} is closed.", field="kind")
-    if next_update_at is None and status != UpdateStatus.RESOLVED:
+    affected_services, states = list(affected_services), {}
+    if kind == UpdateKind.EXTERNAL:
+        states = statuspage.choose_component_states(
+            incident=incident, status=status, affected_services=affected_services, component_states=component_states
+        )
+        affected_services += [service for service in states if service not in affected_services]
+    if status == UpdateStatus.RESOLVED:
+        next_update_at = None  # nothing more will come: a "next update" would only go stale
+    elif next_update_at is None:
         next_update_at = incident.severity.next_update_due_at(now)
     update = StatusUpdate.objects.create(
         incident=incident,
@@ -479,11 +492,10 @@ def post_status_update(
         is_published=bool(publish and kind == UpdateKind.EXTERNAL),
     )
     update.affected_services.set(list(affected_services))
+    statuspage.record_component_states(update=update, states=states)
     if update.is_published:
         # Subscribers' outbox rows commit with the update; the emails go out after commit.
-        from incidents.statuspage.services import notify_subscribers
-
-        notify_subscribers(update)
+        statuspage.notify_subscribers(update)
     if kind == UpdateKind.INTERNAL and incident.is_active:
         incident.next_update_due_at = next_update_at
         incident.save(update_fields=["next_update_due_at", "updated_at"])

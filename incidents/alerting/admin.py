@@ -5,6 +5,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from incidents.errors import DomainError
 from incidents.models import Incident
 
 from . import services
@@ -160,38 +161,70 @@ class IntegrationErrorAdmin(admin.ModelAdmin):
 
 
 class ApiTokenForm(forms.ModelForm):
+    """A new token's owner is whoever creates it: the form has no user field, on purpose."""
+
     class Meta:
         model = ApiToken
-        fields = ["user", "name", "expires_at"]
+        fields = ["name", "expires_at"]
+        help_texts = {"expires_at": "Empty: the longest lifetime allowed (API_TOKEN_MAX_LIFETIME_DAYS)."}
 
     def clean_expires_at(self):
         value = self.cleaned_data.get("expires_at")
-        if value is not None and value <= timezone.now() and not self.instance.pk:
-            raise forms.ValidationError("The expiry must be in the future.")
+        try:
+            services.check_api_token_expiry(value)
+        except DomainError as error:
+            raise forms.ValidationError(error.message) from None
         return value
+
+
+class ApiTokenRenameForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ["name"]
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    form = ApiTokenForm
+    """Everyone creates tokens for themselves only; the owner renames their own; staff see everyone's and may
+    only revoke them (the "Revoke" action). The owner and the expiry never change after creation."""
+
     list_display = ["name", "user", "key_prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
     list_filter = ["revoked_at"]
     search_fields = ["name", "user__username", "key_prefix"]
     list_select_related = ["user"]
-    fields = ["user", "name", "expires_at", "key_prefix", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["key_prefix", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = ApiTokenRenameForm if obj is not None else ApiTokenForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["name", "expires_at"]
+        return ["user", "name", "expires_at", "key_prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["user", "expires_at", "key_prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.user_id != request.user.pk:
+            return False  # others' tokens: view and revoke only
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the row stays as the record of the key
 
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
+            services.rename_api_token(token=obj, by=request.user, name=form.cleaned_data["name"])
             return
-        token, key = services.create_api_token(user=obj.user, name=obj.name, expires_at=obj.expires_at)
-        obj.pk = token.pk
-        obj.key_prefix = token.key_prefix
-        obj.created_at = token.created_at
-        obj.key_hash = token.key_hash
-        self.message_user(request, f"Token for {obj.user} (shown once, store it now): {key}", messages.WARNING)
+        token, key = services.create_api_token(
+            user=request.user, name=form.cleaned_data["name"], expires_at=form.cleaned_data.get("expires_at")
+        )
+        obj.pk, obj.user, obj.key_prefix, obj.created_at = token.pk, token.user, token.key_prefix, token.created_at
+        self.message_user(request, f"Token for {token.user} (shown once, store it now): {key}", messages.WARNING)
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset):

@@ -11,6 +11,8 @@ DEFAULTS = {
     # Requests per minute per integration (an integration can override it) and per API token.
     "ALERTING_RATE_LIMIT_PER_MINUTE": 6000,
     "API_TOKEN_RATE_LIMIT_PER_MINUTE": 1200,
+    # The longest an API token lives; also ends older tokens when lowered.
+    "API_TOKEN_MAX_LIFETIME_DAYS": 365,
     # "Recent changes" on an incident: change events to its services this long before it was detected.
     "ALERTING_RECENT_CHANGES_HOURS": 24,
     # Integrations found by key are remembered this long per web process (0 disables the cache).

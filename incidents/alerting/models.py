@@ -12,11 +12,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from . import conf
 
 
 def hash_secret(value: str) -> str:
@@ -281,13 +284,19 @@ class IntegrationError(models.Model):
 
 class ApiTokenQuerySet(models.QuerySet):
     def active(self):
+        """Not revoked, not expired, and younger than API_TOKEN_MAX_LIFETIME_DAYS (so lowering the setting
+        ends older tokens, and tokens made before expiries were required still end)."""
         now = timezone.now()
-        return self.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        oldest = now - timedelta(days=conf.get("API_TOKEN_MAX_LIFETIME_DAYS"))
+        return self.filter(revoked_at__isnull=True, created_at__gt=oldest).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
 
 
 class ApiToken(models.Model):
     """A personal API token: `ipt_` + 40 random characters, shown once, stored as sha256.
-    It acts with its owner's groups; revoking it (by the owner or an admin) takes effect on the next request."""
+    It acts with its owner's groups; revoking it (by the owner or staff) takes effect on the next request.
+    The owner is set once, by create_api_token, to the person creating it; it never changes."""
 
     PREFIX = "ipt_"
 
@@ -311,9 +320,12 @@ class ApiToken(models.Model):
 
     @property
     def is_active(self) -> bool:
+        now = timezone.now()
         if self.revoked_at is not None:
             return False
-        return self.expires_at is None or self.expires_at > timezone.now()
+        if self.created_at <= now - timedelta(days=conf.get("API_TOKEN_MAX_LIFETIME_DAYS")):
+            return False
+        return self.expires_at is None or self.expires_at > now
 
     @classmethod
     def new_key(cls) -> str:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
@@ -395,7 +395,8 @@ class ApiTokenViewSet(
     PortalAPIMixin, mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
     """Personal API tokens: every signed-in user manages their own (viewers included: a token carries exactly
-    its owner's permissions). Admins manage anyone's in the admin."""
+    its owner's permissions). Creating one needs a browser session, not a token; a token may revoke only
+    itself. Staff revoke anyone's in the admin."""
 
     serializer_class = s.ApiTokenSerializer
     pagination_class = None
@@ -408,6 +409,11 @@ class ApiTokenViewSet(
         return ApiToken.objects.filter(user=self.request.user).order_by("-created_at", "-id")
 
     def create(self, request):
+        if isinstance(request.auth, ApiToken):
+            raise PermissionDenied(
+                "API tokens are created in a signed-in browser session (this page's API or the admin), "
+                "not with another token."
+            )
         form = s.ApiTokenSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         token, key = alerting_services.create_api_token(
@@ -418,5 +424,6 @@ class ApiTokenViewSet(
 
     def destroy(self, request, pk=None):
         token = self.get_object()
-        alerting_services.revoke_api_token(token=token, by=request.user)
+        using = request.auth if isinstance(request.auth, ApiToken) else None
+        alerting_services.revoke_api_token(token=token, by=request.user, using=using)
         return Response(status=status.HTTP_204_NO_CONTENT)

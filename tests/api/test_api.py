@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from incidents.alerting.models import ApiToken
 from incidents.models import ChecklistPhase, EntryKind, Incident, Role, Status
-from tests.factories import ManagerFactory, ResponderFactory, SecurityFactory, ServiceFactory, ViewerFactory, declare
+from tests.factories import ManagerFactory, ResponderFactory, SecurityFactory, ServiceFactory, declare
 
 from .factories import make_token
 
@@ -206,6 +206,21 @@ def test_status_updates_internal_and_external(responder):
     assert len(client.get(url).json()) == 2
 
 
+def test_status_page_update_sets_component_states_by_slug(responder):
+    checkout = ServiceFactory(name="Checkout", slug="checkout")
+    incident = declare(by=responder, level="P0", services=[checkout])
+    client = api(responder)
+    url = f"/api/v1/incidents/{incident.reference}/updates/"
+    body = {"kind": "external", "status": "identified", "title": "t", "description": "d", "publish": True}
+    unknown = client.post(url, {**body, "component_states": {"nope": "major_outage"}}, format="json")
+    assert unknown.status_code == 400 and unknown.json()["field"] == "component_states"
+    bad_state = client.post(url, {**body, "component_states": {"checkout": "on_fire"}}, format="json")
+    assert bad_state.status_code == 400 and bad_state.json()["field"].startswith("component_states")
+    ok = client.post(url, {**body, "component_states": {"checkout": "degraded_performance"}}, format="json")
+    assert ok.status_code == 201 and ok.json()["affected_services"] == ["checkout"]
+    assert "Degraded performance" in APIClient().get("/status/").content.decode()
+
+
 def test_checklist_tick_and_untick(responder):
     incident = declare(by=responder)
     client = api(responder)
@@ -328,13 +343,12 @@ def test_per_token_rate_limit_is_429_with_retry_after(responder, settings):
     assert api(responder).get("/api/v1/severities/").status_code == 200  # a second token has its own budget
 
 
-def test_admin_can_create_a_token_for_a_user(client):
+def test_admin_creates_a_token_for_themselves_in_the_admin(client):
     admin_user = ManagerFactory(is_superuser=True)
-    owner = ViewerFactory()
     client.force_login(admin_user)
-    response = client.post("/admin/alerting/apitoken/add/", {"user": owner.pk, "name": "ci"}, follow=True)
+    response = client.post("/admin/alerting/apitoken/add/", {"name": "ci"}, follow=True)
     assert response.status_code == 200
-    token = ApiToken.objects.get(user=owner)
+    token = ApiToken.objects.get(user=admin_user)
     message = next(str(m) for m in response.context["messages"] if "shown once" in str(m))
     key = message.rsplit(" ", 1)[-1]
     assert token.key_prefix == key[:12]
