@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "incidents.alerting",
     "incidents.statuspage",
     "incidents.audit",
+    "incidents.profiles",
     "oncall",
     "oncall.paging",
     "postmortems",
@@ -115,6 +116,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in user's time zone for everything the request shows and reads (incidents.profiles).
+    "incidents.profiles.middleware.TimeZoneMiddleware",
     # Request id, IP and (read lazily) the user for the audit trail of everything the request changes.
     "incidents.audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -21,6 +21,7 @@ urlpatterns = [
     path("events/", include("incidents.live.urls")),  # Server-Sent Events, served by the ASGI process
     path("status/", include("incidents.statuspage.urls")),
     path("audit/", include("incidents.audit.urls")),
+    path("profile/", include("incidents.profiles.urls")),
     path("oncall/", include("oncall.urls")),
     path("paging/", include("oncall.paging.urls")),
     path("", include("postmortems.urls")),

@@ -6,7 +6,7 @@ transaction and enqueues side effects with transaction.on_commit. Views, API, ad
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -36,6 +36,7 @@ from .models import (
     UpdateKind,
     UpdateStatus,
 )
+from .profiles.zones import format_moment
 from .statuspage import services as statuspage
 
 BACKDATE_TOLERANCE = timedelta(minutes=1)
@@ -69,7 +70,8 @@ def _next_number() -> int:
 
 
 def _utc(moment: datetime) -> str:
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    # In the reader's zone (the request's), like every time the portal shows.
+    return format_moment(moment)
 
 
 def check_detected_at(detected_at: datetime, *, declared_at: datetime) -> None:

@@ -19,9 +19,9 @@
     return !!source && source.getAttribute("data-live-state") === "open";
   }
 
-  // Refreshes under way, by element id (start time), and elements that got another event meanwhile: hx-sync
-  // would drop that request, and the change it announces could be missed.
-  var inFlight = {}, again = {};
+  // Elements that got an event while their refresh was under way (htmx marks it with .htmx-request): hx-sync
+  // would drop that request, and the change it announces could be missed, so it is made once the first is done.
+  var again = {};
 
   // htmx:confirm comes before hx-sync decides, and knows what triggered the request.
   document.addEventListener("htmx:confirm", function (event) {
@@ -36,28 +36,25 @@
       event.preventDefault();
       return;
     }
-    if (elt.hasAttribute("data-live") && elt.id) {
-      if (inFlight[elt.id] && Date.now() - inFlight[elt.id] < 10000) {
-        again[elt.id] = true;
-        event.preventDefault();
-        return;
-      }
-      inFlight[elt.id] = Date.now();
+    if (elt.hasAttribute("data-live") && elt.id && elt.classList.contains("htmx-request")) {
+      again[elt.id] = true;
+      event.preventDefault();
     }
   });
 
-  function finished(event) {
-    var elt = event.detail.elt;
-    if (!elt || !elt.id || !inFlight[elt.id]) return;
-    inFlight[elt.id] = 0;
-    if (again[elt.id]) {
-      again[elt.id] = false;
-      var id = elt.id;
-      setTimeout(function () { refresh(document.getElementById(id)); }, 50);
-    }
+  // After any request (a swapped element reports on its parent), make the refreshes that had to wait.
+  function flushAgain() {
+    Object.keys(again).forEach(function (id) {
+      var elt = document.getElementById(id);
+      if (again[id] && elt && !elt.classList.contains("htmx-request")) {
+        again[id] = false;
+        refresh(elt);
+      }
+    });
   }
-  document.addEventListener("htmx:afterRequest", finished);
-  document.addEventListener("htmx:sendError", finished);
+  function soon() { setTimeout(flushAgain, 50); }
+  document.addEventListener("htmx:afterRequest", soon);
+  document.addEventListener("htmx:sendError", soon);
 
   function refresh(elt) {
     if (elt && window.htmx) htmx.trigger(elt, "poll-now");
@@ -121,6 +118,21 @@
         toggle.setAttribute("aria-expanded", "false");
         toggle.focus();
       }
+    });
+  }
+
+  // First visit: store the browser's time zone as the user's (once; they can change it on their profile page).
+  var guessUrl = document.body.getAttribute("data-time-zone-guess");
+  var browserZone = window.Intl && Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (guessUrl && browserZone && window.fetch) {
+    var csrf = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["x-csrftoken"];
+    fetch(guessUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {"X-CSRFToken": csrf, "Content-Type": "application/x-www-form-urlencoded"},
+      body: "time_zone=" + encodeURIComponent(browserZone)
+    }).then(function (response) {
+      if (response.status === 204) document.body.removeAttribute("data-time-zone-guess");
     });
   }
 

@@ -120,7 +120,7 @@ def test_dashboard_htmx_poll_returns_only_the_body(rclient, incident):
     html = response.content.decode()
     assert response.status_code == 200
     assert html.lstrip().startswith('<div id="dashboard-body"')
-    assert 'hx-trigger="every 10s, poll-now"' in html and "data-poll-visible" in html
+    assert 'hx-trigger="every 10s, poll-now, sse:incident"' in html and "data-poll-visible" in html
     assert "<html" not in html
 
 

@@ -1,0 +1,34 @@
+"""Activates the signed-in user's time zone for the request (pages and forms use it; see zones.py).
+
+The zone's name is kept in the session (written at log-in and whenever the user changes it), so a page request
+costs no query for it. A session from before profiles existed is filled in on its first request."""
+
+from django.utils import timezone
+
+from .services import SESSION_KEY, profile_zone_name
+from .zones import zone
+
+
+class TimeZoneMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.time_zone_unknown = False
+        user = getattr(request, "user", None)
+        session = getattr(request, "session", None)
+        tz = None
+        if session is not None and user is not None and user.is_authenticated:
+            name = session.get(SESSION_KEY)
+            if name is None:
+                name = session[SESSION_KEY] = profile_zone_name(user)
+            tz = zone(name)
+            request.time_zone_unknown = not name
+        if tz is not None:
+            timezone.activate(tz)
+        else:
+            timezone.deactivate()
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
