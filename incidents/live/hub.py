@@ -19,7 +19,7 @@ from . import channel
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 64
-SUBSCRIBE_TIMEOUT = 3.0
+SUBSCRIBE_TIMEOUT = 10.0
 LOST = object()  # put on every queue when the subscription is lost
 HUB_CLIENT_NAME = "incidentportal-live-hub"  # shown by Redis CLIENT LIST
 

@@ -61,6 +61,22 @@ def _may_see(user, incident_id: int) -> bool:
         _release_connection()
 
 
+# Streams often open all at once (a deploy, a network blip): at most this many of them authorise at the same time,
+# so a burst of reconnects takes a handful of database connections, not one each.
+_AUTHORISING = 4
+_semaphores: dict = {}
+
+
+def _gate() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    gate = _semaphores.get(loop)
+    if gate is None:
+        for old in [old for old in _semaphores if old.is_closed()]:
+            del _semaphores[old]
+        gate = _semaphores[loop] = asyncio.Semaphore(_AUTHORISING)
+    return gate
+
+
 def _frame(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
@@ -85,8 +101,11 @@ async def _events(request, listener, *, sees_all: bool):
         for item in batch:
             if item["ref"] in sent:
                 continue
-            if item.get("restricted") and not sees_all and not await may_see(request.user, item["id"]):
-                continue
+            if item.get("restricted") and not sees_all:
+                async with _gate():
+                    visible = await may_see(request.user, item["id"])
+                if not visible:
+                    continue
             sent.add(item["ref"])
             yield _frame("incident", {"ref": item["ref"]})
 
@@ -95,7 +114,8 @@ async def _events(request, listener, *, sees_all: bool):
 async def stream(request, reference: str | None = None):
     if not enabled() or not isinstance(request, ASGIRequest):
         return HttpResponse(status=204)
-    allowed, incident_id, sees_all = await sync_to_async(_authorise)(request, reference)
+    async with _gate():
+        allowed, incident_id, sees_all = await sync_to_async(_authorise)(request, reference)
     if not allowed:
         return HttpResponse("Sign in to follow incidents.", status=403, content_type="text/plain")
     events_hub = hub()

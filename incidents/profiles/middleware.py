@@ -8,6 +8,10 @@ from django.utils import timezone
 from .services import SESSION_KEY, profile_zone_name
 from .zones import zone
 
+# Event streams (incidents.live) show no times and stay open for minutes: reading the session here would hold a
+# database connection in the request's thread for as long.
+SKIP_PREFIXES = ("/events/",)
+
 
 class TimeZoneMiddleware:
     def __init__(self, get_response):
@@ -18,6 +22,8 @@ class TimeZoneMiddleware:
         user = getattr(request, "user", None)
         session = getattr(request, "session", None)
         tz = None
+        if request.path_info.startswith(SKIP_PREFIXES):
+            return self.get_response(request)
         if session is not None and user is not None and user.is_authenticated:
             name = session.get(SESSION_KEY)
             if name is None:
