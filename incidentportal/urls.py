@@ -2,15 +2,18 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from incidents.accounts import views as accounts_views
 from incidents.api import schema as api_schema
 
 urlpatterns = [
     # Inbound webhooks first: the busiest URLs of the portal, resolved without trying the others (incidentportal/wsgi.py
     # serves them with a lean handler).
     path("api/v1/integrations/", include("incidents.alerting.urls")),
+    path("api/v1/heartbeats/", include("incidents.alerting.heartbeat_urls")),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", accounts_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("incidents.accounts.urls")),
     path("api/schema/", api_schema.schema_view, name="api-schema"),
     path("api/docs/", api_schema.swagger_view, name="api-docs"),
     path("api/redoc/", api_schema.redoc_view, name="api-redoc"),

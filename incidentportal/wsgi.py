@@ -16,7 +16,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incidentportal.settings")
 
-WEBHOOK_PREFIX = "/api/v1/integrations/"
+# Heartbeat pings are the same kind of traffic: every cron job of a company, no browser.
+WEBHOOK_PREFIXES = ("/api/v1/integrations/", "/api/v1/heartbeats/")
 WEBHOOK_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",  # Content-Length, so senders' keep-alive connections stay open
@@ -44,7 +45,7 @@ class Dispatcher:
         self.webhooks = webhooks
 
     def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO", "").startswith(WEBHOOK_PREFIX):
+        if environ.get("PATH_INFO", "").startswith(WEBHOOK_PREFIXES):
             return self.webhooks(environ, start_response)
         return self.portal(environ, start_response)
 

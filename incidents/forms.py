@@ -76,6 +76,32 @@ class DeclareForm(LocalTimesMixin, forms.Form):
     )
 
 
+class DetailsForm(forms.Form):
+    """The incident's descriptive details, as the Incident Commander edits them on the incident page."""
+
+    title = forms.CharField(max_length=200)
+    summary = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    impact = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, help_text="Who is affected and how."
+    )
+    services = forms.ModelMultipleChoiceField(
+        queryset=Service.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Affected services",
+    )
+
+    @classmethod
+    def for_incident(cls, incident, data=None):
+        initial = {
+            "title": incident.title,
+            "summary": incident.summary,
+            "impact": incident.impact,
+            "services": [service.pk for service in incident.services.all()],
+        }
+        return cls(data, initial=initial, auto_id="id_details_%s")
+
+
 class NoteForm(LocalTimesMixin, forms.Form):
     body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Note (Markdown)", max_length=20000)
     kind = forms.ChoiceField(choices=[(EntryKind.NOTE, "Note"), (EntryKind.ACTION, "Action taken")], initial="note")
@@ -304,6 +330,7 @@ __all__ = [
     "AttachRunbookForm",
     "ChecklistTickForm",
     "DeclareForm",
+    "DetailsForm",
     "ExternalUpdateForm",
     "FiveWhysForm",
     "IncidentFilterForm",

@@ -21,6 +21,7 @@ urlpatterns = [
     path(incident + "updates/internal/", views.post_internal_update, name="post_internal_update"),
     path(incident + "updates/external/", views.post_external_update, name="post_external_update"),
     path(incident + "updates/resolution/", views.publish_resolution, name="publish_resolution"),
+    path(incident + "details/", views.edit_details, name="edit_details"),
     path(incident + "notes/", views.add_note, name="add_note"),
     path(incident + "notes/preview/", views.preview_note, name="preview_note"),
     path("runbooks/", views.runbook_list, name="runbooks"),

@@ -31,6 +31,7 @@ from .forms import (
     AttachRunbookForm,
     ChecklistTickForm,
     DeclareForm,
+    DetailsForm,
     ExternalUpdateForm,
     FiveWhysForm,
     IncidentFilterForm,
@@ -41,11 +42,13 @@ from .forms import (
     StatusForm,
 )
 from .markdown import render_markdown
-from .models import ChecklistItem, ChecklistPhase, EntryKind, Incident, Role, Runbook, UpdateKind
+from .models import ChecklistItem, ChecklistPhase, EventType, Incident, Role, Runbook, UpdateKind
 from .statuspage import selectors as statuspage_selectors
 
 DETAIL = "incidents/detail.html"
 CHECKLIST_PHASES = [p for p in ChecklistPhase if p != ChecklistPhase.RUNBOOK]
+# New timeline entries of these types change the checklists card too (the poll refreshes it).
+CHECKLIST_EVENTS = {EventType.CHECKLIST_TICKED, EventType.RUNBOOK_ATTACHED}
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
@@ -184,7 +187,7 @@ class IncidentPage:
     def __init__(self, request, incident: Incident, *, kind: str = "", before_id: int | None = None):
         self.request = request
         self.incident = incident
-        self.kind = kind if kind in EntryKind.values else ""
+        self.kind = selectors.timeline_filter(kind)
         self.before_id = before_id
         self.can_respond = access.can_respond(request.user)
         self.is_manager = access.is_manager(request.user)
@@ -249,6 +252,12 @@ class IncidentPage:
         return selectors.recent_updates(incident=self.incident)
 
     @cached_property
+    def can_edit_details(self) -> bool:
+        return self.can_respond and services.may_edit_details(
+            self.request.user, self.incident, current_roles=self.incident.current_roles
+        )
+
+    @cached_property
     def public_services(self):
         return list(statuspage_selectors.public_services().order_by("name"))
 
@@ -271,12 +280,8 @@ class IncidentPage:
 
     @cached_property
     def can_backdate(self) -> bool:
-        if not self.can_respond:
-            return False
-        if access.is_manager(self.request.user):
-            return True
-        holders = {a.holder_id for a in self.incident.current_roles if a.role in (Role.SCRIBE, Role.INCIDENT_COMMANDER)}
-        return self.request.user.pk in holders
+        # The rule add_timeline_entry applies, asked with the roles the page already loaded.
+        return services.may_backdate(self.request.user, self.incident, current_roles=self.incident.current_roles)
 
     @cached_property
     def urls(self) -> dict[str, str]:
@@ -292,6 +297,7 @@ class IncidentPage:
             "post_internal_update",
             "post_external_update",
             "publish_resolution",
+            "edit_details",
             "add_note",
             "preview_note",
         ]
@@ -331,6 +337,7 @@ def _forms(page: IncidentPage, overrides: dict) -> dict:
         "external_form": lambda: _external_form(page),
         "resolution_form": lambda: _external_form(page, auto_id=RESOLUTION_FORM_IDS),
         "note_form": lambda: NoteForm(),
+        "details_form": lambda: DetailsForm.for_incident(incident),
     }
     return {name: overrides.get(name) or factory() for name, factory in forms.items()}
 
@@ -372,7 +379,7 @@ def _detail_context(request, incident: Incident, *, overrides: dict | None = Non
     return {
         "incident": incident,
         "page": page,
-        "entry_kinds": EntryKind.choices,
+        "timeline_filters": selectors.timeline_filter_groups(),
         **(overrides or {}),
         **_forms(page, overrides or {}),
     }
@@ -397,7 +404,7 @@ def detail(request, reference):
 
 def _timeline_poll(request, reference, *, after: int, kind: str):
     """The 2-second poll. No new entries: 204 after one query, and htmx keeps the element (and cursor) as is."""
-    kind = kind if kind in EntryKind.values else ""
+    kind = selectors.timeline_filter(kind)
     entries = selectors.visible_timeline_after(reference=reference, user=request.user, after_id=after, kind=kind)
     if not entries:
         return HttpResponse(status=204)
@@ -408,7 +415,7 @@ def _timeline_poll(request, reference, *, after: int, kind: str):
         {
             "new_entries": entries,
             "poll_url": page.timeline_url(after=max(e.id for e in entries)),
-            "refresh_checklists": any(e.kind in (EntryKind.CHECKLIST, EntryKind.ACTION) for e in entries),
+            "refresh_checklists": any(e.event_type in CHECKLIST_EVENTS for e in entries),
             "oob": True,
         }
     )
@@ -609,6 +616,24 @@ def post_external_update(request, incident):
 def publish_resolution(request, incident):
     """The prompt after resolving or closing: publish the prefilled "Resolved" status-page update."""
     return _post_external_update(request, incident, auto_id=RESOLUTION_FORM_IDS)
+
+
+@_action("details-card", "details_form")
+def edit_details(request, incident):
+    """The Incident Commander (or a manager) edits the title, summary, impact and services."""
+    form = DetailsForm.for_incident(incident, request.POST)
+    ok = _try(
+        form,
+        lambda d: services.update_incident_details(
+            incident=incident,
+            by=request.user,
+            title=d["title"],
+            summary=d["summary"],
+            impact=d["impact"],
+            services=list(d["services"]),
+        ),
+    )
+    return form, ok, "Details saved."
 
 
 @_action("note-card", "note_form")

@@ -21,11 +21,10 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from incidentportal.db import prepared_cursor
-from incidents import access
-from incidents import events as timeline
+from incidents import access, timeline
 from incidents import services as incident_services
 from incidents.errors import DomainError, PermissionDenied
-from incidents.models import DetectionSource, EntryKind, Incident, Service, SeverityPolicy
+from incidents.models import DetectionSource, Incident, Service, SeverityPolicy
 
 from . import conf
 from .models import (
@@ -54,7 +53,6 @@ DEFAULT_POLICY_FOR_SEVERITY = {
     Severity.INFO: "P3",
 }
 SEVERITY_ORDER = [Severity.CRITICAL, Severity.ERROR, Severity.WARNING, Severity.INFO]
-TIMELINE_LIST_LIMIT = 20
 RETRIES_ON_DEADLOCK = 3
 
 
@@ -636,26 +634,20 @@ def _policy_rank(policies, level):
     return policy.rank if policy else 99
 
 
-VERBS = {EventAction.TRIGGER: "triggered", EventAction.ACKNOWLEDGE: "acknowledged", EventAction.RESOLVE: "resolved"}
-
-
 def _record_on_timelines(integration, by_incident: dict[int, list]) -> None:
     """One timeline entry per incident and request, listing its alerts (a 100-alert webhook is one entry)."""
     for incident_id, items in by_incident.items():
-        incident = Incident(pk=incident_id)
-        lines = []
-        for event, summary in items[:TIMELINE_LIST_LIMIT]:
-            text = (summary or event.summary or event.dedup_key).replace("\n", " ")[:200]
-            link = f" ([source]({event.link}))" if event.link else ""
-            lines.append(f"- Alert **{VERBS[event.action]}** ({event.severity}): {text}{link}")
-        if len(items) > TIMELINE_LIST_LIMIT:
-            lines.append(f"- and {len(items) - TIMELINE_LIST_LIMIT} more")
-        header = (
-            f"{len(items)} alert event(s) from **{integration.name}**:"
-            if len(items) > 1
-            else f"From **{integration.name}**:"
-        )
-        timeline.record(incident, kind=EntryKind.ALERT, body=header + "\n\n" + "\n".join(lines))
+        alerts = [
+            {
+                "action": str(event.action),
+                "severity": event.severity,
+                "summary": summary or event.summary,
+                "link": event.link,
+                "dedup_key": event.dedup_key,
+            }
+            for event, summary in items
+        ]
+        timeline.record(timeline.alert_attached(Incident(pk=incident_id), integration=integration, alerts=alerts))
 
 
 def _fill_incident_references(outcomes: dict[int, Outcome], linked: bool) -> None:

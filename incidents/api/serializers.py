@@ -177,7 +177,18 @@ class TimelineEntrySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TimelineEntry
-        fields = ["id", "occurred_at", "created_at", "author", "kind", "body", "body_html", "is_key_event"]
+        fields = [
+            "id",
+            "occurred_at",
+            "created_at",
+            "author",
+            "kind",
+            "event_type",
+            "data",
+            "body",
+            "body_html",
+            "is_key_event",
+        ]
         read_only_fields = fields
 
 

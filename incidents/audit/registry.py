@@ -1,7 +1,9 @@
 """What the audit trail covers: every model of these apps, found at start-up, so models other areas add later
 are covered without registering them here. Only the exclusions below are listed, each with its reason."""
 
-AUDITED_APP_LABELS = frozenset({"incidents", "oncall", "paging", "postmortems", "statuspage", "alerting", "auth"})
+AUDITED_APP_LABELS = frozenset(
+    {"incidents", "oncall", "paging", "postmortems", "statuspage", "alerting", "auth", "accounts"}
+)
 
 # Whole models left out, "app_label.model_name" -> why.
 EXCLUDED_MODELS = {

@@ -1,7 +1,8 @@
 """Live pages by push: a committed change to an incident is announced to the browsers showing it.
 
-Writers call `incident_changed(...)` inside their transaction (the timeline builders do, so every change that writes
-a timeline entry is announced); after the commit one small JSON message goes to a Redis pub/sub channel. The
+Every timeline entry is announced: `timeline_recorded` handles the TimelineRecorded lifecycle event after the
+commit (incidents/apps.py subscribes it), and sends one small JSON message to a Redis pub/sub channel.
+`incident_changed(...)` does the same for a change that writes no timeline entry. The
 `/events/` streams (Server-Sent Events, `incidents.live.views`, served by the ASGI process) hold one Redis
 subscription per process (`incidents.live.hub`) and tell each browser "INC-n changed"; the page then asks for what
 is new with the same cursor request the 2 s poll uses, so a missed message costs nothing but latency and the poll
@@ -20,6 +21,8 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
+
+from ..models import Incident
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,15 @@ def incident_changed(incident) -> None:
             message(incident_id=incident.pk, number=incident.number, restricted=bool(incident.is_restricted)),
         )
     )
+
+
+def timeline_recorded(event) -> None:
+    """After the commit of a timeline entry (lifecycle.TimelineRecorded)."""
+    if not enabled():
+        return
+    row = Incident.objects.filter(pk=event.incident_id).values_list("number", "is_restricted").first()
+    if row is not None:
+        publish(message(incident_id=event.incident_id, number=row[0], restricted=row[1]))
 
 
 def _redis():

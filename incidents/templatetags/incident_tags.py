@@ -160,14 +160,17 @@ KIND_LABELS = dict(EntryKind.choices)
 
 def _entry_html(entry) -> str:
     occurred = entry.occurred_at
-    classes = f"entry kind-{escape(entry.kind)}" + (" key-event" if entry.is_key_event else "")
+    classes = f"entry kind-{escape(entry.kind)} event-{escape(entry.event_type)}" + (
+        " key-event" if entry.is_key_event else ""
+    )
     backdated = ""
     if entry.is_backdated:
         written = format_moment(entry.created_at)
         backdated = f' <span class="backdated" title="Written {written}">back-dated</span>'
     # body_html was sanitised with nh3 when the entry was written (incidents.markdown); everything else is escaped.
     return (
-        f'<li id="entry-{entry.id}" data-entry-id="{entry.id}" class="{classes}">'
+        f'<li id="entry-{entry.id}" data-entry-id="{entry.id}" data-event-type="{escape(entry.event_type)}" '
+        f'class="{classes}">'
         f'<div class="entry-meta"><time datetime="{iso_utc(occurred)}" title="{format_utc(occurred)}">'
         f"{format_moment(occurred)}</time> "
         f'<span class="kind-label">{escape(KIND_LABELS.get(entry.kind, entry.kind))}</span> '

@@ -33,8 +33,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from incidentportal.db import prepared_cursor
-from incidents import events
-from incidents.models import EntryKind, Incident, SeverityPolicy
+from incidents import timeline
+from incidents.models import Incident, SeverityPolicy
 
 from . import channels, links
 from .channels import OutgoingMessage, PermanentFailure, TemporaryFailure
@@ -359,18 +359,11 @@ def _fail_row(row: Notification, reason: str, now: datetime) -> None:
             .order_by("method_position", "pk")
             .first()
         )
-    body = f"Could not notify {row.recipient} by {row.get_channel_display()}"
-    if row.address and row.channel != Channel.WEBHOOK:
-        body += f" ({row.address})"
-    body += f": {reason}."
     if fallback is not None:
         fallback.status = Notification.Status.PENDING
         fallback.scheduled_for = now
         fallback.save(update_fields=["status", "scheduled_for"])
-        body += f" Trying their next contact method: {fallback.get_channel_display()}."
-    elif row.person_id:
-        body += " No other contact method is left to try."
-    events.record(row.incident, kind=EntryKind.SYSTEM, body=body)
+    timeline.record(timeline.notification_failed(row.incident, notification=row, reason=reason, fallback=fallback))
 
 
 def _fail(batch: list[Notification], error: Exception, now: datetime) -> None:

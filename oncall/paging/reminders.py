@@ -18,8 +18,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from incidents import events
-from incidents.models import EntryKind, Incident, Role, RoleAssignment, Status
+from incidents import timeline
+from incidents.models import Incident, Role, RoleAssignment, Status
 from oncall.models import ContactMethod, Person
 
 from .models import Channel, Notification, Page, Reminder
@@ -49,13 +49,7 @@ def note_missed_acknowledge_targets(*, now: datetime | None = None, limit: int =
         for page in pages:
             page.acknowledge_target_missed_at = now
             page.save(update_fields=["acknowledge_target_missed_at"])
-            events.record(
-                page.incident,
-                kind=EntryKind.SYSTEM,
-                body=f"Acknowledge target missed: nobody acknowledged within {target} minutes of being paged "
-                f"(due {page.acknowledge_due_at:%H:%M} UTC). Escalation continues.",
-                is_key_event=True,
-            )
+            timeline.record(timeline.acknowledge_target_missed(page.incident, page=page, target_minutes=target))
     return len(pages)
 
 
@@ -146,11 +140,13 @@ def remind_update_cadence(*, now: datetime | None = None, limit: int = 100) -> i
                 f"{settings.SITE_URL}{incident.get_absolute_url()}",
                 now=now,
             )
-            who = ", ".join(names) if names else "nobody (no Incident Commander or Communications Lead to remind)"
-            events.record(
-                incident,
-                kind=EntryKind.SYSTEM,
-                body=f"Internal update overdue (due {due}{every}). Reminded: {who}.",
+            timeline.record(
+                timeline.update_overdue(
+                    incident,
+                    due_at=incident.next_update_due_at,
+                    cadence_minutes=_minutes(cadence) if cadence else None,
+                    reminded=names,
+                )
             )
     return len(incidents)
 
@@ -189,13 +185,7 @@ def remind_to_close(*, now: datetime | None = None, limit: int = 100) -> int:
                 f"{settings.SITE_URL}{incident.get_absolute_url()}",
                 now=now,
             )
-            who = ", ".join(names) if names else "nobody (no Incident Commander)"
-            events.record(
-                incident,
-                kind=EntryKind.SYSTEM,
-                body=f"Resolved for 24 hours: time to complete the closure checklist ({open_items} open) and close. "
-                f"Reminded: {who}.",
-            )
+            timeline.record(timeline.close_reminder(incident, open_items=open_items, reminded=names))
     return len(incidents)
 
 

@@ -23,13 +23,12 @@ from functools import partial
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from django.utils.html import escape
 
-from incidents import events, live
+from incidents import timeline
 from incidents.audit.context import current_actor, current_context
 from incidents.audit.models import AuditAction, AuditRecord
 from incidents.audit.recorder import object_type, redact, safe_repr, snapshot, to_json
-from incidents.models import EntryKind, Incident, TimelineEntry
+from incidents.models import Incident, TimelineEntry
 from oncall import selectors as oncall_selectors
 from oncall.escalation import escalation_times
 from oncall.models import ContactMethod, EscalationLevel, EscalationTarget, Hotline, Person, Rotation, Team
@@ -114,8 +113,8 @@ class EscalationContext:
             for plan in plans:
                 for members in plan.members.values():
                     people.update(person.pk for person in members)
-                for timeline in plan._overrides.values():
-                    people.update(override.person_id for override in timeline.overrides)
+                for override_timeline in plan._overrides.values():
+                    people.update(override.person_id for override in override_timeline.overrides)
         for team in self._teams.values():
             if team.team_lead_id:
                 people.add(team.team_lead_id)
@@ -337,20 +336,9 @@ class EscalationWrites:
         if page.pk not in self.pages:
             self.pages[page.pk] = (page, snapshot(page))
 
-    def entry(self, incident: Incident, body: str, *, is_key_event: bool = False) -> None:
-        # As incidents.events.record writes it (kind system, no author), except that the HTML of these plain-text
-        # lines is the escaped paragraph Markdown would make of them: the same for text without Markdown syntax
-        # (names with * or _ stay literal), at a hundredth of the cost when a tick writes thousands.
-        self.entries.append(
-            TimelineEntry(
-                incident=incident,
-                kind=EntryKind.SYSTEM,
-                body=body,
-                body_html=f"<p>{escape(body)}</p>",
-                occurred_at=timezone.now(),
-                is_key_event=is_key_event,
-            )
-        )
+    def entry(self, entry: TimelineEntry) -> None:
+        """A timeline entry built by incidents.timeline, inserted with the others at flush."""
+        self.entries.append(entry)
 
     def flush(self) -> None:
         context, actor = current_context(), current_actor()
@@ -389,9 +377,7 @@ class EscalationWrites:
         if changed_pages:
             _update_page_timers(changed_pages)
         if self.entries:
-            TimelineEntry.objects.bulk_create(self.entries)
-            for incident in {entry.incident_id: entry.incident for entry in self.entries}.values():
-                live.incident_changed(incident)
+            timeline.record_all(self.entries)
             for entry in self.entries:
                 record(AuditAction.CREATED, entry, after=snapshot(entry))
         if self.notifications:
@@ -410,11 +396,7 @@ def start_paging(*, incident: Incident, by, reason: str = "declared") -> Page | 
     superseded = stop_paging(incident=incident, by=by, reason=f"superseded: paging restarted ({reason})", quiet=True)
     team, policy = paged_team_and_policy(incident)
     if policy is None:
-        events.record(
-            incident,
-            kind=EntryKind.SYSTEM,
-            body="Nobody was paged: there is no escalation policy for the owning team and no default policy.",
-        )
+        timeline.record(timeline.paging_unavailable(incident))
         return None
     page = Page.objects.create(
         incident=incident,
@@ -425,12 +407,10 @@ def start_paging(*, incident: Incident, by, reason: str = "declared") -> Page | 
         pass_started_at=now,
         escalate_at=now,
     )
-    who = f" for {team}" if team else ""
-    events.record(
-        incident,
-        kind=EntryKind.SYSTEM,
-        body=f"Paging started{who} ({incident.severity.level}, {policy})"
-        + ("; the previous page is superseded." if superseded else "."),
+    timeline.record(
+        timeline.paging_started(
+            incident, page=page, team=team, policy=policy, superseded=bool(superseded), reason=reason
+        )
     )
     writes = EscalationWrites()
     advance_page(page, EscalationContext(now), writes)
@@ -481,13 +461,7 @@ def acknowledge_pages(*, incident: Incident, by, person: Person | None = None, v
         name = str(who) if who is not None else "the portal"
         if by is not None and person is None:
             name = by.get_full_name() or by.get_username()
-        level = f" at level {page.level_number}" if page.level_number else ""
-        events.record(
-            incident,
-            kind=EntryKind.SYSTEM,
-            body=f"Paging acknowledged by {name}{level} ({via}); escalation stopped.",
-            by=by,
-        )
+        timeline.record(timeline.page_acknowledged(incident, page=page, name=name, via=via, by=by, person=person))
     return pages
 
 
@@ -495,7 +469,7 @@ def stop_paging(*, incident: Incident, by, reason: str, quiet: bool = False) -> 
     """Stop every open page of the incident (resolved, closed, superseded by a new page)."""
     pages = _close_pages(incident, state=Page.State.STOPPED, reason=reason)
     if pages and not quiet:
-        events.record(incident, kind=EntryKind.SYSTEM, body=f"Paging stopped: {reason}.", by=by)
+        timeline.record(timeline.paging_stopped(incident, reason=reason, pages=pages, by=by))
     return pages
 
 
@@ -558,13 +532,17 @@ def _fire_level(page: Page, levels, index: int, at: datetime, context, writes) -
     page.last_escalated_at = context.now
     if page.acknowledge_due_at is None:
         page.acknowledge_due_at = at + settings.ACKNOWLEDGE_TARGET
-    lines = [f"Paged level {index + 1} ({level.name})"]
-    if page.repeat:
-        lines[0] += f", repeat {page.repeat + 1} of {settings.PAGING_REPEAT_POLICY_TIMES}"
-    lines[0] += ": " + ("; ".join(reached) if reached else "nobody could be reached") + "."
-    if unreachable:
-        lines.append("Not reachable: " + "; ".join(unreachable) + ".")
-    writes.entry(page.incident, " ".join(lines))
+    writes.entry(
+        timeline.level_paged(
+            page,
+            level=index,
+            level_name=level.name,
+            repeat=page.repeat,
+            passes=settings.PAGING_REPEAT_POLICY_TIMES,
+            reached=reached,
+            unreachable=unreachable,
+        )
+    )
     return rows
 
 
@@ -584,12 +562,8 @@ def _alert_hotlines(page: Page, context, writes) -> list[Notification]:
                 repeat=page.repeat,
             )
         )
-    names = ", ".join(str(h) for h in hotlines) or "none configured"
     writes.entry(
-        page.incident,
-        f"Nobody acknowledged after {settings.PAGING_REPEAT_POLICY_TIMES} passes through the escalation "
-        f"policy: alerting the escalation hotlines ({names}).",
-        is_key_event=True,
+        timeline.hotlines_alerted(page, hotlines=[str(h) for h in hotlines], passes=settings.PAGING_REPEAT_POLICY_TIMES)
     )
     page.hotlines_alerted_at = context.now
     page.state = Page.State.EXHAUSTED

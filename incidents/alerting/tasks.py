@@ -1,0 +1,17 @@
+"""Celery tasks of the alerting app: thin, idempotent, they call services.
+
+- heartbeat_tick (queue `timers`, every TIMER_TICK_SECONDS): heartbeats past their deadline open their alert.
+"""
+
+from celery import shared_task
+from django.conf import settings
+
+from . import heartbeats
+
+BEAT_TICKS = [("alerting-heartbeat-tick", "incidents.alerting.tasks.heartbeat_tick")]
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def heartbeat_tick():
+    budget = max(1.0, min(20.0, settings.CELERY_TASK_SOFT_TIME_LIMIT / 2))
+    return heartbeats.open_missed_alerts(batch=settings.HEARTBEAT_TICK_BATCH, budget_seconds=budget)
