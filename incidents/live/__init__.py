@@ -1,8 +1,7 @@
 """Live pages by push: a committed change to an incident is announced to the browsers showing it.
 
 Every timeline entry is announced: `timeline_recorded` handles the TimelineRecorded lifecycle event after the
-commit (incidents/apps.py subscribes it), and sends one small JSON message to a Redis pub/sub channel.
-`incident_changed(...)` does the same for a change that writes no timeline entry. The
+commit (incidents/apps.py subscribes it), and sends one small JSON message to a Redis pub/sub channel. The
 `/events/` streams (Server-Sent Events, `incidents.live.views`, served by the ASGI process) hold one Redis
 subscription per process (`incidents.live.hub`) and tell each browser "INC-n changed"; the page then asks for what
 is new with the same cursor request the 2 s poll uses, so a missed message costs nothing but latency and the poll
@@ -17,10 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from functools import partial
 
 from django.conf import settings
-from django.db import transaction
 
 from ..models import Incident
 
@@ -42,18 +39,6 @@ def channel() -> str:
 
 def message(*, incident_id: int, number: int, restricted: bool) -> str:
     return json.dumps({"id": incident_id, "ref": f"INC-{number}", "restricted": restricted}, separators=(",", ":"))
-
-
-def incident_changed(incident) -> None:
-    """Announce, once the current transaction commits, that `incident` changed (nothing if it rolls back)."""
-    if not enabled():
-        return
-    transaction.on_commit(
-        partial(
-            publish,
-            message(incident_id=incident.pk, number=incident.number, restricted=bool(incident.is_restricted)),
-        )
-    )
 
 
 def timeline_recorded(event) -> None:

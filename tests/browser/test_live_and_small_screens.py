@@ -17,6 +17,7 @@ from django.utils import timezone
 from incidents import services
 from incidents.live.hub import HUB_CLIENT_NAME
 from incidents.models import Role
+from tests.browser.axe import assert_accessible
 from tests.factories import ResponderFactory, ServiceFactory, declare
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -153,6 +154,7 @@ def test_small_screen_collapses_the_navigation_and_puts_the_responder_actions_fi
     expect(menu).to_have_attribute("aria-expanded", "true")
     expect(phone.get_by_role("link", name="Incidents", exact=True)).to_be_visible()
     phone.screenshot(path=str(SCREENSHOTS / "menu-390.png"), full_page=False)
+    assert_accessible(phone)
     phone.keyboard.press("Escape")
     expect(phone.get_by_role("navigation", name="Main")).to_be_hidden()
 
@@ -167,6 +169,7 @@ def test_small_screen_collapses_the_navigation_and_puts_the_responder_actions_fi
     # The cards come in the order a responder needs them: note, status, then the timeline.
     assert top("#card-note") < top("#card-status") < top("#card-timeline")
     phone.screenshot(path=str(SCREENSHOTS / "incident-390.png"), full_page=False)
+    assert_accessible(phone)
 
     actions.get_by_role("link", name="Change status").click()
     expect(phone.get_by_role("button", name="Change status")).to_be_in_viewport()
@@ -191,3 +194,4 @@ def test_wide_screen_keeps_the_two_columns_and_the_full_navigation(asgi_server, 
     status, timeline = page.locator("#card-status").bounding_box(), page.locator("#card-timeline").bounding_box()
     assert status["x"] > timeline["x"] + timeline["width"] - 1  # the status card sits in the side column
     page.screenshot(path=str(SCREENSHOTS / "incident-1366.png"), full_page=False)
+    assert_accessible(page)
