@@ -23,6 +23,7 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from .. import access
+from ..accounts.second_factor import pending_step
 from ..models import Incident, user_sees_restricted
 from . import enabled
 from .hub import LOST, hub
@@ -38,7 +39,8 @@ def _authorise(request, reference: str | None) -> tuple[bool, int | None, bool]:
     """(may connect, incident id or None, sees every restricted incident). Runs in a worker thread."""
     try:
         user = request.user
-        if not access.can_view(user):
+        # A session that still owes its second factor reaches no page, and no stream either.
+        if not access.can_view(user) or pending_step(request) is not None:
             return False, None, False
         sees_all = bool(user.is_superuser or user_sees_restricted(user))
         if reference is None:
