@@ -431,9 +431,9 @@ def notification_failed(incident, *, notification, reason: str, fallback=None) -
         body += f" ({notification.address})"
     body += f": {reason}."
     if fallback is not None:
-        body += f" Trying their next contact method: {fallback.get_channel_display()}."
-    elif notification.person_id:
-        body += " No other contact method is left to try."
+        body += f" Trying their next notification rule now: {fallback.get_channel_display()}."
+    elif notification.person_id and notification.hotline_id is None:
+        body += " No other notification rule is left to try."
     data = {
         "notification_id": notification.pk,
         "page_id": notification.page_id,
@@ -443,6 +443,40 @@ def notification_failed(incident, *, notification, reason: str, fallback=None) -
         "fallback_channel": fallback.channel if fallback is not None else None,
     }
     return build(incident, EventType.NOTIFICATION_FAILED, body, data=data)
+
+
+def escalation_requested(page, *, name: str, via: str) -> TimelineEntry:
+    """Someone paged asked to escalate now (a key pressed on a page call)."""
+    return build(
+        page.incident,
+        EventType.ESCALATED,
+        f"{name} asked to escalate now ({via}).",
+        data={"page_id": page.pk, "requested_by": name, "via": via},
+        plain=True,
+    )
+
+
+def responders_paged(incident, *, page, target: str, how: str, message: str, by) -> TimelineEntry:
+    """An added responder: another team paged through its escalation policy, or one person by their rules."""
+    body = f"{_name(by)} paged {target} ({how})" + (f": {message}" if message else ".")
+    data = {
+        "page_id": page.pk,
+        "team_id": page.team_id,
+        "person_id": page.target_person_id,
+        "target": target,
+        "message": message,
+    }
+    return build(incident, EventType.PAGED, body, data=data, by=by, plain=True)
+
+
+def added_page_unanswered(page, *, target: str) -> TimelineEntry:
+    return build(
+        page.incident,
+        EventType.ESCALATED,
+        f"Nobody from {target} acknowledged the added-responder page.",
+        data={"page_id": page.pk, "target": target},
+        plain=True,
+    )
 
 
 def acknowledge_target_missed(incident, *, page, target_minutes: int) -> TimelineEntry:

@@ -124,14 +124,17 @@ def draft_impact(incident: Incident, services: list) -> str:
 
 
 def draft_root_cause(five_whys: FiveWhys | None) -> str:
+    """The five whys' root cause. The whys themselves are not copied: the report shows the incident's current
+    five whys until it is published (see five_whys_snapshot)."""
     if five_whys is None:
         return ""
-    parts = []
-    if five_whys.root_cause.strip():
-        parts.append(five_whys.root_cause.strip())
-    parts.append(f"**Five whys.** Problem: {five_whys.problem}")
-    parts.append("\n".join(f"{n}. Why? {why}" for n, why in enumerate(five_whys.whys, start=1)))
-    return "\n\n".join(part for part in parts if part)
+    return five_whys.root_cause.strip()
+
+
+def five_whys_snapshot(five_whys: FiveWhys | None) -> dict | None:
+    if five_whys is None:
+        return None
+    return {"problem": five_whys.problem, "whys": list(five_whys.whys), "root_cause": five_whys.root_cause}
 
 
 def _users_affected(incident: Incident) -> str:
@@ -463,7 +466,9 @@ def change_postmortem_status(*, postmortem: PostMortem, to: str, by) -> PostMort
     if new == PostMortemStatus.PUBLISHED:
         postmortem.published_at = timezone.now()
         postmortem.published_by = by
-        fields += ["published_at", "published_by"]
+        # The published report keeps the five whys as they are now; later edits on the incident do not change it.
+        postmortem.five_whys = five_whys_snapshot(FiveWhys.objects.filter(incident=postmortem.incident_id).first())
+        fields += ["published_at", "published_by", "five_whys"]
     postmortem.save(update_fields=fields)
     timeline.record(
         timeline.postmortem_status_changed(

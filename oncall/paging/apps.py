@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 
 
 class PagingConfig(AppConfig):
@@ -6,3 +7,8 @@ class PagingConfig(AppConfig):
     label = "paging"
     verbose_name = "Paging"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from .checks import paging_channels_reach_someone
+
+        checks.register(paging_channels_reach_someone, checks.Tags.compatibility, deploy=True)

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from incidents import timeline
 from incidents.models import Incident, Role, RoleAssignment, Status
-from oncall.models import ContactMethod, Person
+from oncall.models import NotificationRule, Person
 
 from .models import Channel, Notification, Page, Reminder
 from .services import _wake_senders_on_commit, person_notifications
@@ -67,9 +67,15 @@ def _recipients(incident: Incident, roles) -> list:
         seen.add(assignment.holder_id)
         found.append((Role(assignment.role).label, assignment.holder))
     people = {p.user_id: p for p in Person.objects.filter(user_id__in=seen, is_active=True)}
+    # A reminder is not a page: it goes out once, by the person's immediate rules (those with no delay).
     methods: dict[int, list] = {}
-    for method in ContactMethod.objects.filter(person__in=people.values(), is_active=True).order_by("position"):
-        methods.setdefault(method.person_id, []).append(method)
+    rules = (
+        NotificationRule.objects.filter(person__in=people.values(), contact_method__is_active=True, delay_minutes=0)
+        .select_related("contact_method")
+        .order_by("contact_method__position", "pk")
+    )
+    for rule in rules:
+        methods.setdefault(rule.person_id, []).append(rule)
     return [(label, user, people.get(user.pk), methods) for label, user in found]
 
 
@@ -86,7 +92,7 @@ def _remind(reminder: Reminder, incident: Incident, roles, *, subject: str, mess
         key = f"reminder:{reminder.pk}:u{user.pk}"
         name = user.get_full_name() or user.get_username()
         if person is not None:
-            made = person_notifications(person, methods=methods.get(person.pk, []), at=now, key_prefix=key, **common)
+            made = person_notifications(person, rules=methods.get(person.pk, []), at=now, key_prefix=key, **common)
         elif user.email:
             made = [
                 Notification(
