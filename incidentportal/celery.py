@@ -2,8 +2,10 @@
 claims due rows with SELECT ... FOR UPDATE SKIP LOCKED, so a lost message delays nothing beyond the next tick."""
 
 import os
+from importlib import import_module
 
 from celery import Celery
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incidentportal.settings")
 
@@ -12,14 +14,18 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+def registered_task(name: str):
+    """The task registered under its dotted name, e.g. "postmortems.tasks.send_postmortem_report". Services enqueue
+    the tasks that call them through this rather than importing the tasks module, so a dependency points one way
+    (tasks -> services). Registering happens when the app is finalised (below: every app's tasks module is
+    imported); an unknown name raises NotRegistered at once, in tests too."""
+    return app.tasks[name]
+
+
 @app.on_after_finalize.connect
 def register_ticks(sender, **kwargs):
     # Apps declare their periodic ticks in a module-level BEAT_TICKS list in their tasks module:
     # [("name", "dotted.task.path"), ...]; each runs every TIMER_TICK_SECONDS.
-    from importlib import import_module
-
-    from django.conf import settings
-
     for package in (
         "incidents",
         "incidents.alerting",

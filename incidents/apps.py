@@ -8,6 +8,7 @@ class IncidentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        # Imported here, not at the top: AppConfig modules load before the models permissions uses.
         from . import lifecycle, live
         from .permissions import grant_group_permissions
 

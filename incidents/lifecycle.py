@@ -47,7 +47,10 @@ class SeverityChanged(LifecycleEvent):
 
 @dataclass(frozen=True)
 class IncidentAcknowledged(LifecycleEvent):
-    pass
+    """Published for every acknowledgement, also a repeated one (paging then stops a page started after the first,
+    e.g. when the severity was raised); `first` is False for the repeats, which change nothing on the incident."""
+
+    first: bool = True
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,14 @@ class IncidentClosed(LifecycleEvent):
 class RoleAssigned(LifecycleEvent):
     role: str = ""
     holder_id: int | None = None
+
+
+@dataclass(frozen=True)
+class IncidentMerged(LifecycleEvent):
+    """`incident_id` (the duplicate) was merged into `into_id`; its pages must move there and stop."""
+
+    into_id: int = 0
+    into_reference: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from . import access
 from .business_hours import end_of_next_business_day
 
 
@@ -167,8 +168,6 @@ class IncidentQuerySet(models.QuerySet):
 def user_sees_restricted(user) -> bool:
     """The security team and the admin group see every restricted incident. Uses access.group_names, which
     caches the user's groups for the request, so the permission checks of the same page share its query."""
-    from . import access
-
     return bool({access.SECURITY, access.ADMIN} & access.group_names(user))
 
 
@@ -202,6 +201,13 @@ class Incident(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Merging: a duplicate points at the incident it was merged into (and redirects there); related incidents are
+    # linked both ways and shown on both pages and in the post-mortem.
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates", editable=False
+    )
+    related_incidents = models.ManyToManyField("self", blank=True, symmetrical=True)
 
     # Deadlines are columns; the timer tick wakes up on them.
     response_due_at = models.DateTimeField(null=True, blank=True)
@@ -398,6 +404,10 @@ class EventType(models.TextChoices):
     STATUS_PAGE_UPDATE = "status_page_update", "Status page update"
     ALERT_ATTACHED = "alert_attached", "Alerts attached"
     EVIDENCE_EXPORTED = "evidence_exported", "Evidence exported"
+    MERGED_INTO = "merged_into", "Merged into another incident"
+    MERGED_FROM = "merged_from", "Duplicate merged in"
+    RELATED_LINKED = "related_linked", "Related incident linked"
+    RELATED_UNLINKED = "related_unlinked", "Related incident unlinked"
     # paging and reminders
     PAGING_STARTED = "paging_started", "Paging started"
     PAGING_UNAVAILABLE = "paging_unavailable", "Nobody paged"
@@ -442,6 +452,10 @@ KIND_OF_EVENT = {
     EventType.STATUS_PAGE_UPDATE: EntryKind.UPDATE,
     EventType.ALERT_ATTACHED: EntryKind.ALERT,
     EventType.EVIDENCE_EXPORTED: EntryKind.SYSTEM,
+    EventType.MERGED_INTO: EntryKind.STATUS,
+    EventType.MERGED_FROM: EntryKind.SYSTEM,
+    EventType.RELATED_LINKED: EntryKind.SYSTEM,
+    EventType.RELATED_UNLINKED: EntryKind.SYSTEM,
     EventType.PAGING_STARTED: EntryKind.SYSTEM,
     EventType.PAGING_UNAVAILABLE: EntryKind.SYSTEM,
     EventType.PAGED: EntryKind.SYSTEM,

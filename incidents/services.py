@@ -1,6 +1,10 @@
 """Every state change of an incident. Each function takes the acting user (None for the portal itself),
 runs in one transaction, locks the incident row, validates, changes, writes the timeline entry in the same
 transaction and enqueues side effects with transaction.on_commit. Views, API, admin and tasks all call these.
+
+What other apps do about it (paging starts and stops, the post-mortem is drafted, chat is told) they do by
+subscribing to the typed events these functions publish (incidents/lifecycle.py); this module imports neither
+`oncall` nor `postmortems`.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from django.db import transaction
 from django.utils import timezone
 
-from . import access, timeline
+from . import access, lifecycle, timeline
 from .errors import DomainError, InvalidTransition, PermissionDenied
 from .models import (
     ALLOWED_TRANSITIONS,
@@ -364,10 +368,8 @@ def declare_incident(
         _assign(incident, role=Role.INCIDENT_COMMANDER, holder=commander, by=by)
     if runbook is not None:
         _attach_runbook(incident, runbook=runbook, by=by)
-    # Page the owning team per the severity and its escalation policy; outbox rows commit with the incident.
-    from oncall.paging.services import start_paging
-
-    start_paging(incident=incident, by=by, reason="declared")
+    # Paging pages the owning team per the severity and its escalation policy; outbox rows commit with the incident.
+    lifecycle.publish(lifecycle.IncidentDeclared(incident_id=incident.pk, by=by))
     return incident
 
 
@@ -407,8 +409,10 @@ def check_status_change(incident: Incident, *, to: str, by, override_reason: str
 @transaction.atomic
 def change_status(*, incident: Incident, to: str, by, note: str = "", override_reason: str = "") -> Incident:
     """Move along Investigating -> Identified -> Monitoring -> Resolved -> Closed (re-open from Monitoring or
-    Resolved). Closing needs the closure checklist complete, or a manager's override with a reason. Resolving and
-    closing stop paging; re-opening from Resolved starts a new page (stopped pages never reopen)."""
+    Resolved). Closing needs the closure checklist complete, or a manager's override with a reason.
+    Publishes StatusChanged, then IncidentResolved, IncidentClosed or (Resolved -> Investigating) IncidentReopened:
+    resolving and closing stop paging and resolving drafts the post-mortem; re-opening from Resolved starts a new
+    page (stopped pages never reopen)."""
     incident = _lock(incident)
     new, overridden = check_status_change(incident, to=to, by=by, override_reason=override_reason)
     old = Status(incident.status)
@@ -431,21 +435,15 @@ def change_status(*, incident: Incident, to: str, by, note: str = "", override_r
     incident.status = new
     incident.save()
     timeline.record(timeline.status_changed(incident, old=old, new=new, by=by, note=note))
-    if new in (Status.RESOLVED, Status.CLOSED):
-        from oncall.paging.services import stop_paging
-
-        stop_paging(incident=incident, by=by, reason=f"incident {new.label.lower()}")
-    if old == Status.RESOLVED and new == Status.INVESTIGATING:
-        # Resolving stopped every page: page the owning team again, as declaring does, with a new page. Re-opening
-        # from Monitoring does not get here: its page (open or acknowledged) still stands.
-        from oncall.paging.services import start_paging
-
-        start_paging(incident=incident, by=by, reason="re-opened")
+    lifecycle.publish(lifecycle.StatusChanged(incident_id=incident.pk, by=by, old_status=old, new_status=new))
     if new == Status.RESOLVED:
-        # The guide: a post-mortem within 48 h of resolution. Drafted in this transaction; idempotent on re-resolve.
-        from postmortems.services import ensure_draft_for
-
-        ensure_draft_for(incident=incident, by=by)
+        lifecycle.publish(lifecycle.IncidentResolved(incident_id=incident.pk, by=by))
+    elif new == Status.CLOSED:
+        lifecycle.publish(lifecycle.IncidentClosed(incident_id=incident.pk, by=by))
+    elif old == Status.RESOLVED and new == Status.INVESTIGATING:
+        # Re-opened after resolution (every page was stopped). Moving back from Monitoring or Identified is only a
+        # status change: the incident's page (open or acknowledged) still stands.
+        lifecycle.publish(lifecycle.IncidentReopened(incident_id=incident.pk, by=by))
     return incident
 
 
@@ -471,11 +469,16 @@ def change_severity(*, incident: Incident, severity: SeverityPolicy, by, reason:
         incident.next_update_due_at = severity.next_update_due_at(timezone.now())
     incident.save()
     timeline.record(timeline.severity_changed(incident, old=old, new=severity, by=by, reason=reason.strip()))
-    if severity.rank < old.rank and incident.is_active:
-        # Raised: page again at the new severity (the open page, if any, is superseded).
-        from oncall.paging.services import start_paging
-
-        start_paging(incident=incident, by=by, reason=f"severity raised to {severity.level}")
+    # Raised (a lower rank) on an active incident: paging pages again at the new severity.
+    lifecycle.publish(
+        lifecycle.SeverityChanged(
+            incident_id=incident.pk,
+            by=by,
+            old_level=old.level,
+            new_level=severity.level,
+            raised=severity.rank < old.rank,
+        )
+    )
     return incident
 
 
@@ -500,6 +503,7 @@ def _assign(incident: Incident, *, role: str, holder, by) -> RoleAssignment:
     timeline.record(
         timeline.role_assigned(incident, role=role, holder=holder, previous=current.holder if current else None, by=by)
     )
+    lifecycle.publish(lifecycle.RoleAssigned(incident_id=incident.pk, by=by, role=role, holder_id=holder.pk))
     return assignment
 
 
@@ -538,11 +542,6 @@ def relieve_role(*, incident: Incident, role: str, by) -> None:
     current.relieved_at = timezone.now()
     current.save(update_fields=["relieved_at"])
     timeline.record(timeline.role_relieved(incident, role=Role(role), holder=current.holder, by=by))
-
-
-def current_holder(incident: Incident, role: str):
-    assignment = incident.role_assignments.filter(role=role, relieved_at__isnull=True).select_related("holder").first()
-    return assignment.holder if assignment else None
 
 
 @transaction.atomic
@@ -728,14 +727,14 @@ def post_status_update(
 @transaction.atomic
 def acknowledge_incident(*, incident: Incident, by) -> Incident:
     """Someone has seen the incident and is on it. The first acknowledgement is recorded and time-stamped;
-    later ones are a no-op, so a double click or a race between two responders never writes twice."""
+    later ones write nothing here, so a double click or a race between two responders never writes twice.
+    Every acknowledgement publishes IncidentAcknowledged (paging stops escalating every open page, also one
+    started after an earlier acknowledgement because the severity was raised)."""
     _require_responder(by)
     incident = _lock(incident)
-    # Stops escalation of every open page, also one started after an earlier acknowledgement (severity raised).
-    from oncall.paging.services import acknowledge_pages
-
-    acknowledge_pages(incident=incident, by=by)
-    if incident.acknowledged_at is not None:
+    first = incident.acknowledged_at is None
+    lifecycle.publish(lifecycle.IncidentAcknowledged(incident_id=incident.pk, by=by, first=first))
+    if not first:
         return incident
     if incident.status == Status.CLOSED:
         raise InvalidTransition(f"{incident.reference} is closed.", field="incident")

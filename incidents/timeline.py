@@ -332,6 +332,53 @@ def alert_attached(incident, *, integration, alerts: Sequence[dict]) -> Timeline
     return build(incident, EventType.ALERT_ATTACHED, header + "\n\n" + "\n".join(lines), data=data)
 
 
+def merged_into(incident, *, into, by, reason: str = "") -> TimelineEntry:
+    body = f"Closed as a duplicate of **{into.reference}** ({into.title}); its alerts, timeline and pages moved there."
+    if reason:
+        body += f"\n\n{reason}"
+    return build(
+        incident,
+        EventType.MERGED_INTO,
+        body,
+        data={"into_id": into.pk, "into": into.reference, "reason": reason},
+        by=by,
+        is_key_event=True,
+    )
+
+
+def merged_from(incident, *, duplicate, by, moved: dict) -> TimelineEntry:
+    counts = ", ".join(f"{count} {what}" for what, count in moved.items() if count)
+    return build(
+        incident,
+        EventType.MERGED_FROM,
+        f"**{duplicate.reference}** ({duplicate.title}) merged into this incident as a duplicate"
+        + (f": {counts} moved here." if counts else "."),
+        data={"duplicate_id": duplicate.pk, "duplicate": duplicate.reference, "moved": moved},
+        by=by,
+        is_key_event=True,
+    )
+
+
+def related_linked(incident, *, other, by) -> TimelineEntry:
+    return build(
+        incident,
+        EventType.RELATED_LINKED,
+        f"Linked as related to **{other.reference}** ({other.title}).",
+        data={"other_id": other.pk, "other": other.reference},
+        by=by,
+    )
+
+
+def related_unlinked(incident, *, other, by) -> TimelineEntry:
+    return build(
+        incident,
+        EventType.RELATED_UNLINKED,
+        f"No longer linked to {other.reference}.",
+        data={"other_id": other.pk, "other": other.reference},
+        by=by,
+    )
+
+
 def evidence_exported(incident, *, export, by, username: str) -> TimelineEntry:
     return build(
         incident,

@@ -393,6 +393,11 @@ def detail(request, reference):
     if request.htmx and after is not None:
         return _timeline_poll(request, reference, after=after, kind=kind)
     incident = _incident_or_404(request, reference)
+    if incident.duplicate_of_id and not request.htmx:
+        merged_into = Incident.objects.visible_to(request.user).filter(pk=incident.duplicate_of_id).first()
+        if merged_into is not None:
+            messages.info(request, f"{incident.reference} was merged into {merged_into.reference} as a duplicate.")
+            return redirect(merged_into.get_absolute_url())
     page = IncidentPage(request, incident, kind=kind, before_id=_int_param(request, "before"))
     context = _detail_context(request, incident, page=page)
     if request.htmx and page.before_id is not None:

@@ -14,9 +14,10 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from incidents.models import Incident, IncidentResponder
+from incidents.models import Incident, IncidentResponder, Role
 from incidents.profiles.services import zone_of
 from incidents.profiles.zones import format_moment
+from incidents.selectors import current_holder
 
 from .models import ActionItem, PostMortem
 from .report import Report, absolute_url, build_report, report_markdown
@@ -131,9 +132,6 @@ def send_action_item_reminder(item_id: int, kind: str) -> int:
 
 
 def send_schedule_reminder(postmortem_id: int) -> int:
-    from incidents.models import Role
-    from incidents.services import current_holder
-
     postmortem = PostMortem.objects.select_related("incident", "owner").filter(pk=postmortem_id).first()
     if postmortem is None or postmortem.meeting_at is not None:
         return 0  # scheduled since the tick claimed it

@@ -13,6 +13,7 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
+from incidentportal.celery import registered_task
 from incidents import access, timeline
 from incidents.errors import DomainError, InvalidTransition, PermissionDenied
 from incidents.markdown import render_markdown
@@ -26,7 +27,9 @@ from incidents.models import (
     Status,
     TimelineEntry,
 )
-from incidents.services import current_holder, tick_checklist_item
+from incidents.selectors import current_holder
+from incidents.services import tick_checklist_item
+from oncall.models import Person
 
 from .models import (
     MARKDOWN_SECTIONS,
@@ -486,8 +489,7 @@ def change_postmortem_status(*, postmortem: PostMortem, to: str, by) -> PostMort
 
 
 def _enqueue_report(postmortem: PostMortem) -> None:
-    from .tasks import send_postmortem_report
-
+    send_postmortem_report = registered_task("postmortems.tasks.send_postmortem_report")
     transaction.on_commit(partial(send_postmortem_report.delay, postmortem.pk))
 
 
@@ -518,8 +520,6 @@ def _choice(value: str, choices, field: str) -> str:
 
 
 def _owner_person(owner):
-    from oncall.models import Person
-
     return Person.objects.filter(user=owner).first()
 
 
@@ -636,8 +636,8 @@ def send_due_reminders(*, now: datetime | None = None, limit: int = REMINDER_BAT
     """Claim due reminders with FOR UPDATE SKIP LOCKED, stamp them (so each fires once, even with two ticks
     running at once) and queue the emails after commit. Overdue wins over "due soon": an item found already
     overdue gets only the overdue reminder."""
-    from .tasks import send_action_item_reminder, send_schedule_reminder
-
+    send_action_item_reminder = registered_task("postmortems.tasks.send_action_item_reminder")
+    send_schedule_reminder = registered_task("postmortems.tasks.send_schedule_reminder")
     now = now or timezone.now()
     today = timezone.localdate(now)
     counts = {"overdue": 0, "before_due": 0, "schedule": 0}

@@ -191,6 +191,8 @@ def _entry_html(entry) -> str:
     if entry.is_backdated:
         written = format_moment(entry.created_at)
         backdated = f' <span class="backdated" title="Written {written}">back-dated</span>'
+    merged = (entry.data or {}).get("merged_from")
+    origin = f' <span class="merged-from">from {escape(merged)}</span>' if merged else ""
     # body_html was sanitised with nh3 when the entry was written (incidents.markdown); everything else is escaped.
     return (
         f'<li id="entry-{entry.id}" data-entry-id="{entry.id}" data-event-type="{escape(entry.event_type)}" '
@@ -198,6 +200,6 @@ def _entry_html(entry) -> str:
         f'<div class="entry-meta"><time datetime="{iso_utc(occurred)}" title="{format_utc(occurred)}">'
         f"{format_moment(occurred)}</time> "
         f'<span class="kind-label">{escape(KIND_LABELS.get(entry.kind, entry.kind))}</span> '
-        f'<span class="author">{escape(person(entry.author))}</span>{backdated}</div>'
+        f'<span class="author">{escape(person(entry.author))}</span>{backdated}{origin}</div>'
         f'<div class="markdown">{entry.body_html}</div></li>'
     )
