@@ -11,6 +11,8 @@ from .zones import zone
 # Event streams (incidents.live) show no times and stay open for minutes: reading the session here would hold a
 # database connection in the request's thread for as long.
 SKIP_PREFIXES = ("/events/",)
+# The public status page is the same for everyone (cached, no "Vary: Cookie"): it shows UTC and reads no session.
+PUBLIC_PREFIX, STAFF_PREFIX = "/status/", "/status/manage/"
 
 
 class TimeZoneMiddleware:
@@ -22,7 +24,8 @@ class TimeZoneMiddleware:
         user = getattr(request, "user", None)
         session = getattr(request, "session", None)
         tz = None
-        if request.path_info.startswith(SKIP_PREFIXES):
+        path = request.path_info
+        if path.startswith(SKIP_PREFIXES) or (path.startswith(PUBLIC_PREFIX) and not path.startswith(STAFF_PREFIX)):
             return self.get_response(request)
         if session is not None and user is not None and user.is_authenticated:
             name = session.get(SESSION_KEY)
