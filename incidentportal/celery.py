@@ -33,6 +33,7 @@ def register_ticks(sender, **kwargs):
         "incidents.audit",
         "oncall",
         "oncall.paging",
+        "oncall.chatops",
         "postmortems",
     ):
         try:

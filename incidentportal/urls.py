@@ -27,6 +27,7 @@ urlpatterns = [
     path("profile/", include("incidents.profiles.urls")),
     path("oncall/", include("oncall.urls")),
     path("paging/", include("oncall.paging.urls")),
+    path("chatops/", include("oncall.chatops.urls")),
     path("", include("postmortems.urls")),
     path("", include("incidents.urls")),
 ]

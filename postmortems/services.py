@@ -18,17 +18,14 @@ from incidents import access, timeline
 from incidents.errors import DomainError, InvalidTransition, PermissionDenied
 from incidents.markdown import render_markdown
 from incidents.models import (
-    ChecklistItem,
-    ChecklistPhase,
     FiveWhys,
     Incident,
     IncidentResponder,
     Role,
-    Status,
     TimelineEntry,
 )
 from incidents.selectors import current_holder
-from incidents.services import tick_checklist_item
+from incidents.services import record_checklist_fact
 from oncall.models import Person
 
 from .models import (
@@ -47,7 +44,6 @@ from .models import (
 # "Before due" reminders go out this many days ahead of the due date.
 REMIND_DAYS_BEFORE_DUE = 1
 REMINDER_BATCH = 200
-CLOSURE_ITEM_TEXT = "Post-mortem scheduled"
 TIMELINE_TEXT_MAX = 500
 # Bounds on the dates people type (QA: a meeting in year 9999 was accepted). The browser forms, the admin and the
 # API all reach these through the services below.
@@ -430,13 +426,8 @@ def schedule_meeting(
     timeline.record(
         timeline.postmortem_meeting_scheduled(incident, postmortem=postmortem, rescheduled=was_scheduled, by=by)
     )
-    if incident.status != Status.CLOSED:
-        item = ChecklistItem.objects.filter(
-            incident=incident, phase=ChecklistPhase.CLOSURE, text__iexact=CLOSURE_ITEM_TEXT
-        ).first()
-        if item is not None and not item.is_checked:
-            # by=None: the portal ticks it, as a consequence of the scheduling recorded above.
-            tick_checklist_item(item=item, by=None)
+    # The closure checklist's "Post-mortem scheduled" (and recovery's "Schedule post-mortem") are now facts.
+    record_checklist_fact(incident=incident, fact="postmortem_scheduled")
     return postmortem
 
 
