@@ -11,60 +11,20 @@ from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
 
-from incidents import access
 from incidents import services as incident_services
 from incidents.errors import DomainError
 from incidents.models import Incident, Role, Service, SeverityPolicy, Status, UpdateKind
 from oncall.models import Person, Team
 from oncall.paging import services as paging_services
 
-from . import messages, slack_api
+from . import mattermost, messages, slack_api
+from .identity import NotAllowed, actor_for, visible_incident
 from .models import ChatIdentity, ChatMessageEntry, InboundRequest, IncidentChannel
 from .slack_api import ChatError
 
 logger = logging.getLogger("oncall.chatops")
 
 PIN_REACTIONS = {"pushpin", "round_pushpin"}
-UNLINKED = (
-    "Your Slack account is not linked to anyone in the Incident Portal, so nothing was changed. Ask an "
-    "administrator to link it (Admin › Chat identities, or “Link to Slack by email” on your person)."
-)
-
-
-class NotAllowed(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
-def actor_for(*, slack_user_id: str = "", mattermost_user_id: str = ""):
-    """The portal user acting for a chat user, or NotAllowed saying why not."""
-    if slack_user_id:
-        identity = ChatIdentity.objects.filter(slack_user_id=slack_user_id).select_related("person__user").first()
-    else:
-        identity = (
-            ChatIdentity.objects.filter(mattermost_user_id=mattermost_user_id).select_related("person__user").first()
-            if mattermost_user_id
-            else None
-        )
-    if identity is None:
-        raise NotAllowed(UNLINKED)
-    user = identity.person.user
-    if user is None or not user.is_active:
-        raise NotAllowed(
-            f"Your chat account is linked to {identity.person}, who has no active Incident Portal login, "
-            "so nothing was changed."
-        )
-    if not access.can_respond(user):
-        raise NotAllowed("You need the responder role in the Incident Portal to change incidents; nothing was changed.")
-    return user
-
-
-def visible_incident(user, incident_id) -> Incident:
-    incident = Incident.objects.visible_to(user).select_related("severity").filter(pk=incident_id).first()
-    if incident is None:
-        raise NotAllowed("You cannot see that incident in the Incident Portal; nothing was changed.")
-    return incident
 
 
 def incident_in_channel(channel_id: str) -> Incident | None:
@@ -94,8 +54,6 @@ def tell(*, user_id: str, text: str, channel_id: str = "", response_url: str = "
 def process(row: InboundRequest) -> str:
     payload = row.payload
     if row.provider == "mattermost":
-        from . import mattermost
-
         return mattermost.handle_command(payload)
     if row.kind == InboundRequest.Kind.COMMAND:
         return handle_command(payload)

@@ -20,7 +20,7 @@ from incidents.errors import DomainError
 from incidents.models import Incident, SeverityPolicy, Status
 
 from . import messages
-from .inbound import NotAllowed, actor_for, visible_incident
+from .identity import NotAllowed, actor_for, visible_incident
 
 HELP = (
     "Usage: `/incident declare P1 <title>` · `status INC-n <status> [note]` · `resolve INC-n [note]` · "

@@ -13,6 +13,7 @@ requests (slash commands, interactions, events) received from Slack and Mattermo
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -60,8 +61,6 @@ class IncidentChannel(models.Model):
 
     @property
     def url(self) -> str:
-        from django.conf import settings
-
         if not self.channel_id:
             return ""
         if settings.SLACK_WORKSPACE_URL:

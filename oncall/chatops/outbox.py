@@ -17,6 +17,7 @@ import urllib.request
 from datetime import timedelta
 from functools import partial
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -52,10 +53,9 @@ def enqueue(incident_id: int, action: str, key: str, payload: dict | None = None
 
 def wake_sender() -> None:
     """Best effort: a lost message delays nothing beyond the next chat outbox tick."""
-    from .tasks import deliver_chat
-
     try:
-        deliver_chat.apply_async(expires=max(settings.TIMER_TICK_SECONDS * 10, 30))
+        # By name: tasks imports this module.
+        current_app.send_task("oncall.chatops.tasks.deliver_chat", expires=max(settings.TIMER_TICK_SECONDS * 10, 30))
     except Exception:  # noqa: BLE001 - the broker may be down; the tick catches up
         logger.warning("could not enqueue deliver_chat; the chat outbox tick will catch up", exc_info=True)
 

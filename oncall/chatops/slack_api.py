@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.webhook import WebhookClient
 
 # ok:false errors that a later attempt can fix; everything else is permanent.
 TEMPORARY_ERRORS = {
@@ -80,8 +81,6 @@ def call(method: str, **params) -> dict:
 
 def respond(response_url: str, body: dict) -> None:
     """Reply through a response_url (ephemeral by default), as Slack documents for commands and interactions."""
-    from slack_sdk.webhook import WebhookClient
-
     if not response_url:
         return
     result = WebhookClient(response_url, timeout=settings.SLACK_TIMEOUT).send_dict(

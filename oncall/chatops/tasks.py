@@ -15,6 +15,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from . import inbound, outbox
+from .models import InboundRequest
+
 BEAT_TICKS = [
     ("chatops-outbox-tick", "oncall.chatops.tasks.chat_outbox_tick"),
     ("chatops-inbound-tick", "oncall.chatops.tasks.chat_inbound_tick", 10),
@@ -32,15 +35,11 @@ def _budget() -> float:
 
 @shared_task(acks_late=True, ignore_result=True)
 def deliver_chat():
-    from . import outbox
-
     return outbox.deliver_due(budget_seconds=_budget())
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def chat_outbox_tick():
-    from . import outbox
-
     due = outbox.due_count()
     if due:
         outbox.wake_sender()
@@ -49,9 +48,6 @@ def chat_outbox_tick():
 
 def process_one(pk: int) -> str | None:
     """Process one stored request, once: the row is locked (SKIP LOCKED) and marked processed in one transaction."""
-    from . import inbound
-    from .models import InboundRequest
-
     with transaction.atomic():
         row = (
             InboundRequest.objects.select_for_update(skip_locked=True).filter(pk=pk, processed_at__isnull=True).first()
@@ -82,8 +78,6 @@ def process_inbound(pk: int):
 @shared_task(acks_late=True, ignore_result=True)
 def chat_inbound_tick():
     """Re-queue requests whose Celery message was lost (on the `chat` queue: the timers worker never calls Slack)."""
-    from .models import InboundRequest
-
     now = timezone.now()
     pending = InboundRequest.objects.filter(
         processed_at__isnull=True, received_at__gte=now - INBOUND_CATCH_UP, received_at__lte=now - INBOUND_GRACE
