@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from incidents import access
+from incidents import access, live
 
 
 def portal(request):
@@ -19,4 +19,5 @@ def portal(request):
         "PORTAL_NAME": "Incident Portal",
         "can_audit": can_audit,
         "can_manage_status_page": can_manage_status_page,
+        "LIVE_PUSH": live.enabled(),
     }
