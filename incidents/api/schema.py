@@ -183,11 +183,12 @@ def _json(schema):
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _errors(error_schema, codes=("400", "401", "405", "413", "429", "503")):
+def _errors(error_schema, codes=("400", "401", "405", "409", "413", "429", "503")):
     described = {
         "400": "Malformed JSON, wrong types, unknown actions: names the field.",
         "401": "Missing or wrong key, or a bad signature.",
-        "405": "Only POST (or PUT) is accepted.",
+        "405": "Only POST is accepted.",
+        "409": "A replay: this exact signed delivery (body and signature) was already accepted.",
         "413": "The body is larger than ALERTING_MAX_BODY_BYTES.",
         "429": "Rate limited; see Retry-After.",
         "503": "The database could not store the events; retry.",
