@@ -10,7 +10,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/incidentportal
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run venv install test test-fast lint format migrate demo bench chromium wrk services check-deploy clean
+.PHONY: run venv install test test-fast test-next-year lint format migrate demo bench chromium wrk services check-deploy clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ test: install chromium services
 
 test-fast: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m "not browser and not reliability" -x -q
+
+# The non-browser suite with the clock a year ahead (ticking): nothing may depend on today's date.
+test-next-year: install services
+	TEST_CLOCK_SHIFT_DAYS=365 DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	  $(PY) -m pytest -m "not browser and not reliability"
 
 lint: install
 	$(VENV)/bin/ruff check .

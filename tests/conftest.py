@@ -1,4 +1,32 @@
+import os
+from datetime import UTC, datetime, timedelta
+
 import pytest
+import time_machine
+
+# --- The suite on another day -------------------------------------------------------------------------------------
+# TEST_CLOCK_SHIFT_DAYS=365 runs every test with the clock that many days ahead (ticking), so a test that compares a
+# fixed date with "now" fails today rather than a year from now. .ci/run runs the non-browser suite once this way.
+_CLOCK_SHIFT_DAYS = int(os.environ.get("TEST_CLOCK_SHIFT_DAYS", "0") or 0)
+_clock_travel = None
+
+
+def pytest_configure(config):
+    global _clock_travel
+    if _CLOCK_SHIFT_DAYS:
+        _clock_travel = time_machine.travel(datetime.now(UTC) + timedelta(days=_CLOCK_SHIFT_DAYS), tick=True)
+        _clock_travel.start()
+
+
+def pytest_unconfigure(config):
+    if _clock_travel is not None:
+        _clock_travel.stop()
+
+
+def pytest_report_header(config):
+    if _CLOCK_SHIFT_DAYS:
+        return f"clock shifted {_CLOCK_SHIFT_DAYS} days ahead: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    return None
 
 
 @pytest.fixture
