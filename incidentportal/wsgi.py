@@ -20,7 +20,10 @@ from incidents.alerting import conf as alerting_conf  # settings read at call ti
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incidentportal.settings")
 
 WEBHOOK_PREFIX = "/api/v1/integrations/"
+# /healthz and /metrics are answered by the same lean handler: load balancers and Prometheus call them often.
+LEAN_PATHS = ("/healthz", "/metrics")
 WEBHOOK_MIDDLEWARE = [
+    "oncall.health.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",  # Content-Length, so senders' keep-alive connections stay open
     "incidents.audit.middleware.AuditContextMiddleware",
@@ -63,6 +66,8 @@ class Dispatcher:
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO", "").startswith(WEBHOOK_PREFIX):
             buffer_chunked_body(environ, limit=alerting_conf.get("ALERTING_MAX_BODY_BYTES"))
+            return self.webhooks(environ, start_response)
+        if environ.get("PATH_INFO", "") in LEAN_PATHS:
             return self.webhooks(environ, start_response)
         buffer_chunked_body(environ, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2_621_440)
         return self.portal(environ, start_response)
