@@ -10,7 +10,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/incidentportal
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run venv install test test-fast test-next-year lint format migrate demo bench chromium wrk services check-deploy clean
+.PHONY: run venv install test test-fast test-next-year lint format migrate demo bench chromium wrk services oidc-provider check-deploy clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,14 +56,26 @@ wrk:
 services:
 	@bash .ci/services.sh
 
-test: install chromium services
+# The OpenID Provider that the SSO tests start on loopback: npm's oidc-provider (OpenID Certified), run with
+# Debian's Node.js, installed from tests/oidc/package-lock.json. Nothing is downloaded while the tests run.
+OIDC_PROVIDER_DIR := tests/oidc
+$(OIDC_PROVIDER_DIR)/node_modules/.package-lock.json: $(OIDC_PROVIDER_DIR)/package.json $(OIDC_PROVIDER_DIR)/package-lock.json
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; \
+	  else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; fi; }
+	cd $(OIDC_PROVIDER_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+oidc-provider: $(OIDC_PROVIDER_DIR)/node_modules/.package-lock.json
+
+test: install chromium services oidc-provider
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest
 
-test-fast: install
+test-fast: install oidc-provider
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m "not browser and not reliability" -x -q
 
 # The non-browser suite with the clock a year ahead (ticking): nothing may depend on today's date.
-test-next-year: install services
+test-next-year: install services oidc-provider
 	TEST_CLOCK_SHIFT_DAYS=365 DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	  $(PY) -m pytest -m "not browser and not reliability"
 

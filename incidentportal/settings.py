@@ -103,6 +103,10 @@ INSTALLED_APPS = [
     "incidents.alerting",
     "incidents.statuspage",
     "incidents.audit",
+    "incidents.accounts",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "oncall",
     "oncall.paging",
     "oncall.health",
@@ -118,6 +122,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Two-factor: which device (if any) verified this session, then the wall for staff who still need one.
+    "django_otp.middleware.OTPMiddleware",
+    "incidents.accounts.middleware.SecondFactorRequiredMiddleware",
     # Request id, IP and (read lazily) the user for the audit trail of everything the request changes.
     "incidents.audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -146,6 +153,7 @@ TEMPLATES = [
                 "csp.context_processors.nonce",
                 "incidentportal.context_processors.portal",
             ],
+            "builtins": ["incidents.templatetags.html_time"],
         },
     }
 ]
@@ -159,6 +167,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # Single sign-on with OpenID Connect (incidents.accounts.oidc); idle unless OIDC_CLIENT_ID is set.
+    "incidents.accounts.oidc.PortalOIDCBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -348,6 +358,36 @@ if not DEBUG and not TESTING:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+# --- Sign-in: single sign-on (OpenID Connect) and two-factor (incidents.accounts) ------------------------------
+# SSO is on when OIDC_CLIENT_ID is set. Endpoints are the provider's discovery document's values
+# (<issuer>/.well-known/openid-configuration); `manage.py oidc_discover <issuer>` prints them as env lines.
+OIDC_RP_CLIENT_ID = env("OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = env("OIDC_CLIENT_SECRET", "")
+OIDC_OP_ISSUER = env("OIDC_ISSUER", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env("OIDC_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = env("OIDC_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = env("OIDC_USERINFO_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = env("OIDC_JWKS_ENDPOINT", "")
+OIDC_OP_END_SESSION_ENDPOINT = env("OIDC_END_SESSION_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = env("OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env("OIDC_SCOPES", "openid email profile")
+OIDC_PROVIDER_NAME = env("OIDC_PROVIDER_NAME", "single sign-on")
+# The claim that lists the user's groups at the provider, and which portal groups each of its values grants:
+# JSON, e.g. {"ip-security": "security", "ip-managers": ["incident_manager", "responder"]}. The portal groups
+# named here are re-synced from the claim at every SSO sign-in; other groups are left as admins set them.
+OIDC_GROUPS_CLAIM = env("OIDC_GROUPS_CLAIM", "groups")
+OIDC_GROUP_MAP = env("OIDC_GROUP_MAP", "{}")
+OIDC_USE_PKCE = True
+OIDC_TOKEN_USE_BASIC_AUTH = env_bool("OIDC_TOKEN_USE_BASIC_AUTH", True)
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of the logout at the provider
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", 10)
+OIDC_AUTHENTICATION_CALLBACK_URL = "accounts:oidc-callback"
+# Two-factor (TOTP + recovery codes) for accounts that sign in with a password. Staff and admins must use it when
+# this is on: the default wherever DEBUG is off. SSO sign-ins are exempt: the identity provider does the MFA.
+OTP_REQUIRED_FOR_STAFF = env_bool("OTP_REQUIRED_FOR_STAFF", default=not DEBUG and not TESTING)
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "Incident Portal")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # no TOTP secrets or QR codes of other people in the admin
 
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))

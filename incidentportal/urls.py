@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from incidents import admin as incidents_admin
+from incidents.accounts import views as accounts_views
 from incidents.api import schema as api_schema
 from oncall.health import views as health_views
 
@@ -17,7 +18,8 @@ urlpatterns = [
     path("admin/r/<path:content_type_id>/<path:object_id>/", admin.site.admin_view(incidents_admin.view_on_site)),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", accounts_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("incidents.accounts.urls")),
     path("api/schema/", api_schema.schema_view, name="api-schema"),
     path("api/docs/", api_schema.swagger_view, name="api-docs"),
     path("api/redoc/", api_schema.redoc_view, name="api-redoc"),

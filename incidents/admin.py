@@ -2,8 +2,10 @@
 here directly; incidents change only through incidents.services.
 
 On an incident's change page, status, severity, roles, responders and runbooks are read-only fields with
-companion "change" inputs. The form's clean() hands those to the services, so a refused change (a DomainError)
-becomes an error on the field at fault and nothing is saved. Bulk actions call the same services and report
+companion "change" inputs; the descriptive fields (title, summary, services, restriction, detection) are saved by
+update_incident_details. The form's clean() asks each service's check_* function (they write nothing), so a
+refused change (a DomainError) becomes an error on the field at fault and nothing is saved; save_model then makes
+the changes through the services. Bulk actions call the same services and report
 each refusal as an error message. Timeline entries, status updates and five whys are history: read-only here.
 """
 
@@ -15,7 +17,7 @@ from django.contrib.contenttypes import views as contenttype_views
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.db.models import Case, IntegerField, Value, When
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 
 from . import services
 from .errors import DomainError
@@ -259,70 +261,87 @@ class IncidentAdminForm(forms.ModelForm):
     # Set by IncidentAdmin.get_form: the user acting, for the services.
     request_user = None
 
-    def clean_detected_at(self):
-        detected_at = self.cleaned_data.get("detected_at")
-        declared_at = self.instance.declared_at
-        if detected_at and declared_at and detected_at > declared_at:
-            raise forms.ValidationError("Detection cannot be after the incident was declared.")
-        if detected_at and declared_at:
-            try:
-                services.check_detected_at(detected_at, declared_at=declared_at)
-            except DomainError as error:
-                raise forms.ValidationError(error.message) from None
-        return detected_at
+    # DomainError.field -> the input it belongs to on this form.
+    FIELD_FOR_ERROR = {
+        "status": "new_status",
+        "reason": "severity_reason",
+        "severity": "new_severity",
+        "role": "assign_role",
+        "holder": "role_holder",
+        "runbook": "attach_runbook",
+        **{name: name for name in services.DETAIL_FIELDS},
+    }
 
     def clean(self):
+        """Ask the services whether they would accept each requested change. Nothing is written here: the
+        changes are made by IncidentAdmin.save_model through the same services, once everything is valid."""
         cleaned = super().clean()
         if self.errors or self.instance.pk is None:
             return cleaned
-        # Apply the requested changes through the services inside a savepoint: if any is refused, none of them
-        # stays and the refusal is shown on its field. The admin wraps the whole request in a transaction.
-        savepoint = transaction.savepoint()
+        # The stored row: the ModelForm copies the typed values onto self.instance after clean().
+        incident = Incident.objects.select_related("severity").get(pk=self.instance.pk)
         try:
-            self._apply_services(cleaned)
+            check_requested_changes(incident, by=self.request_user, cleaned=cleaned)
         except DomainError as error:
-            transaction.savepoint_rollback(savepoint)
-            self.add_error(self._field_for(error), error.message)
-        else:
-            transaction.savepoint_commit(savepoint)
+            self.add_error(self.FIELD_FOR_ERROR.get(error.field), error.message)
         return cleaned
 
-    def _field_for(self, error: DomainError) -> str | None:
-        return {
-            "status": "new_status",
-            "reason": "severity_reason",
-            "severity": "new_severity",
-            "role": "assign_role",
-            "holder": "role_holder",
-            "runbook": "attach_runbook",
-        }.get(error.field)
 
-    def _apply_services(self, cleaned) -> None:
-        incident, by = self.instance, self.request_user
-        if cleaned.get("new_severity"):
-            services.change_severity(
-                incident=incident, severity=cleaned["new_severity"], by=by, reason=cleaned.get("severity_reason", "")
-            )
-        elif cleaned.get("severity_reason"):
-            raise DomainError("Choose the new severity, or leave the reason empty.", field="severity")
-        if cleaned.get("assign_role"):
-            services.assign_role(
-                incident=incident, role=cleaned["assign_role"], holder=cleaned.get("role_holder"), by=by
-            )
-        elif cleaned.get("role_holder"):
-            raise DomainError("Choose the role to assign.", field="role")
-        if cleaned.get("add_responder"):
-            services.add_responder(incident=incident, user=cleaned["add_responder"], by=by)
-        if cleaned.get("attach_runbook"):
-            services.attach_runbook(incident=incident, runbook=cleaned["attach_runbook"], by=by)
-        if cleaned.get("new_status"):
-            services.change_status(
-                incident=incident,
-                to=cleaned["new_status"],
-                by=by,
-                note=cleaned.get("status_note", ""),
-                override_reason=cleaned.get("override_reason", ""),
-            )
+def _detail_values(cleaned) -> dict:
+    return {
+        "title": cleaned.get("title"),
+        "summary": cleaned.get("summary"),
+        "impact": cleaned.get("impact"),
+        "services": list(cleaned.get("services") or ()),
+        "restricted": cleaned.get("is_restricted"),
+        "detected_at": cleaned.get("detected_at"),
+        "detection_source": cleaned.get("detection_source"),
+        "users_affected_percent": cleaned.get("users_affected_percent"),
+    }
+
+
+def check_requested_changes(incident: Incident, *, by, cleaned) -> None:
+    """Every change the form asks for, checked by the service that would make it; raises DomainError."""
+    services.check_details_change(incident, by=by, **_detail_values(cleaned))
+    if cleaned.get("new_severity"):
+        services.check_severity_change(
+            incident, severity=cleaned["new_severity"], by=by, reason=cleaned.get("severity_reason", "")
+        )
+    elif cleaned.get("severity_reason"):
+        raise DomainError("Choose the new severity, or leave the reason empty.", field="severity")
+    if cleaned.get("assign_role"):
+        services.check_role_assignment(incident, role=cleaned["assign_role"], holder=cleaned.get("role_holder"), by=by)
+    elif cleaned.get("role_holder"):
+        raise DomainError("Choose the role to assign.", field="role")
+    if cleaned.get("attach_runbook"):
+        services.check_runbook_attachment(incident, runbook=cleaned["attach_runbook"])
+    if cleaned.get("new_status"):
+        services.check_status_change(
+            incident, to=cleaned["new_status"], by=by, override_reason=cleaned.get("override_reason", "")
+        )
+
+
+def apply_requested_changes(incident: Incident, *, by, cleaned) -> None:
+    """The changes the form asked for, each through its service, in the order the checks assumed."""
+    services.update_incident_details(incident=incident, by=by, **_detail_values(cleaned))
+    if cleaned.get("new_severity"):
+        services.change_severity(
+            incident=incident, severity=cleaned["new_severity"], by=by, reason=cleaned.get("severity_reason", "")
+        )
+    if cleaned.get("assign_role"):
+        services.assign_role(incident=incident, role=cleaned["assign_role"], holder=cleaned.get("role_holder"), by=by)
+    if cleaned.get("add_responder"):
+        services.add_responder(incident=incident, user=cleaned["add_responder"], by=by)
+    if cleaned.get("attach_runbook"):
+        services.attach_runbook(incident=incident, runbook=cleaned["attach_runbook"], by=by)
+    if cleaned.get("new_status"):
+        services.change_status(
+            incident=incident,
+            to=cleaned["new_status"],
+            by=by,
+            note=cleaned.get("status_note", ""),
+            override_reason=cleaned.get("override_reason", ""),
+        )
 
 
 @admin.register(Incident)
@@ -436,14 +455,33 @@ class IncidentAdmin(admin.ModelAdmin):
         return queryset, may_have_duplicates
 
     def save_model(self, request, obj, form, change):
-        # Only the form's own fields: the services above already saved status, severity and their timestamps,
-        # and a full save() from this (older) instance would overwrite them.
-        if change:
-            obj.save(
-                update_fields=[name for name in IncidentAdminForm.Meta.fields if name != "services"] + ["updated_at"]
-            )
-        else:
-            super().save_model(request, obj, form, change)
+        # Every field of the form goes through the services (details, severity, roles, runbooks, status), each
+        # locking the incident and writing its timeline entry. The form's clean() asked the same services; a
+        # refusal here means someone else changed the incident in between: nothing of this save stays.
+        try:
+            with transaction.atomic():
+                apply_requested_changes(obj, by=request.user, cleaned=form.cleaned_data)
+        except DomainError as error:  # the savepoint above rolled back every change of this save
+            request._incident_admin_refused = error.message
+        obj.refresh_from_db()
+
+    def save_related(self, request, form, formsets, change):
+        # Not form.save_m2m(): the incident's services were set by update_incident_details. The inlines are
+        # read-only history.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def response_change(self, request, obj):
+        refused = getattr(request, "_incident_admin_refused", None)
+        if refused:
+            self.message_user(request, f"Nothing was saved: {refused}", level=messages.ERROR)
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
+
+    def log_change(self, request, obj, message):
+        if getattr(request, "_incident_admin_refused", None):
+            return None
+        return super().log_change(request, obj, message)
 
     def has_add_permission(self, request):
         # Incidents are declared through the portal (declare_incident): numbering, checklists, roles, paging.

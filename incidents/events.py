@@ -3,10 +3,12 @@
 Each is called inside the service's transaction, so the entry commits (or rolls back) with the change.
 """
 
+from datetime import UTC
+
 from django.utils import timezone
 
 from .markdown import render_markdown
-from .models import EntryKind, TimelineEntry
+from .models import DetectionSource, EntryKind, TimelineEntry
 
 
 def record(incident, *, kind, body, by=None, occurred_at=None, is_key_event=False) -> TimelineEntry:
@@ -111,3 +113,54 @@ def closure_overridden(incident, *, reason, by):
         by=by,
         is_key_event=True,
     )
+
+
+_DETAIL_LABELS = {
+    "title": "title",
+    "summary": "summary",
+    "impact": "impact",
+    "services": "affected services",
+    "is_restricted": "restriction",
+    "detected_at": "detection time",
+    "detection_source": "detection source",
+    "users_affected_percent": "share of users affected",
+}
+
+
+def _detail_phrase(change, incident) -> str:
+    field, old, new = change.field, change.old, change.new
+    if field == "title":
+        return f"title from “{old}” to “{new}”"
+    if field in ("summary", "impact"):
+        return f"{_DETAIL_LABELS[field]} edited" if new else f"{_DETAIL_LABELS[field]} cleared"
+    if field == "services":
+        old_ids = {s.pk for s in old}
+        added = [s.name for s in new if s.pk not in old_ids]
+        new_ids = {s.pk for s in new}
+        removed = [s.name for s in old if s.pk not in new_ids]
+        parts = []
+        if added:
+            parts.append("added " + ", ".join(added))
+        if removed:
+            parts.append("removed " + ", ".join(removed))
+        return "affected services: " + "; ".join(parts)
+    if field == "is_restricted":
+        return "now **restricted** (security incident)" if new else "restriction lifted"
+    if field == "detected_at":
+        return f"detection time from {old.astimezone(UTC):%Y-%m-%d %H:%M} to {new.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    if field == "detection_source":
+        labels = dict(DetectionSource.choices)
+        return f"detection source from {labels.get(old, old)} to {labels.get(new, new)}"
+    if field == "users_affected_percent":
+        return f"share of users affected from {_percent(old)} to {_percent(new)}"
+    return f"{_DETAIL_LABELS.get(field, field)} changed"
+
+
+def _percent(value) -> str:
+    return "unknown" if value is None else f"{value.normalize():f}%"
+
+
+def details_changed(incident, *, changes, by):
+    """One entry for one edit of the incident's details, naming each field that changed."""
+    phrases = [_detail_phrase(change, incident) for change in changes]
+    return record(incident, kind=EntryKind.SYSTEM, body="Details changed: " + "; ".join(phrases) + ".", by=by)

@@ -17,6 +17,8 @@ from .models import (
     Status,
     UpdateKind,
 )
+from .statuspage.models import ServiceState
+from .statuspage.services import default_component_state
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 
@@ -71,6 +73,32 @@ class DeclareForm(forms.Form):
         label="Incident Commander",
         help_text="Leave empty to take the role yourself.",
     )
+
+
+class DetailsForm(forms.Form):
+    """The incident's descriptive details, as the Incident Commander edits them on the incident page."""
+
+    title = forms.CharField(max_length=200)
+    summary = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    impact = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, help_text="Who is affected and how."
+    )
+    services = forms.ModelMultipleChoiceField(
+        queryset=Service.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Affected services",
+    )
+
+    @classmethod
+    def for_incident(cls, incident, data=None):
+        initial = {
+            "title": incident.title,
+            "summary": incident.summary,
+            "impact": incident.impact,
+            "services": [service.pk for service in incident.services.all()],
+        }
+        return cls(data, initial=initial, auto_id="id_details_%s")
 
 
 class NoteForm(forms.Form):
@@ -215,19 +243,49 @@ class InternalUpdateForm(forms.Form):
 
 
 class ExternalUpdateForm(forms.Form):
-    """The guide's status-page template."""
+    """The guide's status-page template, plus the public state of each service ("component") it affects: the
+    Communications Lead picks each one, prefilled from the incident's latest published states, else from its
+    severity for the services it names (operational when resolving)."""
 
     status = forms.ChoiceField(choices=_update_status_choices(UpdateKind.EXTERNAL))
     title = forms.CharField(max_length=200, required=False, label="Brief issue description")
     description = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), required=False, label="Description of the issue and impact"
     )
-    affected_services = forms.ModelMultipleChoiceField(
-        queryset=Service.objects.order_by("name"), required=False, widget=forms.CheckboxSelectMultiple
-    )
     workaround = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, label="Workaround")
     next_update_at = forms.DateTimeField(required=False, widget=DateTimeLocalInput(), label="Next update (UTC)")
     publish = forms.BooleanField(required=False, label="Publish to status page")
+
+    COMPONENT_PREFIX = "component_"
+
+    def __init__(self, *args, incident=None, public_services=(), current_states=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [("", "Not affected"), *ServiceState.choices]
+        status = self["status"].value() or ""
+        default = default_component_state(incident=incident, status=status) if incident is not None else ""
+        named = {service.pk for service in incident.services.all()} if incident is not None else set()
+        current = current_states or {}
+        self.component_names = []
+        for service in public_services:
+            name = f"{self.COMPONENT_PREFIX}{service.pk}"
+            initial = current.get(service.pk) or (default if service.pk in named else "")
+            if status == "resolved" and initial:
+                initial = ServiceState.OPERATIONAL
+            self.fields[name] = forms.ChoiceField(
+                choices=choices, required=False, label=service.name, initial=initial, widget=SelectOnce
+            )
+            self.component_names.append(name)
+
+    def component_fields(self):
+        return [self[name] for name in self.component_names]
+
+    def component_states(self) -> dict[int, str]:
+        """{service pk: state} for the services given a state (the others are not affected)."""
+        return {
+            int(name[len(self.COMPONENT_PREFIX) :]): self.cleaned_data[name]
+            for name in self.component_names
+            if self.cleaned_data.get(name)
+        }
 
 
 class IncidentFilterForm(forms.Form):
@@ -271,6 +329,7 @@ __all__ = [
     "AttachRunbookForm",
     "ChecklistTickForm",
     "DeclareForm",
+    "DetailsForm",
     "ExternalUpdateForm",
     "FiveWhysForm",
     "IncidentFilterForm",

@@ -6,7 +6,9 @@ transaction and enqueues side effects with transaction.on_commit. Views, API, ad
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
 from django.utils import timezone
@@ -36,6 +38,7 @@ from .models import (
     UpdateKind,
     UpdateStatus,
 )
+from .statuspage import services as statuspage
 
 BACKDATE_TOLERANCE = timedelta(minutes=1)
 # Bounds on the times people type (QA: detected in 1900 or 9999 was accepted). Declaring retroactively something
@@ -48,6 +51,7 @@ MAX_ENTRY_BEFORE_DETECTION = MAX_DETECTION_AGE
 # The slowest update cadence is hours; a next update more than a week ahead is a typo, not a plan.
 MAX_NEXT_UPDATE_AHEAD = timedelta(days=7)
 MAX_TIMELINE_ENTRY_LENGTH = 20_000
+TITLE_MAX_LENGTH = Incident._meta.get_field("title").max_length
 
 
 def _require_responder(user) -> None:
@@ -101,6 +105,199 @@ def check_next_update_at(next_update_at: datetime, *, now: datetime) -> None:
     latest = now + MAX_NEXT_UPDATE_AHEAD
     if next_update_at > latest:
         raise DomainError(f"Choose a next update within a week (by {_utc(latest)}).", field="next_update_at")
+
+
+def _current_holder_ids(incident: Incident, roles, current_roles=None) -> set[int]:
+    """Holders of these roles now; from prefetched assignments (the incident page's current_roles) when given."""
+    if current_roles is None:
+        current_roles = incident.role_assignments.filter(relieved_at__isnull=True, role__in=list(roles))
+    return {assignment.holder_id for assignment in current_roles if assignment.role in roles}
+
+
+def may_backdate(user, incident: Incident, *, current_roles=None) -> bool:
+    """Back-dating timeline entries is for the Scribe, the Incident Commander and managers."""
+    if user is None:
+        return True
+    if not access.can_respond(user):
+        return False
+    if access.is_manager(user):
+        return True
+    return user.pk in _current_holder_ids(incident, (Role.SCRIBE, Role.INCIDENT_COMMANDER), current_roles)
+
+
+def may_edit_details(user, incident: Incident, *, current_roles=None) -> bool:
+    """An incident's details (title, summary, impact, services, detection) are edited by its Incident
+    Commander and by managers."""
+    if user is None:
+        return True
+    if not access.can_respond(user):
+        return False
+    if access.is_manager(user):
+        return True
+    return user.pk in _current_holder_ids(incident, (Role.INCIDENT_COMMANDER,), current_roles)
+
+
+def may_lift_restriction(user) -> bool:
+    """Making a restricted incident visible to everyone is for the security team and admins: they own what
+    restricted incidents hold. Restricting (narrowing who sees it) needs only the right to edit details."""
+    return user is None or access.is_security(user) or access.is_admin(user)
+
+
+class _Unchanged:
+    def __repr__(self):
+        return "UNCHANGED"
+
+    def __bool__(self):
+        return False
+
+
+# Default of update_incident_details' fields: "leave as it is" (None and "" are real values).
+UNCHANGED = _Unchanged()
+DETAIL_FIELDS = (
+    "title",
+    "summary",
+    "impact",
+    "services",
+    "is_restricted",
+    "detected_at",
+    "detection_source",
+    "users_affected_percent",
+)
+
+
+@dataclass(frozen=True)
+class DetailChange:
+    """One field of update_incident_details that really changes: its name and the values before and after
+    (for services, lists of Service)."""
+
+    field: str
+    old: object
+    new: object
+
+
+def _percent(value) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        percent = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise DomainError("Give the share of users affected as a number from 0 to 100.", field="users_affected_percent")
+    if not percent.is_finite() or not 0 <= percent <= 100:
+        raise DomainError("Give the share of users affected as a number from 0 to 100.", field="users_affected_percent")
+    return percent.quantize(Decimal("0.01"))
+
+
+def check_details_change(
+    incident: Incident,
+    *,
+    by,
+    title=UNCHANGED,
+    summary=UNCHANGED,
+    impact=UNCHANGED,
+    services=UNCHANGED,
+    restricted=UNCHANGED,
+    detected_at=UNCHANGED,
+    detection_source=UNCHANGED,
+    users_affected_percent=UNCHANGED,
+) -> list[DetailChange]:
+    """What update_incident_details would change, validated; raises DomainError, writes nothing. The admin form
+    asks this while validating; the service asks it again under the row lock."""
+    _require_responder(by)
+    if not may_edit_details(by, incident):
+        raise PermissionDenied("Only the Incident Commander or a manager can edit the incident's details.")
+    changes: list[DetailChange] = []
+
+    def compare(field, old, new):
+        if old != new:
+            changes.append(DetailChange(field, old, new))
+
+    if title is not UNCHANGED:
+        title = (title or "").strip()
+        if not title:
+            raise DomainError("Give the incident a short title.", field="title")
+        if len(title) > TITLE_MAX_LENGTH:
+            raise DomainError(f"Keep the title under {TITLE_MAX_LENGTH} characters.", field="title")
+        compare("title", incident.title, title)
+    if summary is not UNCHANGED:
+        compare("summary", incident.summary, (summary or "").strip())
+    if impact is not UNCHANGED:
+        compare("impact", incident.impact, (impact or "").strip())
+    if services is not UNCHANGED:
+        current = list(incident.services.order_by("name"))
+        wanted = sorted({service.pk: service for service in services}.values(), key=lambda s: s.name)
+        if {s.pk for s in current} != {s.pk for s in wanted}:
+            changes.append(DetailChange("services", current, wanted))
+    if restricted is not UNCHANGED:
+        restricted = bool(restricted)
+        if incident.is_restricted and not restricted and not may_lift_restriction(by):
+            raise PermissionDenied(
+                "Only the security team or an admin can lift the restriction of an incident.", field="is_restricted"
+            )
+        compare("is_restricted", incident.is_restricted, restricted)
+    if detected_at is not UNCHANGED:
+        if detected_at is None:
+            raise DomainError("Give the detection time.", field="detected_at")
+        if detected_at != incident.detected_at:
+            if detected_at > incident.declared_at:
+                raise DomainError("Detection cannot be after the incident was declared.", field="detected_at")
+            check_detected_at(detected_at, declared_at=incident.declared_at)
+            changes.append(DetailChange("detected_at", incident.detected_at, detected_at))
+    if detection_source is not UNCHANGED:
+        if detection_source not in DetectionSource.values:
+            raise DomainError(f"Unknown detection source {detection_source!r}.", field="detection_source")
+        compare("detection_source", incident.detection_source, detection_source)
+    if users_affected_percent is not UNCHANGED:
+        old = incident.users_affected_percent
+        new = _percent(users_affected_percent)
+        if (old is None) != (new is None) or (old is not None and Decimal(old) != new):
+            changes.append(DetailChange("users_affected_percent", old, new))
+    return changes
+
+
+@transaction.atomic
+def update_incident_details(
+    *,
+    incident: Incident,
+    by,
+    title=UNCHANGED,
+    summary=UNCHANGED,
+    impact=UNCHANGED,
+    services=UNCHANGED,
+    restricted=UNCHANGED,
+    detected_at=UNCHANGED,
+    detection_source=UNCHANGED,
+    users_affected_percent=UNCHANGED,
+) -> Incident:
+    """Edit the incident's descriptive details. Fields left UNCHANGED are not touched; the others are validated
+    (the detection-time rules of declare_incident, the title's length, the restriction rule) under the incident's
+    row lock, and one timeline entry names exactly what changed. Nothing changed: nothing is written. The Incident
+    Commander and managers may edit; lifting a restriction needs the security team or an admin."""
+    incident = _lock(incident)
+    changes = check_details_change(
+        incident,
+        by=by,
+        title=title,
+        summary=summary,
+        impact=impact,
+        services=services,
+        restricted=restricted,
+        detected_at=detected_at,
+        detection_source=detection_source,
+        users_affected_percent=users_affected_percent,
+    )
+    if not changes:
+        return incident
+    columns = []
+    for change in changes:
+        if change.field == "services":
+            incident.services.set(change.new)
+        else:
+            setattr(incident, change.field, change.new)
+            columns.append(change.field)
+    if columns:
+        incident.save(update_fields=[*columns, "updated_at"])
+    events.details_changed(incident, changes=changes, by=by)
+    return incident
 
 
 def _add_responder(incident: Incident, user, *, by) -> bool:
@@ -172,13 +369,10 @@ def declare_incident(
     return incident
 
 
-@transaction.atomic
-def change_status(*, incident: Incident, to: str, by, note: str = "", override_reason: str = "") -> Incident:
-    """Move along Investigating -> Identified -> Monitoring -> Resolved -> Closed (re-open from Monitoring or
-    Resolved). Closing needs the closure checklist complete, or a manager's override with a reason. Resolving and
-    closing stop paging; re-opening from Resolved starts a new page (stopped pages never reopen)."""
+def check_status_change(incident: Incident, *, to: str, by, override_reason: str = "") -> tuple[Status, bool]:
+    """The status change_status would set, and whether it closes over an incomplete closure checklist (a
+    manager's override); raises DomainError, writes nothing."""
     _require_responder(by)
-    incident = _lock(incident)
     try:
         new = Status(to)
     except ValueError:
@@ -192,19 +386,33 @@ def change_status(*, incident: Incident, to: str, by, note: str = "", override_r
             f"{incident.reference} is {old.label}; it cannot become {new.label}. It can become: {allowed}.",
             field="status",
         )
+    if new != Status.CLOSED:
+        return new, False
+    open_items = incident.checklist_items.filter(phase=ChecklistPhase.CLOSURE, checked_at__isnull=True)
+    if not open_items.exists():
+        return new, False
+    if not override_reason.strip():
+        names = "; ".join(open_items.values_list("text", flat=True))
+        raise InvalidTransition(
+            f"Complete the closure checklist before closing (open: {names}), or have a manager close it with a reason.",
+            field="status",
+        )
+    if by is not None and not access.is_manager(by):
+        raise PermissionDenied("Only an incident manager can close with the closure checklist incomplete.")
+    return new, True
+
+
+@transaction.atomic
+def change_status(*, incident: Incident, to: str, by, note: str = "", override_reason: str = "") -> Incident:
+    """Move along Investigating -> Identified -> Monitoring -> Resolved -> Closed (re-open from Monitoring or
+    Resolved). Closing needs the closure checklist complete, or a manager's override with a reason. Resolving and
+    closing stop paging; re-opening from Resolved starts a new page (stopped pages never reopen)."""
+    incident = _lock(incident)
+    new, overridden = check_status_change(incident, to=to, by=by, override_reason=override_reason)
+    old = Status(incident.status)
     now = timezone.now()
     if new == Status.CLOSED:
-        open_items = incident.checklist_items.filter(phase=ChecklistPhase.CLOSURE, checked_at__isnull=True)
-        if open_items.exists():
-            if not override_reason.strip():
-                names = "; ".join(open_items.values_list("text", flat=True))
-                raise InvalidTransition(
-                    f"Complete the closure checklist before closing (open: {names}), "
-                    "or have a manager close it with a reason.",
-                    field="status",
-                )
-            if by is not None and not access.is_manager(by):
-                raise PermissionDenied("Only an incident manager can close with the closure checklist incomplete.")
+        if overridden:
             events.closure_overridden(incident, reason=override_reason.strip(), by=by)
         incident.closed_at = now
     elif new == Status.IDENTIFIED:
@@ -239,17 +447,22 @@ def change_status(*, incident: Incident, to: str, by, note: str = "", override_r
     return incident
 
 
-@transaction.atomic
-def change_severity(*, incident: Incident, severity: SeverityPolicy, by, reason: str) -> Incident:
+def check_severity_change(incident: Incident, *, severity: SeverityPolicy, by, reason: str) -> None:
+    """Raises DomainError when change_severity would refuse; writes nothing."""
     _require_responder(by)
-    incident = _lock(incident)
     if not (reason or "").strip():
         raise DomainError("Say why the severity changes.", field="reason")
     if incident.status == Status.CLOSED:
         raise InvalidTransition(f"{incident.reference} is closed; its severity cannot change.", field="severity")
-    old = incident.severity
-    if old.pk == severity.pk:
+    if incident.severity_id == severity.pk:
         raise DomainError(f"{incident.reference} is already {severity.level}.", field="severity")
+
+
+@transaction.atomic
+def change_severity(*, incident: Incident, severity: SeverityPolicy, by, reason: str) -> Incident:
+    incident = _lock(incident)
+    check_severity_change(incident, severity=severity, by=by, reason=reason)
+    old = incident.severity
     incident.severity = severity
     incident.response_due_at = severity.response_due_at(incident.declared_at)
     if incident.is_active:
@@ -286,17 +499,24 @@ def _assign(incident: Incident, *, role: str, holder, by) -> RoleAssignment:
     return assignment
 
 
-@transaction.atomic
-def assign_role(*, incident: Incident, role: str, holder, by) -> RoleAssignment:
-    """Give a role to someone (claiming it when holder is the actor). One holder per role; history kept."""
+def check_role_assignment(incident: Incident, *, role: str, holder, by) -> None:
+    """Raises DomainError when assign_role would refuse; writes nothing."""
     _require_responder(by)
     if role not in Role.values:
         raise DomainError(f"Unknown role {role!r}.", field="role")
     if holder is None or not holder.is_active:
         raise DomainError("Choose an active user for the role.", field="holder")
-    incident = _lock(incident)
     if incident.status == Status.CLOSED:
         raise InvalidTransition(f"{incident.reference} is closed.", field="role")
+    if incident.role_assignments.filter(role=role, relieved_at__isnull=True, holder=holder).exists():
+        raise DomainError(f"{holder} is already {Role(role).label}.", field="holder")
+
+
+@transaction.atomic
+def assign_role(*, incident: Incident, role: str, holder, by) -> RoleAssignment:
+    """Give a role to someone (claiming it when holder is the actor). One holder per role; history kept."""
+    incident = _lock(incident)
+    check_role_assignment(incident, role=role, holder=holder, by=by)
     return _assign(incident, role=role, holder=holder, by=by)
 
 
@@ -342,17 +562,10 @@ def add_timeline_entry(
     now = timezone.now()
     if occurred_at is not None:
         check_entry_time(incident, occurred_at, now=now)
-        if now - occurred_at > BACKDATE_TOLERANCE and by is not None:
-            may_backdate = access.is_manager(by) or by.pk in {
-                holder_id
-                for holder_id in incident.role_assignments.filter(
-                    relieved_at__isnull=True, role__in=[Role.SCRIBE, Role.INCIDENT_COMMANDER]
-                ).values_list("holder_id", flat=True)
-            }
-            if not may_backdate:
-                raise PermissionDenied(
-                    "Only the Scribe, the Incident Commander or a manager can back-date timeline entries."
-                )
+        if now - occurred_at > BACKDATE_TOLERANCE and not may_backdate(by, incident):
+            raise PermissionDenied(
+                "Only the Scribe, the Incident Commander or a manager can back-date timeline entries."
+            )
     _add_responder(incident, by, by=by)
     return events.record(incident, kind=kind, body=body, by=by, occurred_at=occurred_at or now)
 
@@ -373,9 +586,14 @@ def tick_checklist_item(*, item: ChecklistItem, by, checked: bool = True) -> Che
     return item
 
 
-def _attach_runbook(incident: Incident, *, runbook: Runbook, by) -> IncidentRunbook:
+def check_runbook_attachment(incident: Incident, *, runbook: Runbook) -> None:
+    """Raises DomainError when attach_runbook would refuse; writes nothing."""
     if IncidentRunbook.objects.filter(incident=incident, runbook=runbook).exists():
         raise DomainError(f"{runbook.title} is already attached.", field="runbook")
+
+
+def _attach_runbook(incident: Incident, *, runbook: Runbook, by) -> IncidentRunbook:
+    check_runbook_attachment(incident, runbook=runbook)
     link = IncidentRunbook.objects.create(incident=incident, runbook=runbook, attached_by=by)
     ChecklistItem.objects.bulk_create(
         ChecklistItem(
@@ -435,11 +653,15 @@ def post_status_update(
     description: str = "",
     workaround: str = "",
     affected_services: Iterable[Service] = (),
+    component_states: dict | None = None,
     next_update_at: datetime | None = None,
     publish: bool = False,
 ) -> StatusUpdate:
     """Post an update in the guide's internal or status-page template. An internal update resets the
-    update-cadence clock: the next one is due at next_update_at, or one cadence from now."""
+    update-cadence clock: the next one is due at next_update_at, or one cadence from now. A status-page update
+    sets the public state of each service it names (`component_states`, {service or pk: state}; affected
+    services without one get the severity's state, operational when resolving). A closed incident takes only a
+    status-page "Resolved" update (the status page may still show it as ongoing)."""
     _require_responder(by)
     if kind not in UpdateKind.values:
         raise DomainError(f"Unknown update kind {kind!r}.", field="kind")
@@ -458,9 +680,17 @@ def post_status_update(
         if not description.strip():
             raise DomainError("Describe the issue and its impact for users.", field="description")
     incident = _lock(incident)
-    if incident.status == Status.CLOSED:
+    if incident.status == Status.CLOSED and not (kind == UpdateKind.EXTERNAL and status == UpdateStatus.RESOLVED):
         raise InvalidTransition(f"{incident.reference} is closed.", field="kind")
-    if next_update_at is None and status != UpdateStatus.RESOLVED:
+    affected_services, states = list(affected_services), {}
+    if kind == UpdateKind.EXTERNAL:
+        states = statuspage.choose_component_states(
+            incident=incident, status=status, affected_services=affected_services, component_states=component_states
+        )
+        affected_services += [service for service in states if service not in affected_services]
+    if status == UpdateStatus.RESOLVED:
+        next_update_at = None  # nothing more will come: a "next update" would only go stale
+    elif next_update_at is None:
         next_update_at = incident.severity.next_update_due_at(now)
     update = StatusUpdate.objects.create(
         incident=incident,
@@ -479,11 +709,10 @@ def post_status_update(
         is_published=bool(publish and kind == UpdateKind.EXTERNAL),
     )
     update.affected_services.set(list(affected_services))
+    statuspage.record_component_states(update=update, states=states)
     if update.is_published:
         # Subscribers' outbox rows commit with the update; the emails go out after commit.
-        from incidents.statuspage.services import notify_subscribers
-
-        notify_subscribers(update)
+        statuspage.notify_subscribers(update)
     if kind == UpdateKind.INTERNAL and incident.is_active:
         incident.next_update_due_at = next_update_at
         incident.save(update_fields=["next_update_due_at", "updated_at"])

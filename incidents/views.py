@@ -31,6 +31,7 @@ from .forms import (
     AttachRunbookForm,
     ChecklistTickForm,
     DeclareForm,
+    DetailsForm,
     ExternalUpdateForm,
     FiveWhysForm,
     IncidentFilterForm,
@@ -42,6 +43,7 @@ from .forms import (
 )
 from .markdown import render_markdown
 from .models import ChecklistItem, ChecklistPhase, EntryKind, Incident, Role, Runbook, UpdateKind
+from .statuspage import selectors as statuspage_selectors
 
 DETAIL = "incidents/detail.html"
 CHECKLIST_PHASES = [p for p in ChecklistPhase if p != ChecklistPhase.RUNBOOK]
@@ -248,13 +250,36 @@ class IncidentPage:
         return selectors.recent_updates(incident=self.incident)
 
     @cached_property
+    def can_edit_details(self) -> bool:
+        return self.can_respond and services.may_edit_details(
+            self.request.user, self.incident, current_roles=self.incident.current_roles
+        )
+
+    @cached_property
+    def public_services(self):
+        return list(statuspage_selectors.public_services().order_by("name"))
+
+    @cached_property
+    def latest_published(self):
+        return statuspage_selectors.latest_published_update(self.incident)
+
+    @cached_property
+    def current_component_states(self) -> dict[int, str]:
+        latest = self.latest_published
+        return {c.service_id: c.state for c in latest.public_component_states} if latest else {}
+
+    @cached_property
+    def needs_public_resolution(self) -> bool:
+        return statuspage_selectors.needs_public_resolution(self.incident, self.latest_published)
+
+    @cached_property
+    def communications_lead(self):
+        return next((a.holder for a in self.incident.current_roles if a.role == Role.COMMUNICATIONS_LEAD), None)
+
+    @cached_property
     def can_backdate(self) -> bool:
-        if not self.can_respond:
-            return False
-        if access.is_manager(self.request.user):
-            return True
-        holders = {a.holder_id for a in self.incident.current_roles if a.role in (Role.SCRIBE, Role.INCIDENT_COMMANDER)}
-        return self.request.user.pk in holders
+        # The rule add_timeline_entry applies, asked with the roles the page already loaded.
+        return services.may_backdate(self.request.user, self.incident, current_roles=self.incident.current_roles)
 
     @cached_property
     def urls(self) -> dict[str, str]:
@@ -269,6 +294,8 @@ class IncidentPage:
             "record_five_whys",
             "post_internal_update",
             "post_external_update",
+            "publish_resolution",
+            "edit_details",
             "add_note",
             "preview_note",
         ]
@@ -305,13 +332,39 @@ def _forms(page: IncidentPage, overrides: dict) -> dict:
         "runbook_form": lambda: AttachRunbookForm(),
         "five_whys_form": lambda: FiveWhysForm(five_whys=page.five_whys),
         "internal_form": lambda: InternalUpdateForm(initial={"status": _internal_status_for(incident)}),
-        "external_form": lambda: ExternalUpdateForm(
-            initial={"status": incident.status if incident.status != "closed" else "resolved"},
-            auto_id=EXTERNAL_FORM_IDS,
-        ),
+        "external_form": lambda: _external_form(page),
+        "resolution_form": lambda: _external_form(page, auto_id=RESOLUTION_FORM_IDS),
         "note_form": lambda: NoteForm(),
+        "details_form": lambda: DetailsForm.for_incident(incident),
     }
     return {name: overrides.get(name) or factory() for name, factory in forms.items()}
+
+
+# The guide's status-page template, filled in for the update that tells users it is over.
+RESOLVED_DESCRIPTION = (
+    "This incident has been resolved and the affected services are operating normally. "
+    "We are sorry for the disruption and thank you for your patience."
+)
+
+
+def _external_form(page: IncidentPage, data=None, *, auto_id=None) -> ExternalUpdateForm:
+    """The status-page update form; once the incident is resolved or closed it is the guide's "Resolved" update,
+    filled in from the last published one (one click to publish)."""
+    incident = page.incident
+    initial = {"status": incident.status if incident.status != "closed" else "resolved"}
+    if not incident.is_active:
+        latest = page.latest_published
+        initial.update(
+            {"title": latest.title if latest else incident.title, "description": RESOLVED_DESCRIPTION, "publish": True}
+        )
+    return ExternalUpdateForm(
+        data,
+        initial=initial,
+        auto_id=auto_id or EXTERNAL_FORM_IDS,
+        incident=incident,
+        public_services=page.public_services,
+        current_states=page.current_component_states,
+    )
 
 
 def _internal_status_for(incident: Incident) -> str:
@@ -529,11 +582,11 @@ def post_internal_update(request, incident):
 
 # The internal and external update forms share field names on one page; their ids must differ for the labels.
 EXTERNAL_FORM_IDS = "id_external_%s"
+RESOLUTION_FORM_IDS = "id_resolution_%s"
 
 
-@_action("updates-card", "external_form")
-def post_external_update(request, incident):
-    form = ExternalUpdateForm(request.POST, auto_id=EXTERNAL_FORM_IDS)
+def _post_external_update(request, incident, *, auto_id):
+    form = _external_form(IncidentPage(request, incident), request.POST, auto_id=auto_id)
     ok = _try(
         form,
         lambda d: services.post_status_update(
@@ -544,12 +597,41 @@ def post_external_update(request, incident):
             title=d["title"],
             description=d["description"],
             workaround=d["workaround"],
-            affected_services=d["affected_services"],
+            component_states=form.component_states(),
             next_update_at=d["next_update_at"],
             publish=d["publish"],
         ),
     )
     return form, ok, "Status page update posted."
+
+
+@_action("updates-card", "external_form")
+def post_external_update(request, incident):
+    return _post_external_update(request, incident, auto_id=EXTERNAL_FORM_IDS)
+
+
+@_action("status-card", "resolution_form")
+def publish_resolution(request, incident):
+    """The prompt after resolving or closing: publish the prefilled "Resolved" status-page update."""
+    return _post_external_update(request, incident, auto_id=RESOLUTION_FORM_IDS)
+
+
+@_action("details-card", "details_form")
+def edit_details(request, incident):
+    """The Incident Commander (or a manager) edits the title, summary, impact and services."""
+    form = DetailsForm.for_incident(incident, request.POST)
+    ok = _try(
+        form,
+        lambda d: services.update_incident_details(
+            incident=incident,
+            by=request.user,
+            title=d["title"],
+            summary=d["summary"],
+            impact=d["impact"],
+            services=list(d["services"]),
+        ),
+    )
+    return form, ok, "Details saved."
 
 
 @_action("note-card", "note_form")

@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Case, Count, Value, When
+from django.http import HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
@@ -149,13 +150,61 @@ class RotationMemberInline(admin.TabularInline):
         return super().get_queryset(request).order_by(order, "position", "pk")
 
 
+class OverrideForm(forms.ModelForm):
+    """Asks create_override's rules (who may cover for whom, a storable window) while validating; the admin then
+    saves through create_override / change_override, and deletes through cancel_override."""
+
+    # Set by the admin's get_form / get_formset: the user acting, for the rules.
+    request_user = None
+
+    class Meta:
+        model = Override
+        fields = ["rotation", "slot", "person", "start", "end", "reason"]
+
+    def clean(self):
+        cleaned = super().clean()
+        person, start, end = cleaned.get("person"), cleaned.get("start"), cleaned.get("end")
+        try:
+            if self.instance.pk and not services.can_override_for(self.request_user, self.instance.person):
+                raise DomainError("Only a manager or the person covering can change or cancel this override.")
+            if self.errors or person is None or start is None or end is None or cleaned.get("DELETE"):
+                return cleaned
+            services.check_override(by=self.request_user, person=person, start=start, end=end)
+        except DomainError as error:
+            self.add_error(error.field if error.field in self.fields else None, error.message)
+        return cleaned
+
+
+def _save_override(request, form, override: Override) -> Override:
+    data = form.cleaned_data
+    fields = {
+        "slot": data["slot"],
+        "person": data["person"],
+        "start": data["start"],
+        "end": data["end"],
+        "reason": data.get("reason", ""),
+    }
+    if override.pk:
+        return services.change_override(override=override, by=request.user, **fields)
+    saved = services.create_override(rotation=override.rotation, by=request.user, **fields)
+    override.pk, override.created_by, override.created_at = saved.pk, saved.created_by, saved.created_at
+    override._state.adding = False
+    return saved
+
+
 class OverrideInline(admin.TabularInline):
     model = Override
+    form = OverrideForm
     extra = 0
     fields = ["slot", "person", "start", "end", "reason", "created_by"]
     readonly_fields = ["created_by"]
     autocomplete_fields = ["person"]
     ordering = ["-start"]
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.form = type(formset.form.__name__, (formset.form,), {"request_user": request.user})
+        return formset
 
 
 @admin.register(Rotation)
@@ -188,14 +237,16 @@ class RotationAdmin(admin.ModelAdmin):
         )
 
     def save_formset(self, request, form, formset, change):
-        instances = formset.save(commit=False)
-        for instance in instances:
-            if isinstance(instance, Override) and instance.created_by_id is None:
-                instance.created_by = request.user
-            instance.save()
-        for obj in formset.deleted_objects:
-            obj.delete()
-        formset.save_m2m()
+        if formset.model is not Override:
+            return super().save_formset(request, form, formset, change)
+        # Overrides through their services (rules, rotation lock), as on the override's own admin page.
+        formset.save(commit=False)
+        for override in formset.deleted_objects:
+            services.cancel_override(override=override, by=request.user)
+        for override_form in formset.forms:
+            if override_form in formset.deleted_forms or not override_form.has_changed():
+                continue
+            _save_override(request, override_form, override_form.instance)
 
 
 @admin.register(Override)
@@ -207,11 +258,46 @@ class OverrideAdmin(admin.ModelAdmin):
     autocomplete_fields = ["person"]
     readonly_fields = ["created_by", "created_at"]
     list_select_related = ["rotation__team", "person", "created_by"]
+    form = OverrideForm
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"request_user": request.user})
 
     def save_model(self, request, obj, form, change):
-        if obj.created_by_id is None:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        # The form asked the same rules; a refusal here is a race, and the service's savepoint kept nothing.
+        try:
+            _save_override(request, form, obj)
+        except DomainError as error:
+            request._override_admin_refused = error.message
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._refused(request) or super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        return self._refused(request) or super().response_change(request, obj)
+
+    def log_addition(self, request, obj, message):
+        if not getattr(request, "_override_admin_refused", None):
+            return super().log_addition(request, obj, message)
+
+    def log_change(self, request, obj, message):
+        if not getattr(request, "_override_admin_refused", None):
+            return super().log_change(request, obj, message)
+
+    def _refused(self, request):
+        refused = getattr(request, "_override_admin_refused", None)
+        if refused:
+            self.message_user(request, f"Nothing was saved: {refused}", level=messages.ERROR)
+            return HttpResponseRedirect(request.path)
+        return None
+
+    def delete_model(self, request, obj):
+        services.cancel_override(override=obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for override in queryset:
+            services.cancel_override(override=override, by=request.user)
 
 
 class EscalationLevelInline(admin.TabularInline):

@@ -49,9 +49,7 @@ def create_override(
     for themselves, managers for anyone. The rotation row is locked so concurrent overrides are ordered by
     creation time, which decides precedence where they overlap (the latest wins).
     """
-    if not can_override_for(by, person):
-        raise PermissionDenied("Responders can create overrides only for themselves; ask a manager.", field="person")
-    _check_override_window(start, end)
+    check_override(by=by, person=person, start=start, end=end)
     rotation = Rotation.objects.select_for_update().select_related("team").get(pk=rotation.pk)
     override = Override(
         rotation=rotation,
@@ -68,6 +66,34 @@ def create_override(
     except ValidationError as error:
         raise _domain_error(error) from error
     override.save()
+    return override
+
+
+def check_override(*, by, person: Person, start: datetime, end: datetime) -> None:
+    """The rules of create_override and change_override that need no lock (who may cover, a storable window);
+    the admin form asks them while validating. Raises DomainError, writes nothing."""
+    if not can_override_for(by, person):
+        raise PermissionDenied("Responders can create overrides only for themselves; ask a manager.", field="person")
+    _check_override_window(start, end)
+
+
+@transaction.atomic
+def change_override(
+    *, override: Override, by, slot: str, person: Person, start: datetime, end: datetime, reason: str = ""
+) -> Override:
+    """Edit an override under the rules of create_override: whoever may cancel it (a manager, or the person
+    covering) may change it, and only to cover someone they may cover for. The override row is locked; it keeps
+    its creation time, so its precedence among overlapping overrides stays."""
+    override = Override.objects.select_for_update().select_related("person").get(pk=override.pk)
+    if not can_override_for(by, override.person):
+        raise PermissionDenied("Only a manager or the person covering can change this override.")
+    check_override(by=by, person=person, start=start, end=end)
+    override.slot, override.person, override.start, override.end, override.reason = slot, person, start, end, reason
+    try:
+        override.full_clean()
+    except ValidationError as error:
+        raise _domain_error(error) from error
+    override.save(update_fields=["slot", "person", "start", "end", "reason"])
     return override
 
 

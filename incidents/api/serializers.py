@@ -21,6 +21,7 @@ from incidents.models import (
     UpdateKind,
     UpdateStatus,
 )
+from incidents.statuspage.models import ServiceState
 
 User = get_user_model()
 
@@ -230,8 +231,21 @@ class StatusUpdatePostSerializer(serializers.Serializer):
     affected_services = serializers.SlugRelatedField(
         slug_field="slug", queryset=Service.objects.all(), many=True, required=False
     )
+    component_states = serializers.DictField(
+        child=serializers.ChoiceField(choices=ServiceState.choices),
+        required=False,
+        help_text="Status-page updates: the public state of each service, by slug. Affected services without one "
+        "get the severity's state (operational when resolved).",
+    )
     next_update_at = serializers.DateTimeField(required=False, allow_null=True)
     publish = serializers.BooleanField(default=False)
+
+    def validate_component_states(self, value):
+        services = {service.slug: service for service in Service.objects.filter(slug__in=list(value))}
+        unknown = sorted(set(value) - set(services))
+        if unknown:
+            raise serializers.ValidationError(f"Unknown services: {', '.join(unknown)}.")
+        return {services[slug]: state for slug, state in value.items()}
 
 
 class ChecklistItemSerializer(serializers.ModelSerializer):

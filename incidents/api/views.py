@@ -92,10 +92,13 @@ REFERENCE_PARAMETER = OpenApiParameter(
     description="INC-123 (or just 123).",
     pattern=f"^({INCIDENT_LOOKUP})$",
 )
+# The collection (/api/v1/incidents/) has no {reference}: the class-wide parameter is taken off its operations,
+# or the document is invalid OpenAPI and client generators fail on it.
+NO_REFERENCE = OpenApiParameter("reference", str, OpenApiParameter.PATH, exclude=True)
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List incidents you can see (filters, cursor pagination)"),
+    list=extend_schema(summary="List incidents you can see (filters, cursor pagination)", parameters=[NO_REFERENCE]),
     retrieve=extend_schema(summary="One incident by reference (INC-123)"),
 )
 @extend_schema(parameters=[REFERENCE_PARAMETER])
@@ -134,7 +137,12 @@ class IncidentViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveMode
         fresh = self.get_queryset().get(pk=incident.pk)
         return Response(s.IncidentSerializer(fresh, context=self.get_serializer_context()).data, status=code)
 
-    @extend_schema(summary="Declare an incident", request=s.DeclareSerializer, responses={201: s.IncidentSerializer})
+    @extend_schema(
+        summary="Declare an incident",
+        request=s.DeclareSerializer,
+        responses={201: s.IncidentSerializer},
+        parameters=[NO_REFERENCE],
+    )
     def create(self, request):
         form = s.DeclareSerializer(data=request.data)
         form.is_valid(raise_exception=True)

@@ -1,7 +1,9 @@
 """What the audit trail covers: every model of these apps, found at start-up, so models other areas add later
 are covered without registering them here. Only the exclusions below are listed, each with its reason."""
 
-AUDITED_APP_LABELS = frozenset({"incidents", "oncall", "paging", "postmortems", "statuspage", "alerting", "auth"})
+AUDITED_APP_LABELS = frozenset(
+    {"incidents", "oncall", "paging", "postmortems", "statuspage", "alerting", "auth", "accounts"}
+)
 
 # Whole models left out, "app_label.model_name" -> why.
 EXCLUDED_MODELS = {
@@ -14,6 +16,7 @@ EXCLUDED_MODELS = {
     "alerting.integrationerror": "log of refused inbound requests, written outside any change",
     # Outbox rows (one per update per subscriber), their state flips on every send attempt.
     "statuspage.updatedelivery": "email outbox state; the update it delivers is audited",
+    "statuspage.historyrollup": "rendered cache of the public page's history, rebuilt from audited rows",
     # The paging outbox: one row per recipient and channel, state flips on every send attempt; the page it
     # belongs to (level, acknowledgement) is audited and failures are written to the incident timeline.
     "paging.notification": "paging outbox state; its page is audited and failures reach the timeline",

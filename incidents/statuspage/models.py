@@ -40,6 +40,28 @@ def state_for_severity(level: str) -> ServiceState:
     return SEVERITY_STATES.get(level, ServiceState.DEGRADED_PERFORMANCE)
 
 
+class ComponentState(models.Model):
+    """The state a status-page update gives one public service ("component", as Statuspage users say). Chosen by
+    the Communications Lead for each affected service when the update is posted (prefilled from the severity);
+    the public page shows, for each active incident, the states of its latest published update, and nothing
+    else about it: an incident that never published an update changes no public state."""
+
+    update = models.ForeignKey("incidents.StatusUpdate", on_delete=models.CASCADE, related_name="component_states")
+    service = models.ForeignKey("incidents.Service", on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=24, choices=ServiceState.choices)
+
+    class Meta:
+        ordering = ["update", "service__name"]
+        constraints = [models.UniqueConstraint(fields=["update", "service"], name="unique_component_state")]
+
+    def __str__(self):
+        return f"{self.service_id}: {self.state} (update {self.update_id})"
+
+    @property
+    def service_state(self) -> ServiceState:
+        return ServiceState(self.state)
+
+
 class ServiceStatusOverride(models.Model):
     """A Communications Lead's manual state for one public service; wins over the derived state while it exists."""
 
@@ -155,3 +177,20 @@ class UpdateDelivery(models.Model):
 
     def __str__(self):
         return f"update {self.update_id} -> {self.subscriber_id} ({self.state})"
+
+
+class HistoryRollup(models.Model):
+    """One past day of the public page's incident history, rendered once (a derived cache, rebuilt on read when
+    `key` no longer matches what the day shows: its incidents' updates and states, its finished maintenance and
+    the public service names). Keeps a cold render of the 90-day page independent of how much history there is."""
+
+    day = models.DateField(unique=True)
+    key = models.CharField(max_length=64)
+    html = models.TextField()
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self):
+        return f"history {self.day}"

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 
-from incidents.models import ACTIVE_STATUSES, Incident, Service, StatusUpdate, UpdateKind
+from incidents.models import ACTIVE_STATUSES, Incident, Service, StatusUpdate, UpdateKind, UpdateStatus
 
-from .models import MaintenanceWindow, ServiceState, ServiceStatusOverride, Subscriber, state_for_severity
+from .models import ComponentState, MaintenanceWindow, ServiceState, ServiceStatusOverride, Subscriber
 
 HISTORY_DAYS = 90
 FEED_SIZE = 50
@@ -88,30 +88,80 @@ def maintenance_for_staff(*, now: datetime | None = None) -> tuple[list, list]:
 # --- The status page -----------------------------------------------------------------------------------------
 
 
+def _public_component_states() -> Prefetch:
+    return Prefetch(
+        "component_states",
+        queryset=ComponentState.objects.filter(service__is_public=True)
+        .select_related("service")
+        .order_by("service__name"),
+        to_attr="public_component_states",
+    )
+
+
+def _worst(states) -> ServiceState | None:
+    return max(states, key=lambda state: state.rank, default=None)
+
+
 @dataclass
 class PublicIncident:
-    """An incident as the public sees it: the title of its latest published update, never its internal title."""
+    """An incident as the public sees it: the title of its latest published update (never its internal title),
+    and the component states that update set (never anything derived from internal data). An incident that is
+    resolved (or closed) inside the portal reads as resolved, even if nobody published a "Resolved" update."""
 
     incident: Incident
-    updates: list[StatusUpdate]  # newest first
-    state: ServiceState
-    affected: list[Service]
+    updates: list[StatusUpdate]  # newest first, each with public_component_states
 
     @property
     def anchor(self) -> str:
         return f"incident-{self.incident.number}"
 
     @property
-    def latest(self) -> StatusUpdate | None:
-        return self.updates[0] if self.updates else None
+    def latest(self) -> StatusUpdate:
+        return self.updates[0]
 
     @property
     def title(self) -> str:
-        return self.latest.title if self.latest else "Service disruption"
+        return self.latest.title or "Service disruption"
 
     @property
-    def first_posted_at(self) -> datetime | None:
-        return self.updates[-1].posted_at if self.updates else None
+    def first_posted_at(self) -> datetime:
+        return self.updates[-1].posted_at
+
+    @property
+    def component_states(self) -> list[ComponentState]:
+        return self.latest.public_component_states
+
+    @property
+    def state(self) -> ServiceState | None:
+        """The worst state its latest update gives a public service (None when it names none)."""
+        return _worst(component.service_state for component in self.component_states)
+
+    @property
+    def affected(self) -> list[Service]:
+        return [component.service for component in self.component_states]
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.latest.status == UpdateStatus.RESOLVED or not self.incident.is_active
+
+    @property
+    def resolved_without_update(self) -> bool:
+        """Resolved in the portal but the last published word is not "Resolved": the page says so itself."""
+        return self.is_resolved and self.latest.status != UpdateStatus.RESOLVED
+
+    @property
+    def resolved_at(self) -> datetime | None:
+        if self.latest.status == UpdateStatus.RESOLVED:
+            return self.latest.posted_at
+        return self.incident.resolved_at or self.incident.closed_at
+
+    @property
+    def status_value(self) -> str:
+        return UpdateStatus.RESOLVED.value if self.is_resolved else self.latest.status
+
+    @property
+    def status_label(self) -> str:
+        return UpdateStatus(self.status_value).label
 
 
 @dataclass
@@ -124,9 +174,10 @@ class ServiceRow:
 
 @dataclass
 class HistoryDay:
+    """A past day with something to report (days without incidents or maintenance are not listed)."""
+
     day: date
-    incidents: list[PublicIncident] = field(default_factory=list)
-    maintenance: list[MaintenanceWindow] = field(default_factory=list)
+    html: str  # rendered once per change of the day (HistoryRollup)
 
 
 @dataclass
@@ -137,71 +188,60 @@ class StatusPage:
     active_incidents: list[PublicIncident]
     maintenance_in_progress: list[MaintenanceWindow]
     maintenance_upcoming: list[MaintenanceWindow]
-    history: list[HistoryDay]
+    past_maintenance: list[MaintenanceWindow]
+    public_services: list[Service]
+    history_days: int = HISTORY_DAYS
 
 
 def derive_service_state(
     *, override: ServiceStatusOverride | None, incident_states: list[ServiceState], under_maintenance: bool
 ) -> tuple[ServiceState, str]:
-    """A manual override wins; otherwise the worst state among active incidents affecting the service;
-    otherwise maintenance; otherwise operational. An incident during maintenance is real news, so it wins."""
+    """A manual override wins; otherwise the worst state the active incidents' latest published updates give the
+    service; otherwise maintenance; otherwise operational. An incident during maintenance is real news, so it
+    wins (unless its update says the service is operational)."""
     if override is not None:
         return ServiceState(override.state), "override"
-    if incident_states:
-        return max(incident_states, key=lambda state: state.rank), "incident"
+    worst = _worst(incident_states)
+    if worst is not None and worst != ServiceState.OPERATIONAL:
+        return worst, "incident"
     if under_maintenance:
         return ServiceState.UNDER_MAINTENANCE, "maintenance"
     return ServiceState.OPERATIONAL, ""
 
 
-def status_page(*, now: datetime | None = None) -> StatusPage:
-    """The whole public page in seven queries, whatever the number of services, incidents or updates."""
-    now = now or timezone.now()
-    since = now - timedelta(days=HISTORY_DAYS)
+def public_incidents_from(updates) -> list[PublicIncident]:
+    by_incident: dict[int, list[StatusUpdate]] = OrderedDict()
+    for update in updates:  # newest first
+        by_incident.setdefault(update.incident_id, []).append(update)
+    return [PublicIncident(incident_updates[0].incident, incident_updates) for incident_updates in by_incident.values()]
 
+
+def public_incident_updates(incident_ids=None, *, active: bool = False):
+    """Published updates (newest first) with their incident and public component states: two queries."""
+    updates = published_updates().select_related("incident").prefetch_related(_public_component_states())
+    if active:
+        updates = updates.filter(incident__status__in=ACTIVE_STATUSES)
+    if incident_ids is not None:
+        updates = updates.filter(incident_id__in=list(incident_ids))
+    return updates.order_by("-posted_at", "-id")
+
+
+def status_page(*, now: datetime | None = None) -> StatusPage:
+    """The current state of the public page in five queries, whatever the number of services, incidents or
+    updates. Its history (past days) comes from `rollups.history(page)`."""
+    now = now or timezone.now()
     services = list(public_services().select_related("status_override").order_by("name"))  # 1
-    active = list(  # 2, 3
-        public_incidents()
-        .filter(status__in=ACTIVE_STATUSES)
-        .select_related("severity")
-        .prefetch_related(_public_services_prefetch("services", "public_services"))
-        .order_by("severity__rank", "-declared_at")
-    )
-    updates = list(  # 4, 5: the 90-day history plus everything on still-active incidents
-        published_updates()
-        .filter(Q(posted_at__gte=since) | Q(incident__status__in=ACTIVE_STATUSES))
-        .select_related("incident__severity")
-        .prefetch_related(_public_services_prefetch("affected_services", "public_affected_services"))
-        .order_by("-posted_at", "-id")
-    )
-    # 6, 7; maintenance of internal services only is not announced (it still suppresses alerts)
+    # 2, 3: an active incident is on the page only through what was published about it
+    ongoing = public_incidents_from(public_incident_updates(active=True))
+    active_public = [item for item in ongoing if not item.is_resolved]
+    active_public.sort(key=lambda item: (-(item.state.rank if item.state else -1), -item.first_posted_at.timestamp()))
+    # 4, 5; maintenance of internal services only is not announced (it still suppresses alerts)
     windows = public_maintenance(now=now)
 
-    updates_by_incident: dict[int, list[StatusUpdate]] = OrderedDict()
-    incident_rows: dict[int, Incident] = {}
-    for update in updates:
-        updates_by_incident.setdefault(update.incident_id, []).append(update)
-        incident_rows[update.incident_id] = update.incident
-
-    def affected_of(incident: Incident, incident_updates: list[StatusUpdate], declared: list[Service]):
-        seen: dict[int, Service] = {service.pk: service for service in declared}
-        for update in incident_updates:
-            for service in update.public_affected_services:
-                seen.setdefault(service.pk, service)
-        return sorted(seen.values(), key=lambda service: service.name)
-
-    # Service states from active incidents (declared services and services named in published updates).
     incident_states: dict[int, list[ServiceState]] = {}
-    active_public: list[PublicIncident] = []
-    for incident in active:
-        incident_updates = updates_by_incident.get(incident.pk, [])
-        state = state_for_severity(incident.severity.level)
-        affected = affected_of(incident, incident_updates, incident.public_services)
-        for service in affected:
-            incident_states.setdefault(service.pk, []).append(state)
-        # Listed only once something was published: the internal title and summary are never shown.
-        if incident_updates:
-            active_public.append(PublicIncident(incident, incident_updates, state, affected))
+    for item in active_public:
+        for component in item.component_states:
+            incident_states.setdefault(component.service_id, []).append(component.service_state)
 
     in_progress = [window for window in windows if window.starts_at <= now < window.ends_at]
     upcoming = [window for window in windows if window.starts_at > now]
@@ -218,33 +258,6 @@ def status_page(*, now: datetime | None = None) -> StatusPage:
         rows.append(ServiceRow(service, state, cause, override.message if override else ""))
     overall = max((row.state for row in rows), key=lambda state: state.rank, default=ServiceState.OPERATIONAL)
 
-    # History: each incident once, on the day its first published update appeared; past maintenance too.
-    today = timezone.localtime(now, UTC).date()
-    days = OrderedDict(
-        (today - timedelta(days=offset), HistoryDay(today - timedelta(days=offset))) for offset in range(HISTORY_DAYS)
-    )
-    active_ids = {incident.pk for incident in active}
-    for incident_id, incident_updates in updates_by_incident.items():
-        if incident_id in active_ids:
-            continue
-        incident = incident_rows[incident_id]
-        first = incident_updates[-1].posted_at
-        day = days.get(timezone.localtime(first, UTC).date()) if first >= since else None
-        if day is not None:
-            day.incidents.append(
-                PublicIncident(
-                    incident,
-                    incident_updates,
-                    state_for_severity(incident.severity.level),
-                    affected_of(incident, incident_updates, []),
-                )
-            )
-    for window in windows:
-        if window.ends_at <= now:
-            day = days.get(timezone.localtime(window.starts_at, UTC).date())
-            if day is not None:
-                day.maintenance.append(window)
-
     return StatusPage(
         now=now,
         services=rows,
@@ -252,7 +265,8 @@ def status_page(*, now: datetime | None = None) -> StatusPage:
         active_incidents=active_public,
         maintenance_in_progress=in_progress,
         maintenance_upcoming=upcoming,
-        history=list(days.values()),
+        past_maintenance=[window for window in windows if window.ends_at <= now],
+        public_services=services,
     )
 
 
@@ -349,3 +363,26 @@ def subscribers_for_update(update: StatusUpdate):
     if affected:
         wanted |= Q(services__in=affected)
     return Subscriber.objects.filter(confirmed_at__isnull=False, unsubscribed_at__isnull=True).filter(wanted).distinct()
+
+
+# --- An incident's public face, for its responders -----------------------------------------------------------
+
+
+def latest_published_update(incident: Incident) -> StatusUpdate | None:
+    """The incident's latest published status-page update with its public component states (two queries)."""
+    return (
+        StatusUpdate.objects.filter(incident=incident, kind=UpdateKind.EXTERNAL, is_published=True)
+        .prefetch_related(_public_component_states())
+        .order_by("-posted_at", "-id")
+        .first()
+    )
+
+
+def needs_public_resolution(incident: Incident, latest: StatusUpdate | None) -> bool:
+    """Resolved or closed in the portal while the status page's last word is not "Resolved" (and it is public)."""
+    return (
+        latest is not None
+        and not incident.is_active
+        and not incident.is_restricted
+        and latest.status != UpdateStatus.RESOLVED
+    )

@@ -16,12 +16,14 @@ from incidents.models import Service, StatusUpdate, UpdateKind
 
 from . import emails, selectors, tokens
 from .models import (
+    ComponentState,
     DeliveryState,
     MaintenanceWindow,
     ServiceState,
     ServiceStatusOverride,
     Subscriber,
     UpdateDelivery,
+    state_for_severity,
 )
 
 logger = logging.getLogger(__name__)
@@ -385,3 +387,42 @@ def clear_service_override(*, service: Service, by) -> bool:
     _require_communicator(by)
     deleted, _ = ServiceStatusOverride.objects.filter(service=service).delete()
     return bool(deleted)
+
+
+# --- Component states of status-page updates ----------------------------------------------------------------------
+
+
+def default_component_state(*, incident, status: str) -> ServiceState:
+    """What the form offers for an affected service: operational in a Resolved update, else the severity's state."""
+    if status == "resolved":
+        return ServiceState.OPERATIONAL
+    return state_for_severity(incident.severity.level)
+
+
+def choose_component_states(*, incident, status: str, affected_services, component_states=None) -> dict:
+    """The public state of each service a status-page update names, validated: {Service: ServiceState}.
+    `component_states` maps services (or their pks) to states as the Communications Lead chose them; without it
+    the affected services get the default for the severity (operational when resolving). Internal services are
+    never given a public state."""
+    chosen: dict[int, ServiceState] = {}
+    if component_states:
+        for key, state in component_states.items():
+            if state in ("", None):
+                continue
+            if state not in ServiceState.values:
+                raise DomainError(f"Unknown service state {state!r}.", field="component_states")
+            chosen[int(getattr(key, "pk", key))] = ServiceState(state)
+    default = default_component_state(incident=incident, status=status)
+    for service in affected_services:
+        chosen.setdefault(service.pk, default)
+    services = {service.pk: service for service in Service.objects.filter(pk__in=list(chosen))}
+    if len(services) != len(chosen):
+        raise DomainError("Choose services from the catalogue.", field="component_states")
+    return {services[pk]: state for pk, state in chosen.items() if services[pk].is_public}
+
+
+def record_component_states(*, update: StatusUpdate, states: dict) -> list[ComponentState]:
+    """Called by incidents.services.post_status_update inside its transaction, for external updates."""
+    return ComponentState.objects.bulk_create(
+        ComponentState(update=update, service=service, state=state) for service, state in states.items()
+    )

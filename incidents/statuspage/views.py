@@ -13,7 +13,7 @@ from django.views.decorators.http import condition, require_http_methods, requir
 
 from incidents.errors import DomainError
 
-from . import selectors, services, tokens
+from . import rollups, selectors, services, tokens
 from .calendar import maintenance_calendar
 from .feeds import StatusUpdatesFeed
 from .forms import SubscribeForm
@@ -52,7 +52,8 @@ def index(request):
     if html is None:
         # The page shows when its content last changed (not when it was rendered), so a 304 never leaves
         # a visitor looking at a stale time.
-        context = {"page": selectors.status_page(), "changed_at": fingerprint.changed_at}
+        page = selectors.status_page()
+        context = {"page": page, "history": rollups.history(page), "changed_at": fingerprint.changed_at}
         html = render_to_string("statuspage/index.html", context, request=request)
         cache.set(key, html, PAGE_CACHE_SECONDS)
     return HttpResponse(html)

@@ -12,6 +12,8 @@ from django.utils.safestring import mark_safe
 
 from incidents.models import EntryKind, Role
 
+from .html_time import datetime_attr_value
+
 register = template.Library()
 
 # A countdown turns amber when less than this share of its window is left.
@@ -167,7 +169,7 @@ def _entry_html(entry) -> str:
     # body_html was sanitised with nh3 when the entry was written (incidents.markdown); everything else is escaped.
     return (
         f'<li id="entry-{entry.id}" data-entry-id="{entry.id}" class="{classes}">'
-        f'<div class="entry-meta"><time datetime="{occurred.isoformat()}">{occurred:%H:%M:%S}</time> '
+        f'<div class="entry-meta"><time datetime="{datetime_attr_value(occurred)}">{occurred:%H:%M:%S}</time> '
         f'<span class="kind-label">{escape(KIND_LABELS.get(entry.kind, entry.kind))}</span> '
         f'<span class="author">{escape(person(entry.author))}</span>{backdated}</div>'
         f'<div class="markdown">{entry.body_html}</div></li>'

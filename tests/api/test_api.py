@@ -206,6 +206,21 @@ def test_status_updates_internal_and_external(responder):
     assert len(client.get(url).json()) == 2
 
 
+def test_status_page_update_sets_component_states_by_slug(responder):
+    checkout = ServiceFactory(name="Checkout", slug="checkout")
+    incident = declare(by=responder, level="P0", services=[checkout])
+    client = api(responder)
+    url = f"/api/v1/incidents/{incident.reference}/updates/"
+    body = {"kind": "external", "status": "identified", "title": "t", "description": "d", "publish": True}
+    unknown = client.post(url, {**body, "component_states": {"nope": "major_outage"}}, format="json")
+    assert unknown.status_code == 400 and unknown.json()["field"] == "component_states"
+    bad_state = client.post(url, {**body, "component_states": {"checkout": "on_fire"}}, format="json")
+    assert bad_state.status_code == 400 and bad_state.json()["field"].startswith("component_states")
+    ok = client.post(url, {**body, "component_states": {"checkout": "degraded_performance"}}, format="json")
+    assert ok.status_code == 201 and ok.json()["affected_services"] == ["checkout"]
+    assert "Degraded performance" in APIClient().get("/status/").content.decode()
+
+
 def test_checklist_tick_and_untick(responder):
     incident = declare(by=responder)
     client = api(responder)

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from openapi_spec_validator import validate
 
 pytestmark = pytest.mark.django_db
 
@@ -39,3 +40,14 @@ def test_swagger_init_script_is_served_separately_for_the_csp(client):
     response = client.get("/api/docs/", {"script": ""})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/javascript")
+
+
+def test_openapi_document_is_valid(client):
+    """Client generators refuse an invalid document (a path parameter on a path without it, say)."""
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    validate(schema)
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path":
+                    assert "{" + parameter["name"] + "}" in path, (method, path, parameter["name"])

@@ -454,7 +454,7 @@ def test_post_external_update_and_publish(rclient, incident):
             "status": "identified",
             "title": "API Performance Issues",
             "description": "Some users see delays.",
-            "affected_services": [service.pk],
+            f"component_{service.pk}": "partial_outage",
             "workaround": "Retry",
             "publish": "on",
         },
@@ -462,6 +462,7 @@ def test_post_external_update_and_publish(rclient, incident):
     assert response.status_code == 302
     update = StatusUpdate.objects.get(kind="external")
     assert update.is_published and list(update.affected_services.all()) == [service]
+    assert [(c.service, c.state) for c in update.component_states.all()] == [(service, "partial_outage")]
     missing = rclient.post(url("post_external_update", incident), {"status": "identified", "description": "x"}, **HTMX)
     assert missing.status_code == 422 and "brief description" in missing.content.decode()
 

@@ -40,7 +40,7 @@ def test_atom_feed_lists_published_updates_only(client, responder):
     oldest = entries[1]
     assert [c.get("term") for c in oldest.findall(f"{ATOM}category")] == ["API"]
     assert "Current status: Investigating" in oldest.findtext(f"{ATOM}summary")
-    assert "Affected Services:" in oldest.findtext(f"{ATOM}summary")
+    assert "Affected services:" in oldest.findtext(f"{ATOM}summary")
 
 
 def test_feed_is_valid_when_empty(client):

@@ -5,12 +5,12 @@ import time_machine
 from django.utils import timezone
 
 from incidents.errors import DomainError, PermissionDenied
-from incidents.statuspage import selectors
+from incidents.statuspage import rollups, selectors
 from incidents.statuspage import services as statuspage_services
 from incidents.statuspage.models import MaintenanceWindow, ServiceState
 from tests.factories import ManagerFactory, ServiceFactory, declare
 
-from .factories import maintenance
+from .factories import maintenance, post_update
 
 pytestmark = pytest.mark.django_db
 
@@ -49,16 +49,20 @@ def test_status_page_shows_upcoming_then_in_progress_maintenance(client):
     with time_machine.travel(window.ends_at + timedelta(days=1)):
         page = selectors.status_page()
         assert page.services[0].state == ServiceState.OPERATIONAL
-        day = next(day for day in page.history if day.day == window.starts_at.date())
-        assert [w.pk for w in day.maintenance] == [window.pk]
+        assert [w.pk for w in page.past_maintenance] == [window.pk]
+        (day,) = rollups.history(page)
+        assert day.day == window.starts_at.date() and "Database upgrade to 16" in day.html
         assert "Completed maintenance: Database upgrade to 16" in client.get("/status/").content.decode()
 
 
 def test_an_incident_during_maintenance_shows_the_worse_state(responder):
     db = ServiceFactory(name="Database")
     window = maintenance(services=[db], starts_in=timedelta(minutes=-1))
-    declare(by=responder, level="P0", services=[db])
+    incident = declare(by=responder, level="P0", services=[db])
     assert window.is_in_progress()
+    # Nothing published yet: the public still sees the maintenance, not an internal incident.
+    assert selectors.status_page().services[0].state == ServiceState.UNDER_MAINTENANCE
+    post_update(incident, by=responder, affected_services=[db])
     assert selectors.status_page().services[0].state == ServiceState.MAJOR_OUTAGE
 
 

@@ -2,14 +2,15 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
 from incidents import services
 from incidents.models import Status
-from incidents.statuspage import selectors
+from incidents.statuspage import rollups, selectors
 from incidents.statuspage import services as statuspage_services
-from incidents.statuspage.models import ServiceState, state_for_severity
+from incidents.statuspage.models import HistoryRollup, ServiceState, state_for_severity
 from tests.factories import ManagerFactory, ResponderFactory, SecurityFactory, ServiceFactory, declare
 
 from .factories import maintenance, post_update
@@ -30,20 +31,36 @@ def test_severity_maps_to_public_state():
     assert state_for_severity("P3") == ServiceState.DEGRADED_PERFORMANCE
 
 
-def test_service_state_is_worst_active_unrestricted_incident(responder):
+def test_service_state_is_worst_published_component_state_of_active_incidents(responder):
     api, web, quiet = ServiceFactory(name="API"), ServiceFactory(name="Web"), ServiceFactory(name="Search")
-    declare(by=responder, level="P2", services=[api])
-    declare(by=responder, level="P0", services=[api])
-    declare(by=responder, level="P1", services=[web])
+    post_update(declare(by=responder, level="P2", services=[api]), by=responder, affected_services=[api])
+    post_update(declare(by=responder, level="P0", services=[api]), by=responder, affected_services=[api])
+    # The Communications Lead chose a milder state than the severity suggests: that is what the public sees.
+    post_update(
+        declare(by=responder, level="P1", services=[web]), by=responder, component_states={web: "degraded_performance"}
+    )
     resolved = declare(by=responder, level="P0", services=[quiet])
+    post_update(resolved, by=responder, affected_services=[quiet])
     services.change_status(incident=resolved, to=Status.RESOLVED, by=responder)
 
     page = selectors.status_page()
 
     assert state_of(page, api) == ServiceState.MAJOR_OUTAGE
-    assert state_of(page, web) == ServiceState.PARTIAL_OUTAGE
+    assert state_of(page, web) == ServiceState.DEGRADED_PERFORMANCE
     assert state_of(page, quiet) == ServiceState.OPERATIONAL
     assert page.overall == ServiceState.MAJOR_OUTAGE
+
+
+def test_latest_published_update_sets_the_components(responder):
+    api = ServiceFactory(name="API")
+    incident = declare(by=responder, level="P0", services=[api])
+    post_update(incident, by=responder, affected_services=[api])
+    assert state_of(selectors.status_page(), api) == ServiceState.MAJOR_OUTAGE
+    post_update(incident, by=responder, status="monitoring", component_states={api: "operational"})
+    assert state_of(selectors.status_page(), api) == ServiceState.OPERATIONAL
+    # A draft changes nothing until it is published.
+    post_update(incident, by=responder, publish=False, component_states={api: "major_outage"})
+    assert state_of(selectors.status_page(), api) == ServiceState.OPERATIONAL
 
 
 def test_only_public_services_are_listed(client):
@@ -57,7 +74,7 @@ def test_only_public_services_are_listed(client):
 
 def test_manual_override_wins_over_incidents(responder):
     api = ServiceFactory(name="API")
-    declare(by=responder, level="P0", services=[api])
+    post_update(declare(by=responder, level="P0", services=[api]), by=responder, affected_services=[api])
     statuspage_services.set_service_override(
         service=api, state=ServiceState.DEGRADED_PERFORMANCE, message="Most requests succeed.", by=responder
     )
@@ -76,13 +93,21 @@ def test_manual_override_wins_over_incidents(responder):
 def test_page_shows_only_published_external_updates_of_unrestricted_incidents(client, responder):
     api = ServiceFactory(name="API")
     public = declare(by=responder, level="P1", services=[api], title="Internal title: db01 melted")
-    post_update(public, by=responder, title="Slow API responses", description="Some requests take long.")
+    post_update(
+        public,
+        by=responder,
+        title="Slow API responses",
+        description="Some requests take long.",
+        affected_services=[api],
+    )
     post_update(public, by=responder, publish=False, title="Draft wording", description="Not approved yet.")
     post_update(public, by=responder, kind="internal", what_we_know="Replica lag on db01 is 40s.")
 
     security = SecurityFactory()
     breach = declare(by=security, level="P0", services=[api], is_restricted=True, title="Credential leak")
-    post_update(breach, by=security, title="Customer data exposure", description="Tokens leaked.")
+    post_update(
+        breach, by=security, title="Customer data exposure", description="Tokens leaked.", affected_services=[api]
+    )
 
     body = client.get(URL).content.decode()
 
@@ -103,12 +128,14 @@ def test_page_shows_only_published_external_updates_of_unrestricted_incidents(cl
     assert state_of(selectors.status_page(), api) == ServiceState.PARTIAL_OUTAGE
 
 
-def test_active_incident_without_published_update_affects_state_but_is_not_listed(client, responder):
-    api = ServiceFactory(name="API")
+def test_incident_without_published_update_changes_nothing_public(client, responder):
+    api, web = ServiceFactory(name="Backend API"), ServiceFactory(name="Web App")
+    declare(by=responder, level="P3", services=[web], title="Button misaligned")
     declare(by=responder, level="P0", services=[api], title="Unannounced internal title")
     body = client.get(URL).content.decode()
-    assert "Major outage" in body
-    assert "Unannounced internal title" not in body
+    assert "All systems operational" in body
+    assert "Major outage" not in body and "Degraded performance" not in body
+    assert "Unannounced internal title" not in body and "Button misaligned" not in body
 
 
 @time_machine.travel("2025-01-15 14:35:00+00:00", tick=False)
@@ -122,21 +149,49 @@ def test_update_is_shown_in_the_guides_status_page_template(client, responder):
         title="API Performance Issues",
         description="Some users may experience delays when loading exercises.",
         workaround="Retry the request after a few seconds.",
-        affected_services=[api, web],
+        component_states={api: "partial_outage", web: "degraded_performance"},
         next_update_at=timezone.now() + timedelta(minutes=30),
     )
     body = " ".join(client.get(URL).content.decode().split())
 
-    assert "[Identified] API Performance Issues" in body
-    assert "Posted: <time" in body and "Jan 15, 14:35 UTC" in body
+    assert "<h3>API Performance Issues" in body
+    assert body.count("API Performance Issues") == 1 + body.count("<title>API")  # the title is not repeated
+    assert '<span class="status status-identified">Identified</span>' in body
+    assert 'Posted <time datetime="2025-01-15T14:35:00Z">Jan 15, 2025, 14:35 UTC</time>' in body
     assert "Some users may experience delays when loading exercises." in body
-    assert 'Current status: <span class="status status-identified">Identified</span>' in body
-    assert "Affected Services:" in body and "<li>API</li>" in body and "<li>Exercises</li>" in body
-    assert "Workaround (if available):" in body and "Retry the request after a few seconds." in body
-    assert "Next Update:" in body and "Jan 15, 15:05 UTC" in body
+    assert "Affected services</p>" in body
+    assert 'API <span class="state state-partial_outage">Partial outage</span>' in body
+    assert 'Exercises <span class="state state-degraded_performance">Degraded performance</span>' in body
+    assert "Workaround</p>" in body and "Retry the request after a few seconds." in body
+    assert "(if available)" not in body and "Services:" not in body
+    assert "Next update" in body and "Jan 15, 15:05 UTC" in body
 
 
-def test_history_covers_90_days_grouped_by_day(client, responder):
+def test_resolved_incident_reads_resolved_without_a_stale_next_update(client, responder):
+    api = ServiceFactory(name="API")
+    incident = declare(by=responder, level="P1", services=[api])
+    post_update(
+        incident,
+        by=responder,
+        status="identified",
+        title="Slow API",
+        affected_services=[api],
+        next_update_at=timezone.now() + timedelta(minutes=30),
+    )
+    assert "Next update" in client.get(URL).content.decode()
+
+    services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    body = " ".join(client.get(URL).content.decode().split())
+
+    assert "Active incidents" not in body
+    assert 'Slow API <span class="status status-resolved">Resolved</span>' in body
+    assert "This incident has been resolved." in body
+    assert "Next update" not in body
+    assert "Identified" in body  # the history keeps what was published
+    assert state_of(selectors.status_page(), api) == ServiceState.OPERATIONAL
+
+
+def test_history_lists_only_days_with_something_to_report(client, responder):
     api = ServiceFactory(name="API")
     with time_machine.travel(timezone.now() - timedelta(days=95), tick=False):
         old = declare(by=responder, level="P2", services=[api])
@@ -149,14 +204,38 @@ def test_history_covers_90_days_grouped_by_day(client, responder):
         post_update_day = timezone.now().date()
 
     page = selectors.status_page()
-    assert len(page.history) == 90
-    assert page.history[0].day == timezone.now().date()
-    day = next(day for day in page.history if day.day == post_update_day)
-    assert [item.title for item in day.incidents] == ["Within the window"]
+    history = rollups.history(page)
+    assert [day.day for day in history] == [post_update_day]
+    assert "Within the window" in history[0].html
     body = client.get(URL).content.decode()
     assert "Within the window" in body
     assert "Too old to show" not in body
-    assert "No incidents reported." in body
+    assert "No incidents reported" not in body
+    assert body.count('class="history-day"') == 1
+
+
+def test_history_day_is_rendered_again_only_when_it_changes(responder, django_assert_max_num_queries):
+    api = ServiceFactory(name="API")
+    with time_machine.travel(timezone.now() - timedelta(days=3), tick=False):
+        incident = declare(by=responder, level="P2", services=[api])
+        post_update(incident, by=responder, title="Old wording", affected_services=[api])
+        services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    (day,) = rollups.history(selectors.status_page())
+    stored = HistoryRollup.objects.get()
+    assert stored.day == day.day and "Old wording" in stored.html
+
+    page = selectors.status_page()
+    with django_assert_max_num_queries(2):  # the keys and the stored days; nothing rendered
+        assert rollups.history(page)[0].html == day.html
+
+    post_update(incident, by=responder, status="resolved", title="Fixed for good")
+    (day,) = rollups.history(selectors.status_page())
+    assert "Fixed for good" in day.html and "This incident has been resolved." not in day.html
+    assert "Fixed for good" in HistoryRollup.objects.get().html
+
+    api.name = "Public API"
+    api.save()
+    assert "Public API" in rollups.history(selectors.status_page())[0].html
 
 
 def test_conditional_get_answers_304_until_something_public_changes(client, responder):
@@ -216,9 +295,12 @@ def test_page_costs_a_fixed_number_of_queries(client, django_assert_max_num_quer
     maintenance(services=service_list[3:6], starts_in=timedelta(minutes=-5))
     statuspage_services.set_service_override(service=service_list[-1], state="partial_outage", by=responder)
 
-    with django_assert_max_num_queries(8):  # 1 fingerprint + 7 for the page, whatever the data
+    with django_assert_max_num_queries(11):  # 1 fingerprint + 7 for the page + 3 to render changed days
         response = client.get(URL)
     assert response.status_code == 200
+    cache.clear()
+    with django_assert_max_num_queries(8):  # 1 fingerprint + 7 for the page, whatever the data
+        assert client.get(URL).status_code == 200
     with django_assert_max_num_queries(1):  # a revalidation costs the fingerprint only
         assert client.get(URL, HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
 

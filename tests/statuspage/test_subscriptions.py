@@ -80,8 +80,8 @@ def test_subscriber_flow_end_to_end(client, responder, django_capture_on_commit_
     assert message.subject == "[Investigating] API Performance Issues"
     assert "Posted: " in message.body and " UTC" in message.body
     assert "Current status: Investigating" in message.body
-    assert "Affected Services:\n- API" in message.body
-    assert "Workaround (if available):\nRetry." in message.body
+    assert "Affected services:\n- API" in message.body
+    assert "Workaround:\nRetry." in message.body
     unsubscribe_url = link_in(message, "/status/unsubscribe/")
     assert message.extra_headers["List-Unsubscribe"] == f"<http://localhost:8000{unsubscribe_url}>"
     assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
