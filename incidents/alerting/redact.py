@@ -85,6 +85,11 @@ def redact_text(text: str) -> str:
     return SECRET_VALUE.sub(REDACTED, text)
 
 
+def _storable(text: str) -> str:
+    """PostgreSQL text holds neither NUL nor lone surrogates (which a refused body may well contain)."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def redacted_excerpt(body: bytes, *, limit: int = 2000) -> str:
     """The first `limit` characters of the body with keys and secrets replaced by [redacted]."""
     if not body:
@@ -94,8 +99,8 @@ def redacted_excerpt(body: bytes, *, limit: int = 2000) -> str:
     except (ValueError, RecursionError):
         # Not JSON (or cut short): patterns over a bounded prefix. Anything past it is never stored.
         text = body[: limit * 4].decode("utf-8", "replace")
-        return redact_text(text)[:limit]
+        return _storable(redact_text(text))[:limit]
     try:
-        return json.dumps(redact_data(data), ensure_ascii=False)[:limit]
+        return _storable(json.dumps(redact_data(data), ensure_ascii=False))[:limit]
     except (ValueError, RecursionError):
         return REDACTED

@@ -137,7 +137,7 @@ def log_integration_error(
             kind=kind,
             status_code=status_code,
             code=code[:40],
-            message=redact.redact_text(message)[:500],
+            message=redact.redact_text(message)[:500].replace("\x00", "\\x00"),
             field=(field or "")[:200],
             remote_addr=remote_addr or None,
             # Keys and secrets never reach the table managers read (a PagerDuty body carries its routing_key).

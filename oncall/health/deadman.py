@@ -13,15 +13,19 @@ from . import checks, conf
 log = logging.getLogger(__name__)
 
 
-def ping_if_healthy() -> bool:
-    url = conf.get("DEADMAN_SWITCH_URL")
-    if not url:
+def should_ping() -> bool:
+    """A switch is configured and the portal is healthy (the broker is not checked: this runs as a task)."""
+    if not conf.get("DEADMAN_SWITCH_URL"):
         return False
-    healthy, report = checks.report(include_broker=False)  # this task arrived through the broker
+    healthy, report = checks.report(include_broker=False)
     if not healthy:
         failing = [name for name, check in report["checks"].items() if not check["ok"]]
         log.warning("dead-man's switch not pinged: unhealthy (%s)", ", ".join(failing))
-        return False
+    return healthy
+
+
+def ping() -> bool:
+    url = conf.get("DEADMAN_SWITCH_URL")
     if not url.startswith(("https://", "http://")):
         log.error("DEADMAN_SWITCH_URL is not an http(s) address")
         return False
@@ -33,3 +37,7 @@ def ping_if_healthy() -> bool:
         log.warning("dead-man's switch ping failed: %s", error)
         return False
     return True
+
+
+def ping_if_healthy() -> bool:
+    return should_ping() and ping()

@@ -82,6 +82,14 @@ def test_text_that_is_not_json_is_redacted_by_pattern(body, secret):
     assert len(excerpt) <= 2000
 
 
+@pytest.mark.parametrize("body", [b'{"summary": "\\ud800"}', b"raw \x00 nul", b'{"a": "\\u0000"}'])
+def test_excerpts_of_bodies_postgresql_cannot_store_are_made_storable(client, body):
+    _, key = make_integration("generic")
+    post(client, "/api/v1/integrations/generic/", body, HTTP_AUTHORIZATION=f"Bearer {key}")
+    error = IntegrationError.objects.get()
+    assert "\x00" not in error.body_excerpt and error.body_excerpt
+
+
 @pytest.fixture
 def admin_client(client):
     from tests.factories import UserFactory

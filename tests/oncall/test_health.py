@@ -256,7 +256,7 @@ def test_a_monitor_that_answers_500_is_logged_not_raised(monitor, caplog):
 
 
 def test_the_deadman_tick_is_scheduled_every_minute():
-    assert ("health-deadman-switch", "oncall.health.tasks.ping_deadman_switch", 60.0) in beat_ticks()
+    assert ("health-deadman-switch", "oncall.health.tasks.deadman_tick", 60.0) in beat_ticks()
 
 
 def test_healthz_and_metrics_are_served_by_the_lean_wsgi_handler(settings):
