@@ -19,7 +19,16 @@ def restricted_world(db):
     from incidents.audit.context import acting_as
     from incidents.audit.services import export_evidence
     from incidents.models import Role, Runbook
-    from tests.factories import ResponderFactory, SecurityFactory, ServiceFactory, UserFactory, declare
+    from tests.factories import (
+        ResponderFactory,
+        SecurityFactory,
+        ServiceFactory,
+        UserFactory,
+        declare,
+        timers_running,
+    )
+
+    timers_running()  # /healthz is part of the sweep: 200 as on a running portal
 
     security = SecurityFactory(username="sec-lead", is_staff=True)
     scribe = ResponderFactory(username="insider-scribe")
