@@ -38,7 +38,8 @@ demo: migrate
 run: demo
 	$(PY) manage.py collectstatic --noinput -v 0
 	# honcho hands each process its own PORT (default 5000); the web server takes PORT, 8000 unless set.
-	$(VENV)/bin/honcho start -p $${PORT:-8000}
+	# Links in pages, emails and SMS use SITE_URL: from PORT unless SITE_URL is set.
+	SITE_URL=$${SITE_URL:-http://localhost:$${PORT:-8000}} $(VENV)/bin/honcho start -p $${PORT:-8000}
 
 # Debian's Chromium for the browser tests (Playwright drives it; no browser is downloaded).
 chromium:

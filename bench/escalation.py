@@ -9,9 +9,13 @@ many escalations were lost (never delivered) or duplicated (delivered more than 
     REDIS_URL=redis://127.0.0.1:6379/10 .venv/bin/python bench/escalation.py [--pages 10000] [--spread 60]
         [--tick 0.25] [--sender-concurrency 2]
 
-The database `ip_bench_escalation` (BENCH_PG_ADMIN_URL's server) is dropped and created afresh; the Redis database
-of REDIS_URL is flushed. Prints one final line:
-RESULT escalations=10000 lost=0 duplicated=0 lateness_p50_s=... lateness_p99_s=... throughput_per_s=...
+Every team lead (the level that escalates) has two notification rules, email and SMS at once, so each escalation
+makes two notifications; lost and duplicated count notifications (by idempotency key), lateness is per notification.
+
+The database `ip_bench_escalation` (BENCH_DB_NAME; on BENCH_PG_ADMIN_URL's server) is dropped and created afresh;
+the Redis database of REDIS_URL is flushed. Prints one final line:
+RESULT escalations=10000 notifications=20000 lost=0 duplicated=0 lateness_p50_s=... lateness_p99_s=...
+throughput_per_s=...
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DB_NAME = "ip_bench_escalation"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "ip_bench_escalation")
 ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
 
@@ -91,7 +95,7 @@ def main() -> int:
     from django.utils import timezone
 
     from incidents.models import Incident, ReferenceCounter, SeverityPolicy
-    from oncall.models import ContactMethod, EscalationPolicy, Person, Team
+    from oncall.models import ContactMethod, EscalationPolicy, NotificationRule, Person, Team
     from oncall.paging.models import Page
     from tests.reliability.backends import read_deliveries
     from tests.reliability.harness import Cluster, wait_until
@@ -102,8 +106,19 @@ def main() -> int:
     p1 = SeverityPolicy.objects.get(level="P1")
     policy = EscalationPolicy.objects.get(is_default=True)
     far = timezone.now() + timedelta(days=1)
-    leads = Person.objects.bulk_create(Person(name=f"Lead {i}", email=f"lead{i}@bench.example.com") for i in range(n))
-    ContactMethod.objects.bulk_create(ContactMethod(person=p, position=0, channel="email") for p in leads)
+    leads = Person.objects.bulk_create(
+        Person(name=f"Lead {i}", email=f"lead{i}@bench.example.com", phone=f"+1555{i:07d}") for i in range(n)
+    )
+    methods = ContactMethod.objects.bulk_create(
+        ContactMethod(person=p, position=position, channel=channel)
+        for p in leads
+        for position, channel in enumerate(("email", "sms"))
+    )
+    # Two rules per person: "notify me by email and by SMS as soon as I am paged".
+    NotificationRule.objects.bulk_create(
+        NotificationRule(person_id=method.person_id, contact_method=method, delay_minutes=0) for method in methods
+    )
+    expected = 2 * n
     teams = Team.objects.bulk_create(
         Team(name=f"Bench team {i}", slug=f"bench-team-{i}", team_lead=lead) for i, lead in enumerate(leads)
     )
@@ -163,7 +178,7 @@ def main() -> int:
 
             remaining = (last_due - timezone.now()).total_seconds() + args.timeout
             try:
-                wait_until(lambda: delivered() >= n, timeout=remaining, interval=1.0, message="all escalations")
+                wait_until(lambda: delivered() >= expected, timeout=remaining, interval=1.0, message="all escalations")
             except TimeoutError as error:
                 print(error, file=sys.stderr)
             time.sleep(2)  # anything sent twice would show up now
@@ -179,7 +194,7 @@ def main() -> int:
     for key, delivered_at in first_delivery.items():
         page_id = int(key.split(":")[1])
         lateness.append(delivered_at - due_at[page_id].timestamp())
-    lost = n - len(first_delivery)
+    lost = expected - len(first_delivery)
     duplicated = sum(count - 1 for count in counts.values())
     span = max(first_delivery.values()) - min(d.timestamp() for d in due_at.values()) if first_delivery else 0
     throughput = len(first_delivery) / span if span > 0 else 0.0
@@ -188,7 +203,7 @@ def main() -> int:
         file=sys.stderr,
     )
     print(
-        f"RESULT escalations={n} lost={lost} duplicated={duplicated} "
+        f"RESULT escalations={n} notifications={expected} lost={lost} duplicated={duplicated} "
         f"lateness_p50_s={percentile(lateness, 0.50):.3f} lateness_p99_s={percentile(lateness, 0.99):.3f} "
         f"throughput_per_s={throughput:.1f}"
     )

@@ -38,7 +38,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-DB_NAME = "ip_bench_ingest"
+# Its own database, dropped and created again: "<name of DATABASE_URL>_ingest" (so parallel checkouts, each with its
+# own DATABASE_URL, never share one), or ip_bench_ingest.
+DB_NAME = (urllib.parse.urlparse(os.environ.get("DATABASE_URL", "")).path.lstrip("/") or "ip_bench") + "_ingest"
+if os.environ.get("DATABASE_URL", "").startswith("sqlite"):
+    DB_NAME = "ip_bench_ingest"
 ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
 

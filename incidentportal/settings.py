@@ -282,10 +282,28 @@ PAGING_SENDER_PARALLELISM = env_int("PAGING_SENDER_PARALLELISM", 2)
 PAGING_SENDER_BATCH = env_int("PAGING_SENDER_BATCH", 1)
 # Pages the escalation tick claims per transaction; smaller batches commit (and reach the senders) sooner.
 PAGING_TICK_BATCH = env_int("PAGING_TICK_BATCH", 50)
+# Heartbeat monitors: pings per minute one heartbeat URL accepts, and missed heartbeats alerted per tick batch.
+HEARTBEAT_RATE_LIMIT_PER_MINUTE = env_int("HEARTBEAT_RATE_LIMIT_PER_MINUTE", 120)
+HEARTBEAT_TICK_BATCH = env_int("HEARTBEAT_TICK_BATCH", 1000)
+# Twilio for SMS and voice: with these three set, SMS and voice go through Twilio; without them they are only
+# logged ("logged, not delivered", a warning in check --deploy, the paging admin and the on-call page).
+# TWILIO_API_BASE_URL sends the SDK's requests elsewhere (a test server); empty = api.twilio.com.
+TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = env("TWILIO_FROM_NUMBER", "")
+TWILIO_API_BASE_URL = env("TWILIO_API_BASE_URL", "")
+_TWILIO = bool(TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER)
 PAGING_CHANNEL_BACKENDS = {
     "email": env("PAGING_EMAIL_BACKEND", "oncall.paging.channels.EmailBackend"),
-    "sms": env("PAGING_SMS_BACKEND", "oncall.paging.channels.LoggingBackend"),
-    "voice": env("PAGING_VOICE_BACKEND", "oncall.paging.channels.LoggingBackend"),
+    "sms": env(
+        "PAGING_SMS_BACKEND",
+        "oncall.paging.providers.TwilioSmsBackend" if _TWILIO else "oncall.paging.channels.LoggingBackend",
+    ),
+    "voice": env(
+        "PAGING_VOICE_BACKEND",
+        "oncall.paging.providers.TwilioVoiceBackend" if _TWILIO else "oncall.paging.channels.LoggingBackend",
+    ),
+    "push": env("PAGING_PUSH_BACKEND", "oncall.paging.providers.AppriseBackend"),
     "chat": env("PAGING_CHAT_BACKEND", "oncall.paging.channels.SlackWebhookBackend"),
     "webhook": env("PAGING_WEBHOOK_BACKEND", "oncall.paging.channels.WebhookBackend"),
 }

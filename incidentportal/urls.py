@@ -11,6 +11,7 @@ urlpatterns = [
     # Inbound webhooks first: the busiest URLs of the portal, resolved without trying the others (incidentportal/wsgi.py
     # serves them with a lean handler).
     path("api/v1/integrations/", include("incidents.alerting.urls")),
+    path("api/v1/heartbeats/", include("incidents.alerting.heartbeat_urls")),
     # The portal watches itself (no trailing slash: what load balancers and Prometheus expect).
     path("healthz", health_views.healthz, name="healthz"),
     path("metrics", health_views.prometheus_metrics, name="prometheus-metrics"),

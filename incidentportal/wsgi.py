@@ -19,7 +19,8 @@ from incidents.alerting import conf as alerting_conf  # settings read at call ti
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incidentportal.settings")
 
-WEBHOOK_PREFIX = "/api/v1/integrations/"
+# Heartbeat pings are the same kind of traffic: every cron job of a company, no browser.
+WEBHOOK_PREFIXES = ("/api/v1/integrations/", "/api/v1/heartbeats/")
 # /healthz and /metrics are answered by the same lean handler: load balancers and Prometheus call them often.
 LEAN_PATHS = ("/healthz", "/metrics")
 WEBHOOK_MIDDLEWARE = [
@@ -64,7 +65,7 @@ class Dispatcher:
         self.webhooks = webhooks
 
     def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO", "").startswith(WEBHOOK_PREFIX):
+        if environ.get("PATH_INFO", "").startswith(WEBHOOK_PREFIXES):
             buffer_chunked_body(environ, limit=alerting_conf.get("ALERTING_MAX_BODY_BYTES"))
             return self.webhooks(environ, start_response)
         if environ.get("PATH_INFO", "") in LEAN_PATHS:

@@ -200,7 +200,7 @@ class ChecklistItemInline(admin.TabularInline):
 class TimelineEntryInline(admin.TabularInline):
     model = TimelineEntry
     extra = 0
-    fields = ["occurred_at", "kind", "author", "body"]
+    fields = ["occurred_at", "event_type", "author", "body"]
     readonly_fields = fields
     can_delete = False
     ordering = ["-occurred_at", "-id"]
@@ -571,11 +571,22 @@ class IncidentAdmin(admin.ModelAdmin):
 
 @admin.register(TimelineEntry)
 class TimelineEntryAdmin(VisibleIncidentsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["incident", "occurred_at", "kind", "author", "is_key_event"]
-    list_filter = ["kind", "is_key_event"]
+    list_display = ["incident", "occurred_at", "event_type", "author", "is_key_event"]
+    list_filter = ["kind", "event_type", "is_key_event"]
     search_fields = ["body"]
     list_select_related = ["incident", "author"]
-    fields = ["incident", "occurred_at", "created_at", "author", "kind", "is_key_event", "body", "body_html"]
+    fields = [
+        "incident",
+        "occurred_at",
+        "created_at",
+        "author",
+        "kind",
+        "event_type",
+        "data",
+        "is_key_event",
+        "body",
+        "body_html",
+    ]
     readonly_fields = fields
 
 

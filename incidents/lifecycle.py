@@ -78,6 +78,14 @@ class RoleAssigned(LifecycleEvent):
 
 
 @dataclass(frozen=True)
+class IncidentMerged(LifecycleEvent):
+    """`incident_id` (the duplicate) was merged into `into_id`; its pages must move there and stop."""
+
+    into_id: int = 0
+    into_reference: str = ""
+
+
+@dataclass(frozen=True)
 class TimelineRecorded(LifecycleEvent):
     """A timeline entry was written (for mirrors such as the incident's chat channel, which read `event_type`)."""
 

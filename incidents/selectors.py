@@ -7,6 +7,8 @@ from django.db.models import Prefetch, Q
 from .models import (
     ACTIVE_STATUSES,
     ChecklistItem,
+    EntryKind,
+    EventType,
     FiveWhys,
     Incident,
     IncidentRunbook,
@@ -15,6 +17,7 @@ from .models import (
     Status,
     StatusUpdate,
     TimelineEntry,
+    event_types_of_kind,
 )
 
 CURRENT_ROLES = Prefetch(
@@ -80,6 +83,30 @@ DASHBOARD_ACTIVE_LIMIT = 300
 LIST_PAGE_SIZE = 50
 
 
+def timeline_filter_groups() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The timeline's "Show" menu: per coarse kind, "all of them" (when there are several) and each event type."""
+    groups = []
+    for kind, label in EntryKind.choices:
+        types = event_types_of_kind(kind)
+        options = [(kind, f"All: {label.lower()}")] if len(types) > 1 else []
+        options += [(value, EventType(value).label) for value in types if len(types) == 1 or value != kind]
+        groups.append((label, options))
+    return groups
+
+
+def timeline_filter(show: str) -> str:
+    """A valid "Show" value (a coarse kind or an event type), else "" (everything)."""
+    return show if show in EntryKind.values or show in EventType.values else ""
+
+
+def _shown(entries, show: str):
+    if show in EntryKind.values:
+        return entries.filter(event_type__in=event_types_of_kind(show))
+    if show in EventType.values:
+        return entries.filter(event_type=show)
+    return entries
+
+
 def visible_timeline_after(*, reference: str, user, after_id: int, kind: str = "", limit: int = TIMELINE_PAGE_SIZE):
     """The live-timeline poll: new entries of a visible incident since the viewer's cursor, in ONE query
     (visibility, reference lookup and cursor in a single statement walking timeline_cursor_idx), so an
@@ -88,9 +115,7 @@ def visible_timeline_after(*, reference: str, user, after_id: int, kind: str = "
     if number is None:
         return []
     visible = Incident.objects.visible_to(user).filter(number=number).values("pk")
-    entries = TimelineEntry.objects.filter(incident__in=visible, id__gt=after_id)
-    if kind:
-        entries = entries.filter(kind=kind)
+    entries = _shown(TimelineEntry.objects.filter(incident__in=visible, id__gt=after_id), kind)
     return list(entries.select_related("author").order_by("-id")[:limit])
 
 
@@ -100,8 +125,7 @@ def timeline_page(*, incident: Incident, before_id: int | None = None, kind: str
     entries = TimelineEntry.objects.filter(incident=incident)
     if before_id:
         entries = entries.filter(id__lt=before_id)
-    if kind:
-        entries = entries.filter(kind=kind)
+    entries = _shown(entries, kind)
     rows = list(entries.select_related("author").order_by("-id")[: limit + 1])
     has_older = len(rows) > limit
     return rows[:limit], has_older

@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from django.db import transaction
 from django.utils import timezone
 
-from . import access, events
+from . import access, timeline
 from .errors import DomainError, InvalidTransition, PermissionDenied
 from .models import (
     ALLOWED_TRANSITIONS,
@@ -296,7 +296,7 @@ def update_incident_details(
             columns.append(change.field)
     if columns:
         incident.save(update_fields=[*columns, "updated_at"])
-    events.details_changed(incident, changes=changes, by=by)
+    timeline.record(timeline.details_changed(incident, changes=changes, by=by))
     return incident
 
 
@@ -355,7 +355,7 @@ def declare_incident(
         ChecklistItem(incident=incident, phase=item.phase, position=item.position, text=item.text)
         for item in ChecklistTemplateItem.objects.filter(is_active=True).order_by("phase", "position")
     )
-    events.incident_declared(incident, by=by)
+    timeline.record(timeline.declared(incident, by=by))
     _add_responder(incident, by, by=by)
     commander = incident_commander or by
     if commander is not None:
@@ -413,7 +413,7 @@ def change_status(*, incident: Incident, to: str, by, note: str = "", override_r
     now = timezone.now()
     if new == Status.CLOSED:
         if overridden:
-            events.closure_overridden(incident, reason=override_reason.strip(), by=by)
+            timeline.record(timeline.closure_overridden(incident, reason=override_reason.strip(), by=by))
         incident.closed_at = now
     elif new == Status.IDENTIFIED:
         incident.identified_at = incident.identified_at or now
@@ -428,7 +428,7 @@ def change_status(*, incident: Incident, to: str, by, note: str = "", override_r
         incident.next_update_due_at = incident.severity.next_update_due_at(now)
     incident.status = new
     incident.save()
-    events.status_changed(incident, old=old, new=new, by=by, note=note)
+    timeline.record(timeline.status_changed(incident, old=old, new=new, by=by, note=note))
     if new in (Status.RESOLVED, Status.CLOSED):
         from oncall.paging.services import stop_paging
 
@@ -468,7 +468,7 @@ def change_severity(*, incident: Incident, severity: SeverityPolicy, by, reason:
     if incident.is_active:
         incident.next_update_due_at = severity.next_update_due_at(timezone.now())
     incident.save()
-    events.severity_changed(incident, old=old, new=severity, by=by, reason=reason.strip())
+    timeline.record(timeline.severity_changed(incident, old=old, new=severity, by=by, reason=reason.strip()))
     if severity.rank < old.rank and incident.is_active:
         # Raised: page again at the new severity (the open page, if any, is superseded).
         from oncall.paging.services import start_paging
@@ -495,7 +495,9 @@ def _assign(incident: Incident, *, role: str, holder, by) -> RoleAssignment:
         incident=incident, role=role, holder=holder, assigned_by=by, assigned_at=now
     )
     _add_responder(incident, holder, by=by)
-    events.role_assigned(incident, role=role, holder=holder, previous=current.holder if current else None, by=by)
+    timeline.record(
+        timeline.role_assigned(incident, role=role, holder=holder, previous=current.holder if current else None, by=by)
+    )
     return assignment
 
 
@@ -533,7 +535,7 @@ def relieve_role(*, incident: Incident, role: str, by) -> None:
         raise DomainError(f"Nobody holds {Role(role).label}.", field="role")
     current.relieved_at = timezone.now()
     current.save(update_fields=["relieved_at"])
-    events.role_relieved(incident, role=Role(role), holder=current.holder, by=by)
+    timeline.record(timeline.role_relieved(incident, role=Role(role), holder=current.holder, by=by))
 
 
 def current_holder(incident: Incident, role: str):
@@ -567,7 +569,8 @@ def add_timeline_entry(
                 "Only the Scribe, the Incident Commander or a manager can back-date timeline entries."
             )
     _add_responder(incident, by, by=by)
-    return events.record(incident, kind=kind, body=body, by=by, occurred_at=occurred_at or now)
+    builder = timeline.note if kind == EntryKind.NOTE else timeline.action_taken
+    return timeline.record(builder(incident, body=body, by=by, occurred_at=occurred_at or now))
 
 
 @transaction.atomic
@@ -582,7 +585,7 @@ def tick_checklist_item(*, item: ChecklistItem, by, checked: bool = True) -> Che
     item.checked_at = timezone.now() if checked else None
     item.checked_by = by if checked else None
     item.save(update_fields=["checked_at", "checked_by"])
-    events.checklist_ticked(incident, item=item, checked=checked, by=by)
+    timeline.record(timeline.checklist_ticked(incident, item=item, checked=checked, by=by))
     return item
 
 
@@ -606,7 +609,7 @@ def _attach_runbook(incident: Incident, *, runbook: Runbook, by) -> IncidentRunb
         )
         for step in runbook.steps.all()
     )
-    events.runbook_attached(incident, runbook=runbook, by=by)
+    timeline.record(timeline.runbook_attached(incident, runbook=runbook, by=by))
     return link
 
 
@@ -634,7 +637,7 @@ def record_five_whys(*, incident: Incident, problem: str, whys: Sequence[str], r
     five_whys.root_cause = (root_cause or "").strip()
     five_whys.updated_by = by
     five_whys.save()
-    events.five_whys_recorded(incident, five_whys=five_whys, by=by)
+    timeline.record(timeline.five_whys_recorded(incident, five_whys=five_whys, by=by))
     return five_whys
 
 
@@ -716,7 +719,7 @@ def post_status_update(
     if kind == UpdateKind.INTERNAL and incident.is_active:
         incident.next_update_due_at = next_update_at
         incident.save(update_fields=["next_update_due_at", "updated_at"])
-    events.update_posted(incident, update=update, by=by)
+    timeline.record(timeline.update_posted(incident, update=update, by=by))
     return update
 
 
@@ -738,7 +741,7 @@ def acknowledge_incident(*, incident: Incident, by) -> Incident:
     incident.acknowledged_by = by
     incident.save(update_fields=["acknowledged_at", "acknowledged_by", "updated_at"])
     _add_responder(incident, by, by=by)
-    events.acknowledged(incident, by=by)
+    timeline.record(timeline.acknowledged(incident, by=by))
     return incident
 
 
@@ -748,5 +751,5 @@ def add_responder(*, incident: Incident, user, by) -> bool:
     incident = _lock(incident)
     created = _add_responder(incident, user, by=by)
     if created:
-        events.responder_added(incident, user=user, by=by)
+        timeline.record(timeline.responder_added(incident, user=user, by=by))
     return created

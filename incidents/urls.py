@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import merge_views, views
 
 app_name = "incidents"
 
@@ -24,6 +24,9 @@ urlpatterns = [
     path(incident + "details/", views.edit_details, name="edit_details"),
     path(incident + "notes/", views.add_note, name="add_note"),
     path(incident + "notes/preview/", views.preview_note, name="preview_note"),
+    path(incident + "merge/", merge_views.merge, name="merge"),
+    path(incident + "related/", merge_views.link_related, name="link_related"),
+    path(incident + "related/<str:other>/unlink/", merge_views.unlink_related, name="unlink_related"),
     path("runbooks/", views.runbook_list, name="runbooks"),
     path("runbooks/<slug:slug>/", views.runbook_detail, name="runbook"),
 ]

@@ -42,11 +42,13 @@ from .forms import (
     StatusForm,
 )
 from .markdown import render_markdown
-from .models import ChecklistItem, ChecklistPhase, EntryKind, Incident, Role, Runbook, UpdateKind
+from .models import ChecklistItem, ChecklistPhase, EventType, Incident, Role, Runbook, UpdateKind
 from .statuspage import selectors as statuspage_selectors
 
 DETAIL = "incidents/detail.html"
 CHECKLIST_PHASES = [p for p in ChecklistPhase if p != ChecklistPhase.RUNBOOK]
+# New timeline entries of these types change the checklists card too (the poll refreshes it).
+CHECKLIST_EVENTS = {EventType.CHECKLIST_TICKED, EventType.RUNBOOK_ATTACHED}
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
@@ -185,7 +187,7 @@ class IncidentPage:
     def __init__(self, request, incident: Incident, *, kind: str = "", before_id: int | None = None):
         self.request = request
         self.incident = incident
-        self.kind = kind if kind in EntryKind.values else ""
+        self.kind = selectors.timeline_filter(kind)
         self.before_id = before_id
         self.can_respond = access.can_respond(request.user)
         self.is_manager = access.is_manager(request.user)
@@ -377,7 +379,7 @@ def _detail_context(request, incident: Incident, *, overrides: dict | None = Non
     return {
         "incident": incident,
         "page": page,
-        "entry_kinds": EntryKind.choices,
+        "timeline_filters": selectors.timeline_filter_groups(),
         **(overrides or {}),
         **_forms(page, overrides or {}),
     }
@@ -391,6 +393,11 @@ def detail(request, reference):
     if request.htmx and after is not None:
         return _timeline_poll(request, reference, after=after, kind=kind)
     incident = _incident_or_404(request, reference)
+    if incident.duplicate_of_id and not request.htmx:
+        merged_into = Incident.objects.visible_to(request.user).filter(pk=incident.duplicate_of_id).first()
+        if merged_into is not None:
+            messages.info(request, f"{incident.reference} was merged into {merged_into.reference} as a duplicate.")
+            return redirect(merged_into.get_absolute_url())
     page = IncidentPage(request, incident, kind=kind, before_id=_int_param(request, "before"))
     context = _detail_context(request, incident, page=page)
     if request.htmx and page.before_id is not None:
@@ -402,7 +409,7 @@ def detail(request, reference):
 
 def _timeline_poll(request, reference, *, after: int, kind: str):
     """The 2-second poll. No new entries: 204 after one query, and htmx keeps the element (and cursor) as is."""
-    kind = kind if kind in EntryKind.values else ""
+    kind = selectors.timeline_filter(kind)
     entries = selectors.visible_timeline_after(reference=reference, user=request.user, after_id=after, kind=kind)
     if not entries:
         return HttpResponse(status=204)
@@ -413,7 +420,7 @@ def _timeline_poll(request, reference, *, after: int, kind: str):
         {
             "new_entries": entries,
             "poll_url": page.timeline_url(after=max(e.id for e in entries)),
-            "refresh_checklists": any(e.kind in (EntryKind.CHECKLIST, EntryKind.ACTION) for e in entries),
+            "refresh_checklists": any(e.event_type in CHECKLIST_EVENTS for e in entries),
             "oob": True,
         }
     )

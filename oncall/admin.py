@@ -27,6 +27,7 @@ from .models import (
     EscalationPolicy,
     EscalationTarget,
     Hotline,
+    NotificationRule,
     Override,
     Person,
     ResponseRoleDefault,
@@ -36,6 +37,7 @@ from .models import (
     Team,
     Vendor,
 )
+from .paging.selectors import channel_warning as paging_channel_warning
 
 
 class OrderedRowForm(forms.ModelForm):
@@ -56,8 +58,29 @@ class ContactMethodInline(admin.TabularInline):
     model = ContactMethod
     form = OrderedRowForm
     extra = 0
-    fields = ["position", "channel", "address", "delay", "is_active"]
+    fields = ["position", "channel", "address", "is_active"]
     ordering = ["position"]
+
+
+class NotificationRuleInline(admin.TabularInline):
+    """ "N minutes after I am paged, notify me by METHOD": every rule fires unless the page is acknowledged first.
+    A new person gets the default rules when saved without any."""
+
+    model = NotificationRule
+    extra = 0
+    fields = ["delay_minutes", "contact_method"]
+    ordering = ["delay_minutes", "pk"]
+    verbose_name_plural = "notification rules (when and how this person is paged)"
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        field = formset.form.base_fields.get("contact_method")
+        if field is not None:
+            # The person's own saved methods only (a method added on this form can get a rule after saving).
+            field.queryset = (
+                ContactMethod.objects.filter(person=obj) if obj is not None else ContactMethod.objects.none()
+            )
+        return formset
 
 
 @admin.register(Person)
@@ -66,8 +89,19 @@ class PersonAdmin(admin.ModelAdmin):
     list_filter = ["is_active", "timezone", "vendor", "teams"]
     search_fields = ["name", "email", "phone", "chat_handle", "user__username"]
     list_select_related = ["user", "vendor"]
-    inlines = [ContactMethodInline]
+    inlines = [ContactMethodInline, NotificationRuleInline]
     actions = ["rotate_calendar_links"]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if not form.instance.notification_rules.exists():
+            services.seed_default_notification_rules(person=form.instance)
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        warning = paging_channel_warning()
+        if warning:
+            self.message_user(request, warning, messages.WARNING)
+        return super().render_change_form(request, context, *args, **kwargs)
 
     @admin.action(description="Rotate calendar feed links (old links stop working)")
     def rotate_calendar_links(self, request, queryset):

@@ -8,7 +8,7 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
-from .models import Person, Rotation, Slot
+from .models import ContactMethod, NotificationRule, Person, Rotation, Slot, Team
 
 
 class LocalDateTimeInput(forms.DateTimeInput):
@@ -71,3 +71,44 @@ class CalendarWeeksForm(forms.Form):
         validators=[MinValueValidator(date(1900, 1, 1)), MaxValueValidator(date(9998, 12, 31))],
     )
     weeks = forms.IntegerField(required=False, min_value=1, max_value=12)
+
+
+class ContactMethodForm(forms.Form):
+    """A new contact method on "My notification rules"; the model validates the address (E.164, email, Apprise)."""
+
+    channel = forms.ChoiceField(choices=ContactMethod.Channel.choices)
+    address = forms.CharField(
+        max_length=500,
+        required=False,
+        help_text="Phone in E.164 (+15550001), an email address, or an Apprise URL (ntfy://ntfy.sh/topic). "
+        "Empty: your directory email, phone or chat handle.",
+    )
+
+
+class NotificationRuleForm(forms.Form):
+    """ "N minutes after I am paged, notify me by METHOD"."""
+
+    delay_minutes = forms.IntegerField(
+        min_value=0, max_value=NotificationRule.MAX_DELAY_MINUTES, initial=0, label="Minutes after I am paged"
+    )
+    contact_method = forms.ModelChoiceField(queryset=ContactMethod.objects.none(), label="Notify me by")
+
+    def __init__(self, *args, person: Person, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["contact_method"].queryset = ContactMethod.objects.filter(person=person, is_active=True)
+
+
+class AddRespondersForm(forms.Form):
+    """Page another team (through its escalation policy) or one person, with a message."""
+
+    team = forms.ModelChoiceField(queryset=Team.objects.order_by("name"), required=False, empty_label="— no team —")
+    person = forms.ModelChoiceField(
+        queryset=Person.objects.filter(is_active=True).order_by("name"), required=False, empty_label="— nobody —"
+    )
+    message = forms.CharField(max_length=1000, required=False, widget=forms.TextInput())
+
+    def clean(self):
+        cleaned = super().clean()
+        if bool(cleaned.get("team")) == bool(cleaned.get("person")):
+            raise forms.ValidationError("Choose a team or a person to page (one of them).")
+        return cleaned

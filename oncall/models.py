@@ -1,8 +1,8 @@
 """The on-call directory and schedules, from the guide's "Response Team Structure", "On-Call Rotation",
 "Escalation Path" and "Contact Information" sections.
 
-- Directory: Person (contact) with ordered ContactMethods, Team, Vendor, Hotline (emergency contacts and escalation
-  hotlines), ResponseRoleDefault (primary/backup per response role).
+- Directory: Person (contact) with ContactMethods and NotificationRules (when to use which), Team, Vendor,
+  Hotline (emergency contacts and escalation hotlines), ResponseRoleDefault (primary/backup per response role).
 - Schedules: Rotation with ordered RotationMembers per Slot (primary, secondary, incident commander), and Overrides.
   Rotations are structured data; `oncall.resolver` computes shifts from them in Python.
 - Escalation: EscalationPolicy -> ordered EscalationLevels -> EscalationTargets; `oncall.escalation.plan_escalation`
@@ -19,13 +19,14 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
 from incidents.models import Role
 
-from .validators import normalize_e164, validate_e164, validate_timezone
+from .validators import normalize_e164, validate_apprise_url, validate_e164, validate_timezone
 
 
 class Vendor(models.Model):
@@ -101,26 +102,30 @@ class Person(models.Model):
         """Active notification preferences, first to try first (uses the prefetch cache when present)."""
         return [m for m in self.contact_methods.all() if m.is_active]
 
+    def notification_rules_in_order(self) -> list[NotificationRule]:
+        """Rules whose contact method is active, earliest first (uses the prefetch cache when present)."""
+        return [r for r in self.notification_rules.all() if r.contact_method.is_active]
+
 
 class ContactMethod(models.Model):
-    """One notification preference of a person; the paging engine tries them in `position` order."""
+    """One way to reach a person (an email address, a phone for SMS or calls, a chat handle, an Apprise URL for
+    push and every other device). When the portal uses it is the person's NotificationRules' business."""
 
     class Channel(models.TextChoices):
         EMAIL = "email", "Email"
         SMS = "sms", "SMS"
         VOICE = "voice", "Phone call"
         CHAT = "chat", "Chat message"
+        PUSH = "push", "Push / other (Apprise URL)"
 
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="contact_methods")
-    position = models.PositiveSmallIntegerField(default=0, help_text="Lower is tried first.")
+    position = models.PositiveSmallIntegerField(default=0, help_text="Order in lists; rules decide when it is used.")
     channel = models.CharField(max_length=8, choices=Channel.choices)
     address = models.CharField(
-        max_length=200,
+        max_length=500,
         blank=True,
-        help_text="Leave empty to use the person's email, phone or chat handle for this channel.",
-    )
-    delay = models.DurationField(
-        default=timedelta(0), help_text="Wait this long after the page before using this method (e.g. 0:02:00)."
+        help_text="Leave empty to use the person's email, phone or chat handle for this channel. Push / other: an "
+        "Apprise URL, e.g. ntfy://ntfy.sh/my-topic, pover://user@token, tgram://bottoken/chat_id.",
     )
     is_active = models.BooleanField(default=True)
 
@@ -131,17 +136,24 @@ class ContactMethod(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.get_channel_display()} {self.resolved_address or '(no address)'}"
+        address = self.resolved_address
+        if self.channel == self.Channel.PUSH and address:
+            address = address.split("://", 1)[0] + "://…"  # an Apprise URL carries tokens: never shown whole
+        return f"{self.get_channel_display()} {address or '(no address)'}"
 
     @property
     def resolved_address(self) -> str:
         if self.address:
             return self.address
+        if not self.person_id:
+            return ""
         if self.channel == self.Channel.EMAIL:
             return self.person.email
         if self.channel in (self.Channel.SMS, self.Channel.VOICE):
             return self.person.phone
-        return self.person.chat_handle
+        if self.channel == self.Channel.CHAT:
+            return self.person.chat_handle
+        return ""
 
     def clean(self):
         if self.address and self.channel in (self.Channel.SMS, self.Channel.VOICE):
@@ -153,10 +165,53 @@ class ContactMethod(models.Model):
                 validate_email(self.address)
             except ValidationError as exc:
                 raise ValidationError({"address": exc.messages}) from exc
+        if self.channel == self.Channel.PUSH:
+            self.address = self.address.strip()
+            try:
+                validate_apprise_url(self.address)
+            except ValidationError as exc:
+                raise ValidationError({"address": exc.messages}) from exc
         if self.person_id and not self.resolved_address:
             raise ValidationError(
                 {"address": f"{self.person} has no address for {self.get_channel_display()}; enter one here."}
             )
+
+
+class NotificationRule(models.Model):
+    """PagerDuty's personal notification rule: "`delay_minutes` after I am paged, notify me by `contact_method`".
+    Every rule of the paged person fires at its time unless the page is acknowledged first; a failed or unanswered
+    delivery brings the person's next rule forward to at once. Escalation levels decide who; rules decide how."""
+
+    MAX_DELAY_MINUTES = 120
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="notification_rules")
+    contact_method = models.ForeignKey(ContactMethod, on_delete=models.CASCADE, related_name="rules")
+    delay_minutes = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_DELAY_MINUTES)],
+        help_text="Minutes after the page (0 = at once).",
+    )
+
+    class Meta:
+        ordering = ["person", "delay_minutes", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["contact_method", "delay_minutes"], name="notification_rule_unique"),
+            models.CheckConstraint(
+                condition=Q(delay_minutes__lte=120), name="notification_rule_delay_at_most_two_hours"
+            ),
+        ]
+
+    def __str__(self):
+        when = "immediately" if not self.delay_minutes else f"{self.delay_minutes} min after I am paged"
+        return f"{when}: {self.contact_method}"
+
+    @property
+    def delay(self) -> timedelta:
+        return timedelta(minutes=self.delay_minutes)
+
+    def clean(self):
+        if self.contact_method_id and self.person_id and self.contact_method.person_id != self.person_id:
+            raise ValidationError({"contact_method": "Choose one of this person's own contact methods."})
 
 
 class Team(models.Model):

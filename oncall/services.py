@@ -15,7 +15,7 @@ from django.utils import timezone
 from incidents import access
 from incidents.errors import DomainError, PermissionDenied
 
-from .models import CalendarFeed, Override, Person, Rotation, new_calendar_token
+from .models import CalendarFeed, ContactMethod, NotificationRule, Override, Person, Rotation, new_calendar_token
 
 
 def person_for(user) -> Person | None:
@@ -144,3 +144,88 @@ def rotate_calendar_token(*, person: Person, by) -> CalendarFeed:
         feed.rotated_at = timezone.now()
         feed.save(update_fields=["token", "rotated_at"])
     return feed
+
+
+# --- contact methods and notification rules ------------------------------------------------------------------
+
+# Seeded for every person: SMS and email at once, a phone call 3 minutes after the page (what the directory entry
+# allows: no phone, no SMS or call rule).
+DEFAULT_RULES = (
+    (ContactMethod.Channel.SMS, 0),
+    (ContactMethod.Channel.EMAIL, 0),
+    (ContactMethod.Channel.VOICE, 3),
+)
+
+
+def can_edit_rules(user, person: Person) -> bool:
+    """Managers edit anyone's rules; a person edits their own."""
+    if access.is_manager(user):
+        return True
+    return person.user_id is not None and getattr(user, "pk", None) == person.user_id
+
+
+@transaction.atomic
+def seed_default_notification_rules(*, person: Person) -> list[NotificationRule]:
+    """Give a person without notification rules the defaults, creating the contact methods they need from the
+    directory entry's email and phone. A person who has rules keeps them; running it twice adds nothing."""
+    person = Person.objects.select_for_update().get(pk=person.pk)
+    if person.notification_rules.exists():
+        return []
+    methods = {method.channel: method for method in person.contact_methods.order_by("-position")}
+    next_position = (max((m.position for m in methods.values()), default=-1)) + 1
+    rules = []
+    for channel, minutes in DEFAULT_RULES:
+        method = methods.get(channel)
+        if method is None:
+            address = person.email if channel == ContactMethod.Channel.EMAIL else person.phone
+            if not address:
+                continue
+            method = ContactMethod.objects.create(person=person, position=next_position, channel=channel)
+            methods[channel] = method
+            next_position += 1
+        rules.append(NotificationRule.objects.create(person=person, contact_method=method, delay_minutes=minutes))
+    return rules
+
+
+def _full_clean(obj) -> None:
+    try:
+        obj.full_clean()
+    except ValidationError as error:
+        raise _domain_error(error) from error
+
+
+@transaction.atomic
+def add_contact_method(*, person: Person, channel: str, address: str, by) -> ContactMethod:
+    """A new way to reach the person (validated: E.164 phone, email, Apprise URL), last in their list."""
+    if not can_edit_rules(by, person):
+        raise PermissionDenied("Only the person or a manager can change these contact methods.")
+    person = Person.objects.select_for_update().get(pk=person.pk)
+    position = (person.contact_methods.order_by("-position").values_list("position", flat=True).first() or 0) + 1
+    method = ContactMethod(person=person, channel=channel, address=(address or "").strip(), position=position)
+    _full_clean(method)
+    method.save()
+    return method
+
+
+@transaction.atomic
+def add_notification_rule(*, person: Person, contact_method: ContactMethod, delay_minutes: int, by) -> NotificationRule:
+    """ "`delay_minutes` after I am paged, notify me by `contact_method`"."""
+    if not can_edit_rules(by, person):
+        raise PermissionDenied("Only the person or a manager can change these notification rules.")
+    person = Person.objects.select_for_update().get(pk=person.pk)
+    if contact_method.person_id != person.pk:
+        raise DomainError("Choose one of your own contact methods.", field="contact_method")
+    if NotificationRule.objects.filter(contact_method=contact_method, delay_minutes=delay_minutes).exists():
+        raise DomainError("This rule exists already.", field="delay_minutes")
+    rule = NotificationRule(person=person, contact_method=contact_method, delay_minutes=delay_minutes)
+    _full_clean(rule)
+    rule.save()
+    return rule
+
+
+@transaction.atomic
+def remove_notification_rule(*, rule: NotificationRule, by) -> None:
+    rule = NotificationRule.objects.select_for_update().select_related("person").get(pk=rule.pk)
+    if not can_edit_rules(by, rule.person):
+        raise PermissionDenied("Only the person or a manager can change these notification rules.")
+    rule.delete()

@@ -1,4 +1,4 @@
-"""Validators for the on-call directory: E.164 phone numbers (phonenumberslite) and IANA time zones."""
+"""Validators for the on-call directory: E.164 phone numbers (phonenumberslite), IANA time zones and Apprise URLs."""
 
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -48,3 +48,24 @@ def validate_timezone(value: str) -> None:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValidationError(f"{value!r} is not an IANA time zone name.", code="timezone") from exc
+
+
+def validate_apprise_url(value: str) -> None:
+    """An Apprise notification URL (ntfy://, pover://, tgram://, msteams://, discord://, matrix://, signal://,
+    gchat://, json:// ...): Apprise itself parses it, so a URL is accepted exactly when it could be sent to."""
+    import apprise
+
+    raw = (value or "").strip()
+    if not raw:
+        raise ValidationError("Enter an Apprise URL, e.g. ntfy://ntfy.sh/my-topic.", code="apprise")
+    if "://" not in raw:
+        raise ValidationError(
+            f"{raw!r} is not an Apprise URL: it needs a service scheme such as ntfy://, pover:// or tgram://.",
+            code="apprise",
+        )
+    if apprise.Apprise.instantiate(raw) is None:
+        scheme = raw.split("://", 1)[0]
+        raise ValidationError(
+            f"Apprise cannot use this URL (scheme {scheme}://): check the service name and its tokens.",
+            code="apprise",
+        )

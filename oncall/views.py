@@ -24,6 +24,7 @@ from . import selectors, services
 from .forms import CalendarWeeksForm, OverrideForm
 from .ics import build_calendar
 from .models import CalendarFeed, Override, Person, Rotation
+from .paging import selectors as paging_selectors
 
 FEED_PAST = timedelta(days=7)
 FEED_FUTURE = timedelta(weeks=12)
@@ -38,7 +39,12 @@ def _forbidden(request, message: str) -> HttpResponse:
 def on_call_now(request):
     """Every team: who holds each slot now, until when, and who takes over at the next handoff."""
     now = timezone.now()
-    context = {"teams": selectors.on_call_now(at=now), "now": now, "can_override": access.can_respond(request.user)}
+    context = {
+        "teams": selectors.on_call_now(at=now),
+        "now": now,
+        "can_override": access.can_respond(request.user),
+        "channel_warning": "" if request.htmx else paging_selectors.channel_warning(),
+    }
     template = "oncall/now.html#teams" if request.htmx else "oncall/now.html"
     return render(request, template, context)
 

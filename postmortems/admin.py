@@ -125,7 +125,10 @@ class PostMortemAdmin(admin.ModelAdmin):
         pass  # the form's clean() already saved through the services (in the admin view's transaction)
 
     def save_related(self, request, form, formsets, change):
-        pass  # inlines are read-only
+        # The inlines are read-only: saving their formsets writes nothing, but the admin's change message reads
+        # what they saved (a bare `pass` made every change page POST with its inlines a 500).
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

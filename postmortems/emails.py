@@ -123,7 +123,7 @@ def send_action_item_reminder(item_id: int, kind: str) -> int:
     subject = (
         f"Overdue action item ({item.incident.reference}): {item.title}"
         if overdue
-        else f"Action item due {item.due_date:%b %d} ({item.incident.reference}): {item.title}"
+        else f"Action item due {item.due_date:%b %d, %Y} ({item.incident.reference}): {item.title}"
     )
     return _send_text(
         subject=subject,

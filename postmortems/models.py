@@ -77,6 +77,9 @@ class PostMortem(models.Model):
     users_affected = models.CharField(max_length=100, blank=True, help_text="e.g. 30% or 1,200 customers.")
     revenue_impact = models.CharField(max_length=100, blank=True, help_text="e.g. $4,000 or none.")
     root_cause = models.TextField(blank=True)
+    # The incident's five whys as they were when the post-mortem was published; until then the report shows the
+    # incident's current ones (they are often finished after resolution).
+    five_whys = models.JSONField(null=True, blank=True, editable=False)
     what_went_well = models.TextField(blank=True)
     what_could_be_improved = models.TextField(blank=True)
     lessons_learned = models.TextField(blank=True)

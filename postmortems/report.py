@@ -74,7 +74,7 @@ class Report:
             box = "x" if item.status == ActionItemStatus.DONE else " "
             suffix = " - won't do" if item.status == ActionItemStatus.WONT_DO else ""
             lines.append(
-                f"{n}. [{box}] {item.title} (Owner: {_name(item.owner)}, Due: {item.due_date:%b %d}, "
+                f"{n}. [{box}] {item.title} (Owner: {_name(item.owner)}, Due: {item.due_date:%b %d, %Y}, "
                 f"{item.get_priority_display()} priority, {item.get_kind_display()}){suffix}"
             )
         return "\n".join(lines)
@@ -89,7 +89,29 @@ class Report:
         head = "\n".join(lines)
         return "\n\n".join(part for part in (head, pm.impact.strip()) if part)
 
+    @cached_property
+    def five_whys(self) -> dict | None:
+        """The incident's current five whys until the post-mortem is published, then the copy taken then."""
+        pm = self.postmortem
+        if pm.is_published:
+            return pm.five_whys
+        current = getattr(pm.incident, "five_whys", None)
+        if current is None:
+            return None
+        return {"problem": current.problem, "whys": list(current.whys), "root_cause": current.root_cause}
+
+    def five_whys_markdown(self) -> str:
+        data = self.five_whys
+        if not data or not (data.get("problem") or data.get("whys")):
+            return ""
+        lines = [f"**Five whys.** Problem: {data.get('problem', '')}", ""]
+        lines += [f"{n}. Why? {why}" for n, why in enumerate(data.get("whys") or [], start=1)]
+        return "\n".join(lines)
+
     def section_markdown(self, name: str) -> str:
+        if name == "root_cause":
+            parts = (self.postmortem.root_cause.strip(), self.five_whys_markdown())
+            return "\n\n".join(part for part in parts if part)
         if name == "impact":
             return self.impact_markdown()
         if name == "timeline":
@@ -129,7 +151,9 @@ class Report:
 def build_report(postmortem_id: int, *, queryset=None) -> Report:
     """Everything the report shows, in six queries whatever the size of the incident."""
     base = queryset if queryset is not None else PostMortem.objects.all()
-    postmortem = base.select_related("incident", "incident__severity", "owner", "published_by").get(pk=postmortem_id)
+    postmortem = base.select_related(
+        "incident", "incident__severity", "incident__five_whys", "owner", "published_by"
+    ).get(pk=postmortem_id)
     incident = postmortem.incident
     holders = {
         assignment.role: assignment.holder

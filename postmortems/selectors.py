@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from incidents.models import Incident, TimelineEntry
+from incidents.models import EventType, Incident, TimelineEntry
 from incidents.selectors import parse_reference
 
 from .models import OPEN_ACTION_STATUSES, ActionItem, PostMortem, PostMortemStatus, PostMortemTimelineItem
@@ -60,6 +60,11 @@ class TimelineLine:
     is_included: bool
     is_key_event: bool = False
     is_added: bool = False
+    event_type: str = ""
+
+    @property
+    def event_label(self) -> str:
+        return EventType(self.event_type).label if self.event_type in EventType.values else ""
 
 
 def timeline_lines(*, postmortem: PostMortem) -> list[TimelineLine]:
@@ -68,14 +73,19 @@ def timeline_lines(*, postmortem: PostMortem) -> list[TimelineLine]:
     by_entry = {item.entry_id: item for item in items if item.entry_id}
     lines = []
     entries = TimelineEntry.objects.filter(incident_id=postmortem.incident_id).values_list(
-        "id", "occurred_at", "body", "is_key_event"
+        "id", "occurred_at", "body", "is_key_event", "event_type"
     )
-    for entry_id, occurred_at, body, is_key_event in entries:
+    for entry_id, occurred_at, body, is_key_event, event_type in entries:
         item = by_entry.get(entry_id)
         text = item.text if item else " ".join((body or "").strip().split("\n\n", 1)[0].split())[:500]
         lines.append(
             TimelineLine(
-                f"entry:{entry_id}", occurred_at, text, bool(item and item.is_included), is_key_event=is_key_event
+                f"entry:{entry_id}",
+                occurred_at,
+                text,
+                bool(item and item.is_included),
+                is_key_event=is_key_event,
+                event_type=event_type,
             )
         )
     lines += [

@@ -13,13 +13,12 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
-from incidents import access, events
+from incidents import access, timeline
 from incidents.errors import DomainError, InvalidTransition, PermissionDenied
 from incidents.markdown import render_markdown
 from incidents.models import (
     ChecklistItem,
     ChecklistPhase,
-    EntryKind,
     FiveWhys,
     Incident,
     IncidentResponder,
@@ -125,14 +124,17 @@ def draft_impact(incident: Incident, services: list) -> str:
 
 
 def draft_root_cause(five_whys: FiveWhys | None) -> str:
+    """The five whys' root cause. The whys themselves are not copied: the report shows the incident's current
+    five whys until it is published (see five_whys_snapshot)."""
     if five_whys is None:
         return ""
-    parts = []
-    if five_whys.root_cause.strip():
-        parts.append(five_whys.root_cause.strip())
-    parts.append(f"**Five whys.** Problem: {five_whys.problem}")
-    parts.append("\n".join(f"{n}. Why? {why}" for n, why in enumerate(five_whys.whys, start=1)))
-    return "\n\n".join(part for part in parts if part)
+    return five_whys.root_cause.strip()
+
+
+def five_whys_snapshot(five_whys: FiveWhys | None) -> dict | None:
+    if five_whys is None:
+        return None
+    return {"problem": five_whys.problem, "whys": list(five_whys.whys), "root_cause": five_whys.root_cause}
 
 
 def _users_affected(incident: Incident) -> str:
@@ -196,12 +198,7 @@ def _create_draft(incident: Incident, *, by) -> PostMortem:
         _timeline_item(postmortem, *row)
         for row in key_events.values_list("id", "occurred_at", "body", "body_html", "is_key_event")
     )
-    events.record(
-        incident,
-        kind=EntryKind.SYSTEM,
-        body=f"Post-mortem drafted; the meeting is due by {_local(postmortem.due_at):%Y-%m-%d %H:%M}.",
-        by=by,
-    )
+    timeline.record(timeline.postmortem_drafted(incident, postmortem=postmortem, by=by))
     return postmortem
 
 
@@ -297,8 +294,8 @@ def assign_owner(*, postmortem: PostMortem, owner, by) -> PostMortem:
     if postmortem.owner_id != owner.pk:
         postmortem.owner = owner
         postmortem.save(update_fields=["owner", "updated_at"])
-        events.record(
-            postmortem.incident, kind=EntryKind.SYSTEM, body=f"Post-mortem owner is now {_name(owner)}.", by=by
+        timeline.record(
+            timeline.postmortem_owner_changed(postmortem.incident, postmortem=postmortem, owner=owner, by=by)
         )
     return postmortem
 
@@ -428,13 +425,8 @@ def schedule_meeting(
     if attendees is not None:
         postmortem.attendees.set(list(attendees))
     incident = postmortem.incident
-    late = " (later than the guide's 48 hours)" if meeting_at > postmortem.due_at else ""
-    events.record(
-        incident,
-        kind=EntryKind.SYSTEM,
-        body=f"Post-mortem meeting {'re' if was_scheduled else ''}scheduled for "
-        f"{_local(meeting_at):%Y-%m-%d %H:%M}{late}.",
-        by=by,
+    timeline.record(
+        timeline.postmortem_meeting_scheduled(incident, postmortem=postmortem, rescheduled=was_scheduled, by=by)
     )
     if incident.status != Status.CLOSED:
         item = ChecklistItem.objects.filter(
@@ -475,14 +467,19 @@ def change_postmortem_status(*, postmortem: PostMortem, to: str, by) -> PostMort
     if new == PostMortemStatus.PUBLISHED:
         postmortem.published_at = timezone.now()
         postmortem.published_by = by
-        fields += ["published_at", "published_by"]
+        # The published report keeps the five whys as they are now; later edits on the incident do not change it.
+        postmortem.five_whys = five_whys_snapshot(FiveWhys.objects.filter(incident=postmortem.incident_id).first())
+        fields += ["published_at", "published_by", "five_whys"]
     postmortem.save(update_fields=fields)
-    events.record(
-        postmortem.incident,
-        kind=EntryKind.SYSTEM,
-        body=f"Post-mortem moved from {old.label} to **{new.label}**.",
-        by=by,
-        is_key_event=new == PostMortemStatus.PUBLISHED,
+    timeline.record(
+        timeline.postmortem_status_changed(
+            postmortem.incident,
+            postmortem=postmortem,
+            old=old,
+            new=new,
+            by=by,
+            published=new == PostMortemStatus.PUBLISHED,
+        )
     )
     if new == PostMortemStatus.PUBLISHED:
         _enqueue_report(postmortem)
@@ -502,7 +499,7 @@ def resend_report(*, postmortem: PostMortem, by) -> PostMortem:
     postmortem = _lock(postmortem)
     if not postmortem.is_published:
         raise InvalidTransition("Only a published post-mortem can be sent.", field="status")
-    events.record(postmortem.incident, kind=EntryKind.SYSTEM, body="Post-mortem report re-sent.", by=by)
+    timeline.record(timeline.postmortem_report_resent(postmortem.incident, postmortem=postmortem, by=by))
     _enqueue_report(postmortem)
     return postmortem
 
@@ -575,12 +572,7 @@ def add_action_item(
         kind=kind,
         created_by=by,
     )
-    events.record(
-        postmortem.incident,
-        kind=EntryKind.ACTION,
-        body=f"Action item added: {item.title} (owner {_name(owner)}, due {due_date:%Y-%m-%d}).",
-        by=by,
-    )
+    timeline.record(timeline.action_item_added(postmortem.incident, item=item, by=by))
     return item
 
 
@@ -644,11 +636,8 @@ def change_action_item_status(*, item: ActionItem, to: str, by) -> ActionItem:
     item.status = to
     item.completed_at = timezone.now() if to in (ActionItemStatus.DONE, ActionItemStatus.WONT_DO) else None
     item.save(update_fields=["status", "completed_at"])
-    events.record(
-        item.incident,
-        kind=EntryKind.ACTION,
-        body=f'Action item "{item.title}": {old.label} -> **{ActionItemStatus(to).label}**.',
-        by=by,
+    timeline.record(
+        timeline.action_item_status_changed(item.incident, item=item, old=old, new=ActionItemStatus(to), by=by)
     )
     return item
 

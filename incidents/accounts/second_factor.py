@@ -45,10 +45,14 @@ def pending_step(request) -> str | None:
     """VERIFY or ENROL while this request's session owes its second factor, else None. Costs no query unless
     the setting is on and a staff member is signed in."""
     session = request.session
+    accessed = session.accessed
     step = session.get(PENDING_SESSION_KEY)
     if step in (VERIFY, ENROL):
         return step
     if not settings.OTP_REQUIRED_FOR_STAFF or SESSION_KEY not in session or signed_in_with_sso(request):
+        # Reading the session's flags alone changes no page, so a page that ignores the session (the public
+        # status page) keeps its answer without Vary: Cookie, the same for everyone.
+        session.accessed = accessed
         return None
     user = request.user
     if not user.is_authenticated or not (user.is_staff or user.is_superuser) or user.is_verified():

@@ -134,6 +134,8 @@ def _sign_in(*, issuer: str, subject: str, claims: dict):
             SsoIdentity.objects.create(user=user, issuer=issuer, subject=subject)
     else:
         user = User.objects.select_for_update().get(pk=identity.user_id)
+        if not user.is_active:
+            raise SignInRefused("This account is deactivated in the portal.")
         changed = [name for name, value in fields.items() if value and getattr(user, name) != value]
         for name in changed:
             setattr(user, name, fields[name])

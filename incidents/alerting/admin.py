@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.urls import reverse
@@ -8,8 +9,18 @@ from django.utils.html import format_html
 from incidents.errors import DomainError
 from incidents.models import Incident
 
-from . import services
-from .models import AlertEvent, AlertGroup, ApiToken, ChangeEvent, Integration, IntegrationError, RoutingRule
+from . import heartbeats, services
+from .models import (
+    AlertEvent,
+    AlertGroup,
+    ApiToken,
+    ChangeEvent,
+    Heartbeat,
+    HeartbeatState,
+    Integration,
+    IntegrationError,
+    RoutingRule,
+)
 
 
 class RoutingRuleInline(admin.TabularInline):
@@ -233,3 +244,48 @@ class ApiTokenAdmin(admin.ModelAdmin):
             services.revoke_api_token(token=token, by=request.user)
             count += 1
         self.message_user(request, f"Revoked {count} token(s) at {timezone.now():%H:%M:%S}.")
+
+
+class HeartbeatForm(forms.ModelForm):
+    class Meta:
+        model = Heartbeat
+        fields = ["name", "service", "period", "grace", "severity", "is_active"]
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            heartbeats.check_schedule(period=cleaned.get("period"), grace=cleaned.get("grace"))
+        except heartbeats.HeartbeatError as error:
+            self.add_error(error.field, error.message)
+        return cleaned
+
+
+@admin.register(Heartbeat)
+class HeartbeatAdmin(admin.ModelAdmin):
+    """Managers create a heartbeat and give its ping URL to the job; missed pings open alerts through the
+    "Heartbeat monitors" integration, whose routing rules decide what they do."""
+
+    form = HeartbeatForm
+    list_display = ["name", "service", "state", "period", "grace", "last_ping_at", "ping_count", "due_at", "is_active"]
+    list_filter = ["state", "is_active"]
+    search_fields = ["name"]
+    list_select_related = ["service"]
+    readonly_fields = ["ping_url", "state", "last_ping_at", "ping_count", "last_start_at", "due_at", "alerted_at"]
+
+    @admin.display(description="Ping URL (GET or POST; add start or fail to the path)")
+    def ping_url(self, obj):
+        if obj.pk is None:
+            return "Shown once the heartbeat is saved."
+        url = f"{settings.SITE_URL}{reverse('heartbeats:ping', args=[obj.public_id])}"
+        return format_html("<code>{}</code>", url)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            # The first deadline starts with the first ping (healthchecks.io's "new" state).
+            obj.state = HeartbeatState.NEW
+        elif "is_active" in form.changed_data and not obj.is_active:
+            obj.state, obj.due_at = HeartbeatState.PAUSED, None
+        elif "is_active" in form.changed_data and obj.is_active:
+            obj.state = HeartbeatState.NEW if obj.last_ping_at is None else HeartbeatState.UP
+            obj.due_at = None if obj.last_ping_at is None else timezone.now() + obj.period + obj.grace
+        super().save_model(request, obj, form, change)

@@ -35,6 +35,7 @@ class IntegrationKind(models.TextChoices):
     PAGERDUTY = "pagerduty", "PagerDuty Events API v2 compatible"
     GENERIC = "generic", "Generic JSON events"
     CHANGE = "change", "Change events (deploys, migrations, config changes)"
+    HEARTBEAT = "heartbeat", "Heartbeat monitors (missed pings open alerts)"
 
 
 class Severity(models.TextChoices):
@@ -342,3 +343,61 @@ class ApiToken(models.Model):
     @classmethod
     def new_key(cls) -> str:
         return cls.PREFIX + secrets.token_urlsafe(30)
+
+
+class HeartbeatState(models.TextChoices):
+    NEW = "new", "Waiting for the first ping"
+    UP = "up", "Up"
+    RUNNING = "running", "Running (started, not finished)"
+    LATE = "late", "Missed: alert open"
+    FAILED = "failed", "Reported failure: alert open"
+    PAUSED = "paused", "Paused"
+
+
+class Heartbeat(models.Model):
+    """A job or service that pings the portal at least every `period`; a ping missing for `period + grace` opens an
+    alert group (routed like any alert through the heartbeat integration's rules), and the next ping resolves it.
+
+    The ping URL's UUID is its only credential (like healthchecks.io): long, random, shown to managers, rotatable.
+    `due_at` is the deadline column the tick claims; NULL while paused or before the first ping."""
+
+    name = models.CharField(max_length=120, unique=True)
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    service = models.ForeignKey("incidents.Service", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    period = models.DurationField(help_text="How often the job pings, e.g. 00:05:00 for every five minutes.")
+    grace = models.DurationField(
+        default=timedelta(minutes=1), help_text="How late a ping may be before the heartbeat counts as missed."
+    )
+    severity = models.CharField(
+        max_length=8, choices=Severity.choices, default=Severity.ERROR, help_text="Severity of the alert it opens."
+    )
+    state = models.CharField(max_length=8, choices=HeartbeatState.choices, default=HeartbeatState.NEW, editable=False)
+    is_active = models.BooleanField(default=True, help_text="Untick to pause: no alert while paused.")
+    last_ping_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_start_at = models.DateTimeField(null=True, blank=True, editable=False)
+    ping_count = models.PositiveBigIntegerField(default=0, editable=False)
+    due_at = models.DateTimeField(null=True, blank=True, editable=False)
+    alert_open = models.BooleanField(default=False, editable=False)
+    alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [
+            models.Index(
+                fields=["due_at"],
+                name="heartbeat_due_idx",
+                condition=Q(is_active=True, alert_open=False, due_at__isnull=False),
+            )
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(period__gt=timedelta(0)), name="heartbeat_period_positive"),
+            models.CheckConstraint(condition=Q(grace__gte=timedelta(0)), name="heartbeat_grace_not_negative"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def dedup_key(self) -> str:
+        return f"heartbeat:{self.public_id}"

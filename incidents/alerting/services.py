@@ -4,6 +4,11 @@ and API tokens, and the log of refused requests.
 Ingestion runs in one transaction per request: a 2xx answer means every event of the request is committed.
 Deduplication is the partial unique index on (integration, dedup_key) WHERE resolved_at IS NULL, used by
 INSERT ... ON CONFLICT, so concurrent deliveries of one key fold into one group without check-then-insert.
+
+Groups and change events are written with raw SQL, QuerySet.update() and bulk_create(), which the audit signals do
+not see: their audit records (group opened, linked to an incident, acknowledged, resolved; change recorded) are
+written here through the audit trail's BulkRecorder, in the same transaction (on the single-statement path, by
+the same statement).
 """
 
 from __future__ import annotations
@@ -18,15 +23,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from incidentportal.db import prepared_cursor
-from incidents import access
-from incidents import events as timeline
+from incidents import access, timeline
 from incidents import services as incident_services
+from incidents.audit.models import AuditRecord
+from incidents.audit.recorder import BulkRecorder
 from incidents.errors import DomainError, PermissionDenied
-from incidents.models import DetectionSource, EntryKind, Incident, Service, SeverityPolicy
+from incidents.models import DetectionSource, Incident, Service, SeverityPolicy
 
 from . import conf, redact
 from .models import (
@@ -56,7 +63,6 @@ DEFAULT_POLICY_FOR_SEVERITY = {
     Severity.INFO: "P3",
 }
 SEVERITY_ORDER = [Severity.CRITICAL, Severity.ERROR, Severity.WARNING, Severity.INFO]
-TIMELINE_LIST_LIMIT = 20
 RETRIES_ON_DEADLOCK = 3
 
 
@@ -297,7 +303,9 @@ FAST_SQL = """
 WITH v AS (
     SELECT * FROM jsonb_to_recordset(%s::jsonb) AS v (
         integration_id bigint, dedup_key varchar, summary varchar, source varchar, severity varchar, labels jsonb,
-        link varchar, service_id bigint, first_seen_at timestamptz, occurred_at timestamptz, payload jsonb)
+        link varchar, service_id bigint, first_seen_at timestamptz, occurred_at timestamptz, payload jsonb,
+        audit_actor_id bigint, audit_actor_username varchar, audit_source varchar, audit_request_id varchar,
+        audit_client_request_id varchar, audit_ip inet, audit_first_seen varchar)
 ), g AS (
     INSERT INTO alerting_alertgroup (integration_id, dedup_key, status, summary, source, severity, labels, link,
         service_id, incident_id, event_count, first_seen_at, last_seen_at, acknowledged_at, resolved_at)
@@ -313,9 +321,24 @@ WITH v AS (
         received_at, payload)
     SELECT v.integration_id, g.id, 'trigger', v.dedup_key, v.summary, v.severity, v.occurred_at, %s, v.payload
     FROM g JOIN v ON v.integration_id = g.integration_id AND v.dedup_key = g.dedup_key
+), a AS (
+    INSERT INTO {audit} (occurred_at, actor_id, actor_username, action, object_type, object_id, object_repr, field,
+        incident_id, before, after, source, request_id, client_request_id, ip_address)
+    SELECT %s, v.audit_actor_id, v.audit_actor_username, 'created', 'alerting.alertgroup', g.id::text,
+        left(v.dedup_key, 60) || ' ({triggered})', '', NULL, NULL,
+        jsonb_build_object('id', g.id, 'integration', v.integration_id, 'dedup_key', v.dedup_key, 'status', 'triggered',
+            'summary', v.summary, 'source', v.source, 'severity', v.severity, 'labels', v.labels, 'link', v.link,
+            'service', v.service_id, 'incident', NULL, 'first_seen_at', v.audit_first_seen, 'acknowledged_at', NULL,
+            'resolved_at', NULL),
+        v.audit_source, v.audit_request_id,
+        v.audit_client_request_id, v.audit_ip
+    FROM g JOIN v ON v.integration_id = g.integration_id AND v.dedup_key = g.dedup_key
+    WHERE g.inserted
 )
 SELECT id, integration_id, dedup_key, inserted, incident_id FROM g
-"""
+""".replace("{audit}", AuditRecord._meta.db_table).replace("{triggered}", str(GroupStatus.TRIGGERED.label))
+# The audit record's `after` above is the group's audit snapshot (incidents.audit.recorder.snapshot: every field
+# but the noise counters), built by the statement; tests compare it with the general path's record.
 
 
 def _run_fast_statement(rows: list[dict]) -> dict[tuple[int, str], tuple]:
@@ -323,7 +346,7 @@ def _run_fast_statement(rows: list[dict]) -> dict[tuple[int, str], tuple]:
     now = timezone.now()
     # Prepared once per connection: planning this statement cost more than running it.
     with prepared_cursor() as cursor:
-        cursor.execute(FAST_SQL, [json.dumps(rows), now, now])
+        cursor.execute(FAST_SQL, [json.dumps(rows), now, now, now])
         return {(row[1], row[2]): row for row in cursor.fetchall()}
 
 
@@ -418,23 +441,30 @@ _group_commit = GroupCommit()
 
 def _ingest_in_one_statement(integration, events, routes) -> list[Outcome]:
     """Upsert the groups and insert the events in one statement (data-modifying CTEs). It commits as one
-    statement, so a 2xx still means every event is in PostgreSQL, at one round trip instead of four."""
-    rows = [
-        {
-            "integration_id": integration.pk,
-            "dedup_key": e.dedup_key,
-            "summary": e.summary,
-            "source": e.source,
-            "severity": e.severity,
-            "labels": e.labels,
-            "link": e.link,
-            "service_id": routes[e.dedup_key].service_id,
-            "first_seen_at": clamp_to_now(e.occurred_at).isoformat(),
-            "occurred_at": e.occurred_at.isoformat() if e.occurred_at else None,
-            "payload": e.payload,
-        }
-        for e in events
-    ]
+    statement, so a 2xx still means every event is in PostgreSQL, at one round trip instead of four. The same
+    statement writes the audit record of each group it opens, with this request's actor, request id and address
+    (a statement may carry several requests' rows)."""
+    context = BulkRecorder().context_columns()
+    rows = []
+    for e in events:
+        first_seen = clamp_to_now(e.occurred_at)
+        rows.append(
+            {
+                "integration_id": integration.pk,
+                "dedup_key": e.dedup_key,
+                "summary": e.summary,
+                "source": e.source,
+                "severity": e.severity,
+                "labels": e.labels,
+                "link": e.link,
+                "service_id": routes[e.dedup_key].service_id,
+                "first_seen_at": first_seen.isoformat(),
+                "occurred_at": e.occurred_at.isoformat() if e.occurred_at else None,
+                "payload": e.payload,
+                "audit_first_seen": _json_time(first_seen),
+                **context,
+            }
+        )
     if connection.in_atomic_block or not connection.get_autocommit():
         result = _run_fast_statement(rows)
     else:
@@ -447,6 +477,28 @@ def _ingest_in_one_statement(integration, events, routes) -> list[Outcome]:
         outcomes.append(Outcome(key, event.action, "opened" if inserted else "deduplicated", group_id))
     _fill_incident_references(dict(enumerate(outcomes)), linked)
     return outcomes
+
+
+def _opened_group(integration, event: AlertEventIn, route: Route, *, pk=None, now=None) -> AlertGroup:
+    """The group a trigger opens, as its row is inserted (unsaved: for its audit record)."""
+    first_seen = clamp_to_now(event.occurred_at)
+    return AlertGroup(
+        pk=pk,
+        integration_id=integration.pk,
+        dedup_key=event.dedup_key,
+        status=GroupStatus.TRIGGERED,
+        summary=event.summary,
+        source=event.source,
+        severity=event.severity,
+        labels=event.labels,
+        link=event.link,
+        service_id=route.service_id,
+        first_seen_at=first_seen,
+        last_seen_at=now or first_seen,
+    )
+
+
+_json_time = DjangoJSONEncoder().default  # a datetime as the audit trail's JSON stores it
 
 
 def _waves(events: list[AlertEventIn]):
@@ -471,6 +523,7 @@ def _ingest(integration: Integration, events: list[AlertEventIn]) -> list[Outcom
     outcomes: dict[int, Outcome] = {}
     index_of = {id(event): i for i, event in enumerate(events)}
     event_rows = []
+    audit = BulkRecorder()
     linked = False  # does any group of this request belong to an incident?
     for wave in _waves(events):
         triggers = sorted((e for e in wave if e.action == EventAction.TRIGGER), key=lambda e: e.dedup_key)
@@ -492,11 +545,12 @@ def _ingest(integration: Integration, events: list[AlertEventIn]) -> list[Outcom
                 outcomes[index_of[id(event)]] = Outcome(key, event.action, result, group_id)
                 if inserted:
                     new_groups.append((event, group_id, routes[key]))
+                    audit.created(_opened_group(integration, event, routes[key], pk=group_id, now=now))
         changed: list[tuple[AlertEventIn, int, int | None, str]] = []
         for action, batch in ((EventAction.ACKNOWLEDGE, acks), (EventAction.RESOLVE, resolves)):
             if not batch:
                 continue
-            found = {row[1]: row for row in _close_or_ack(integration, batch, action, now)}
+            found = {row[1]: row for row in _close_or_ack(integration, batch, action, now, audit)}
             for event in batch:
                 row = found.get(event.dedup_key)
                 if row is None:
@@ -509,7 +563,7 @@ def _ingest(integration: Integration, events: list[AlertEventIn]) -> list[Outcom
                 outcomes[index_of[id(event)]] = Outcome(key, action, result, group_id)
                 if incident_id:
                     changed.append((event, group_id, incident_id, summary))
-        incident_refs = _link_new_groups(integration, new_groups, now)
+        incident_refs = _link_new_groups(integration, new_groups, now, audit)
         linked = linked or bool(incident_refs)
         for event, _group_id, incident_id, summary in changed:
             incident_refs.setdefault(incident_id, []).append((event, summary))
@@ -530,6 +584,7 @@ def _ingest(integration: Integration, events: list[AlertEventIn]) -> list[Outcom
                 )
             )
     AlertEvent.objects.bulk_create(event_rows)
+    audit.flush()
     _fill_incident_references(outcomes, linked)
     return [outcomes[i] for i in range(len(events))]
 
@@ -593,9 +648,21 @@ def _upsert_triggers(integration, triggers, routes, now):
     return [(group_id, key, key not in already_open, incident_id) for group_id, key, incident_id in rows]
 
 
-def _close_or_ack(integration, batch, action, now):
-    """Resolve or acknowledge the open groups of the batch's keys; [(group id, key, incident id, summary)]."""
+GROUP_STATE_FIELDS = ("status", "acknowledged_at", "resolved_at")
+
+
+def _close_or_ack(integration, batch, action, now, audit: BulkRecorder):
+    """Resolve or acknowledge the open groups of the batch's keys; [(group id, key, incident id, summary)].
+    Their state before (read under a row lock, in key order) and after goes to the audit records."""
     keys = sorted(e.dedup_key for e in batch)
+    before = {
+        group.pk: group
+        for group in AlertGroup.objects.select_for_update()
+        .filter(integration=integration, dedup_key__in=keys, resolved_at__isnull=True)
+        .only("id", "dedup_key", "incident_id", *GROUP_STATE_FIELDS)
+        .order_by("dedup_key")
+    }
+    stamp = now
     if connection.vendor == "postgresql":
         match, key_params = "= ANY(%s)", [keys]
     else:  # SQLite: no arrays, and datetimes stored the way Django's SQLite backend does
@@ -614,10 +681,21 @@ def _close_or_ack(integration, batch, action, now):
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, now, integration.pk, *key_params])
-        return cursor.fetchall()
+        rows = cursor.fetchall()
+    for group_id, _key, _incident_id, _summary in rows:
+        group = before.get(group_id)
+        if group is None:
+            continue
+        old = {name: getattr(group, name) for name in GROUP_STATE_FIELDS}
+        if action == EventAction.RESOLVE:
+            group.status, group.resolved_at = GroupStatus.RESOLVED, stamp
+        else:
+            group.status, group.acknowledged_at = GroupStatus.ACKNOWLEDGED, group.acknowledged_at or stamp
+        audit.changed(group, before=old, after={name: getattr(group, name) for name in GROUP_STATE_FIELDS})
+    return rows
 
 
-def _link_new_groups(integration, new_groups, now) -> dict[int, list]:
+def _link_new_groups(integration, new_groups, now, audit: BulkRecorder) -> dict[int, list]:
     """Attach new groups to their service's open incident, or declare one when the route says so. The service
     row is locked first, so two batches for one service cannot both declare an incident."""
     by_incident: dict[int, list] = defaultdict(list)
@@ -665,8 +743,10 @@ def _link_new_groups(integration, new_groups, now) -> dict[int, list]:
             continue
         group_ids = [group_id for _, group_id, _ in items]
         AlertGroup.objects.filter(pk__in=group_ids).update(incident=incident)
-        for event, _, _ in items:
+        for event, group_id, _ in items:
             by_incident[incident.pk].append((event, event.summary))
+            group = AlertGroup(pk=group_id, dedup_key=event.dedup_key, status=GroupStatus.TRIGGERED)
+            audit.changed(group, before={"incident": None}, after={"incident": incident.pk}, incident_id=incident.pk)
     return by_incident
 
 
@@ -675,26 +755,20 @@ def _policy_rank(policies, level):
     return policy.rank if policy else 99
 
 
-VERBS = {EventAction.TRIGGER: "triggered", EventAction.ACKNOWLEDGE: "acknowledged", EventAction.RESOLVE: "resolved"}
-
-
 def _record_on_timelines(integration, by_incident: dict[int, list]) -> None:
     """One timeline entry per incident and request, listing its alerts (a 100-alert webhook is one entry)."""
     for incident_id, items in by_incident.items():
-        incident = Incident(pk=incident_id)
-        lines = []
-        for event, summary in items[:TIMELINE_LIST_LIMIT]:
-            text = (summary or event.summary or event.dedup_key).replace("\n", " ")[:200]
-            link = f" ([source]({event.link}))" if event.link else ""
-            lines.append(f"- Alert **{VERBS[event.action]}** ({event.severity}): {text}{link}")
-        if len(items) > TIMELINE_LIST_LIMIT:
-            lines.append(f"- and {len(items) - TIMELINE_LIST_LIMIT} more")
-        header = (
-            f"{len(items)} alert event(s) from **{integration.name}**:"
-            if len(items) > 1
-            else f"From **{integration.name}**:"
-        )
-        timeline.record(incident, kind=EntryKind.ALERT, body=header + "\n\n" + "\n".join(lines))
+        alerts = [
+            {
+                "action": str(event.action),
+                "severity": event.severity,
+                "summary": summary or event.summary,
+                "link": event.link,
+                "dedup_key": event.dedup_key,
+            }
+            for event, summary in items
+        ]
+        timeline.record(timeline.alert_attached(Incident(pk=incident_id), integration=integration, alerts=alerts))
 
 
 def _fill_incident_references(outcomes: dict[int, Outcome], linked: bool) -> None:
@@ -740,7 +814,12 @@ def record_change_events(*, integration: Integration | None, changes: list[Chang
                 details=change.details,
             )
         )
-    return ChangeEvent.objects.bulk_create(rows)
+    created = ChangeEvent.objects.bulk_create(rows)
+    audit = BulkRecorder()
+    for change_event in created:
+        audit.created(change_event)
+    audit.flush()
+    return created
 
 
 class UnknownService(Exception):

@@ -334,6 +334,7 @@ SCHEMA_SETTINGS = {
         "UpdateStatusEnum": "incidents.models.UpdateStatus",
         "UpdateKindEnum": "incidents.models.UpdateKind",
         "EntryKindEnum": "incidents.models.EntryKind",
+        "EventTypeEnum": "incidents.models.EventType",
         "AlertGroupStatusEnum": "incidents.alerting.models.GroupStatus",
         "ChangeKindEnum": "incidents.alerting.models.ChangeKind",
     },

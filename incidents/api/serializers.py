@@ -167,6 +167,21 @@ class SeverityChangeSerializer(serializers.Serializer):
     reason = TextField()
 
 
+class MergeSerializer(serializers.Serializer):
+    into = serializers.CharField(max_length=20, help_text="The incident this one duplicates, e.g. INC-12.")
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class RelatedLinkSerializer(serializers.Serializer):
+    incident = serializers.CharField(max_length=20, help_text="The related incident, e.g. INC-3.")
+
+
+class RelatedSerializer(serializers.Serializer):
+    duplicate_of = serializers.CharField(allow_null=True)
+    duplicates = serializers.ListField(child=serializers.CharField())
+    related = serializers.ListField(child=serializers.CharField())
+
+
 class RoleAssignSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
     holder = serializers.SlugRelatedField(slug_field="username", queryset=User.objects.filter(is_active=True))
@@ -177,7 +192,18 @@ class TimelineEntrySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TimelineEntry
-        fields = ["id", "occurred_at", "created_at", "author", "kind", "body", "body_html", "is_key_event"]
+        fields = [
+            "id",
+            "occurred_at",
+            "created_at",
+            "author",
+            "kind",
+            "event_type",
+            "data",
+            "body",
+            "body_html",
+            "is_key_event",
+        ]
         read_only_fields = fields
 
 

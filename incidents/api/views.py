@@ -14,11 +14,11 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from incidents import selectors, services
+from incidents import merging, selectors, services
 from incidents.alerting import selectors as alerting_selectors
 from incidents.alerting import services as alerting_services
 from incidents.alerting.models import AlertGroup, ApiToken
@@ -299,6 +299,49 @@ class IncidentViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveMode
         item = services.tick_checklist_item(item=item, by=request.user, checked=form.validated_data["checked"])
         item = ChecklistItem.objects.select_related("checked_by", "runbook").get(pk=item.pk)
         return Response(s.ChecklistItemSerializer(item).data)
+
+    def _other_incident(self, reference: str, field: str) -> Incident:
+        try:
+            return selectors.access_incident(reference=reference.strip().upper(), user=self.request.user)
+        except Incident.DoesNotExist:
+            raise ValidationError({field: [f"No incident {reference} that you can see."]})
+
+    @extend_schema(
+        summary="Merge this incident into another (it is a duplicate)",
+        request=s.MergeSerializer,
+        responses={200: s.IncidentSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="merge", filterset_class=None)
+    def merge(self, request, reference=None):
+        incident = self._incident()
+        form = s.MergeSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        into = self._other_incident(form.validated_data["into"], "into")
+        into = merging.merge_incident(source=incident, into=into, by=request.user, reason=form.validated_data["reason"])
+        return self._answer(into)
+
+    @extend_schema(methods=["GET"], summary="Related incidents and duplicates", responses={200: s.RelatedSerializer})
+    @extend_schema(
+        methods=["POST"], summary="Link a related incident", request=s.RelatedLinkSerializer,
+        responses={200: s.RelatedSerializer},
+    )  # fmt: skip
+    @action(detail=True, methods=["get", "post"], url_path="related", pagination_class=None, filterset_class=None)
+    def related(self, request, reference=None):
+        incident = self._incident()
+        if request.method == "POST":
+            form = s.RelatedLinkSerializer(data=request.data)
+            form.is_valid(raise_exception=True)
+            other = self._other_incident(form.validated_data["incident"], "incident")
+            merging.link_related(incident=incident, other=other, by=request.user)
+        visible = Incident.objects.visible_to(request.user)
+        duplicate_of = visible.filter(pk=incident.duplicate_of_id).first() if incident.duplicate_of_id else None
+        return Response(
+            {
+                "duplicate_of": duplicate_of.reference if duplicate_of else None,
+                "duplicates": [i.reference for i in visible.filter(duplicate_of=incident).order_by("number")],
+                "related": [i.reference for i in visible.filter(related_incidents=incident).order_by("number")],
+            }
+        )
 
     @extend_schema(summary="Alert groups linked to the incident", responses={200: s.AlertGroupSerializer(many=True)})
     @action(detail=True, methods=["get"], url_path="alerts", pagination_class=None, filterset_class=None)

@@ -48,7 +48,7 @@ class AuditRecordAdmin(ReadOnlyAdmin):
         "source",
         ("occurred_at", admin.DateFieldListFilter),
     ]
-    search_fields = ["object_repr", "object_id", "actor_username", "request_id"]
+    search_fields = ["object_repr", "object_id", "actor_username", "request_id", "client_request_id"]
     date_hierarchy = "occurred_at"
     list_select_related = ["actor"]
     show_full_result_count = False
@@ -66,6 +66,7 @@ class AuditRecordAdmin(ReadOnlyAdmin):
         "after_display",
         "source",
         "request_id",
+        "client_request_id",
         "ip_address",
     ]
     readonly_fields = fields

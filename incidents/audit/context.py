@@ -31,6 +31,9 @@ class AuditContext:
     source: str = "system"
     request_id: str = ""
     ip_address: str | None = None
+    # What the client sent as X-Request-ID (well-formed, else empty): kept for correlating with its logs, never
+    # used as our request id, which the portal generates so a client cannot make records look like another's.
+    client_request_id: str = ""
 
 
 # AuditContext is a frozen dataclass, so sharing one default instance is safe.
@@ -75,10 +78,19 @@ def acting_as(user, *, source: str | None = None):
 @contextmanager
 def request_context(request, *, source: str = "web"):
     header = request.META.get("HTTP_X_REQUEST_ID", "")
-    request_id = header if REQUEST_ID_PATTERN.match(header) else uuid.uuid4().hex
+    client_request_id = header if REQUEST_ID_PATTERN.match(header) else ""
+    request_id = uuid.uuid4().hex
     # REMOTE_ADDR only: forwarded-for headers are client-controlled unless a trusted proxy rewrites them.
     ip_address = request.META.get("REMOTE_ADDR") or None
-    token = _current.set(AuditContext(request=request, source=source, request_id=request_id, ip_address=ip_address))
+    token = _current.set(
+        AuditContext(
+            request=request,
+            source=source,
+            request_id=request_id,
+            ip_address=ip_address,
+            client_request_id=client_request_id,
+        )
+    )
     try:
         yield request_id
     finally:

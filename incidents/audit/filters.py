@@ -46,5 +46,9 @@ class AuditRecordFilter(django_filters.FilterSet):
     def filter_search(self, queryset, name, value):
         value = value.strip()
         return queryset.filter(
-            Q(object_repr__icontains=value) | Q(object_id=value) | Q(request_id=value) | Q(actor_username__iexact=value)
+            Q(object_repr__icontains=value)
+            | Q(object_id=value)
+            | Q(request_id=value)
+            | Q(client_request_id=value)
+            | Q(actor_username__iexact=value)
         )

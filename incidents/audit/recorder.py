@@ -1,5 +1,6 @@
-"""Writing audit records: `record_change` for services that want to say something explicitly (an export, a
-bulk QuerySet.update() that no signal sees), and the snapshot helpers the signal receivers use."""
+"""Writing audit records: `record_change` for services that want to say something explicitly (an export),
+`BulkRecorder` for bulk and raw-SQL writes that no signal sees (alert ingestion, change events, the paging
+batcher), and the snapshot helpers the signal receivers use."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.db import models
 from django.db.models.fields.files import FieldFile
 
 from .context import _UNSET, current_actor, current_context
-from .models import AuditRecord
+from .models import AuditAction, AuditRecord
 
 SENSITIVE_FIELD = re.compile(r"password|secret|token|api_key|key_hash|signing_key", re.IGNORECASE)
 REDACTED = "[redacted]"
@@ -173,5 +174,90 @@ def record_change(
         after=to_json(redact(after)) if after is not None else None,
         source=context.source,
         request_id=context.request_id,
+        client_request_id=context.client_request_id,
         ip_address=context.ip_address,
     )
+
+
+class BulkRecorder:
+    """Audit records for writes the signal receivers do not see (bulk_create, QuerySet.update(), raw SQL), with
+    the fields record_change writes, inserted by flush() in one statement inside the change's transaction.
+
+    The actor and the request (source, request id, address) are read once, when the recorder is made: a batch
+    belongs to one request or task. `context_columns()` gives the same values as plain data, for a statement that
+    writes its audit rows itself (the ingestion's single statement carries several requests' rows)."""
+
+    def __init__(self, *, actor=_UNSET):
+        context = current_context()
+        self.actor = current_actor() if actor is _UNSET else actor
+        self.source, self.request_id, self.ip_address = context.source, context.request_id, context.ip_address
+        self.client_request_id = context.client_request_id
+        self.records: list[AuditRecord] = []
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def add(
+        self,
+        action: str,
+        obj: models.Model,
+        *,
+        before: dict | None = None,
+        after: dict | None = None,
+        field: str = "",
+        incident_id: int | None = None,
+    ) -> None:
+        actor = self.actor
+        self.records.append(
+            AuditRecord(
+                actor=actor if actor is not None and actor.pk else None,
+                actor_username=actor.get_username() if actor is not None else "",
+                action=action,
+                object_type=object_type(type(obj)),
+                object_id=str(obj.pk)[:64],
+                object_repr=safe_repr(obj),
+                field=field,
+                incident_id=incident_id if incident_id is not None else incident_id_of(obj),
+                before=to_json(redact(before)) if before is not None else None,
+                after=to_json(redact(after)) if after is not None else None,
+                source=self.source,
+                request_id=self.request_id,
+                client_request_id=self.client_request_id,
+                ip_address=self.ip_address,
+            )
+        )
+
+    def created(self, obj: models.Model, *, incident_id: int | None = None) -> None:
+        """obj was inserted (it has its primary key): its whole audited state, as the post_save receiver writes."""
+        self.add(AuditAction.CREATED, obj, after=snapshot(obj), incident_id=incident_id)
+
+    def changed(self, obj: models.Model, *, before: dict, after: dict, incident_id: int | None = None) -> bool:
+        """Only the fields whose values differ, as the post_save receiver writes; nothing when none differs."""
+        names = [name for name in before if name in after and before[name] != after[name]]
+        if not names:
+            return False
+        self.add(
+            AuditAction.CHANGED,
+            obj,
+            before={name: before[name] for name in names},
+            after={name: after[name] for name in names},
+            incident_id=incident_id,
+        )
+        return True
+
+    def context_columns(self) -> dict:
+        actor = self.actor
+        return {
+            "audit_actor_id": actor.pk if actor is not None else None,
+            "audit_actor_username": actor.get_username() if actor is not None else "",
+            "audit_source": self.source,
+            "audit_request_id": self.request_id,
+            "audit_client_request_id": self.client_request_id,
+            "audit_ip": self.ip_address,
+        }
+
+    def flush(self, using: str | None = None) -> list[AuditRecord]:
+        records, self.records = self.records, []
+        if records:
+            AuditRecord.objects.using(using or "default").bulk_create(records)
+        return records

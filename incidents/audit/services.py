@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from incidents import events
+from incidents import timeline
 from incidents.errors import PermissionDenied
-from incidents.models import EntryKind, Incident
+from incidents.models import Incident
 
 from .access import can_export_evidence
 from .evidence import build_bundle
@@ -42,13 +42,7 @@ def export_evidence(*, incident: Incident, by) -> EvidenceExport:
         after={"manifest_sha256": manifest_sha256, "export_id": export.pk, "size": len(content), "files": hashes},
         actor=by,
     )
-    events.record(
-        incident,
-        kind=EntryKind.SYSTEM,
-        body=f"Evidence bundle exported by {username or 'the portal'}; manifest SHA-256 `{manifest_sha256}`.",
-        by=by,
-        occurred_at=now,
-    )
+    timeline.record(timeline.evidence_exported(incident, export=export, by=by, username=username))
     return export
 
 

@@ -39,6 +39,7 @@ CSV_COLUMNS = [
     "after",
     "source",
     "request_id",
+    "client_request_id",
     "ip_address",
 ]
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 from functools import lru_cache
 
 from django import template
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
@@ -75,6 +76,31 @@ def response_countdown(incident):
     return _countdown_html(**_response_countdown(incident))
 
 
+@register.filter
+def acknowledged_late(incident) -> bool:
+    """Acknowledged (or still not acknowledged) later than the guide's acknowledge target after declaration: the
+    paging timer writes "Acknowledge target missed" on the timeline then, and the header must say the same."""
+    took = (incident.acknowledged_at or timezone.now()) - incident.declared_at
+    if incident.acknowledged_at is None and not incident.is_active:
+        return False
+    return took > settings.ACKNOWLEDGE_TARGET
+
+
+@register.simple_tag
+def acknowledge_signal(incident):
+    """Time to acknowledge against the acknowledge target (5 min): green within it, red once past it."""
+    target = cadence(settings.ACKNOWLEDGE_TARGET)
+    late = acknowledged_late(incident)
+    if incident.acknowledged_at is None:
+        if not incident.is_active:
+            return _countdown_html("", "not acknowledged")
+        return _countdown_html("bad" if late else "warn", f"not yet{f' (target {target} missed)' if late else ''}")
+    took = duration(incident.acknowledged_at - incident.declared_at)
+    if late:
+        return _countdown_html("bad", f"{took} (target {target} missed)")
+    return _countdown_html("ok", f"{took} (within {target})")
+
+
 @register.simple_tag
 def update_countdown(incident):
     return _countdown_html(**_update_countdown(incident))
@@ -87,12 +113,10 @@ def _response_countdown(incident):
     if due is None:
         return {"state": "", "text": "no target"}
     if incident.acknowledged_at:
-        took = incident.acknowledged_at - incident.declared_at
-        on_time = incident.acknowledged_at <= due
-        return {
-            "state": "ok" if on_time else "bad",
-            "text": f"acknowledged in {duration(took)}" + ("" if on_time else " (target missed)"),
-        }
+        target = cadence(due - incident.declared_at) or "next business day"
+        if incident.acknowledged_at <= due:
+            return {"state": "ok", "text": f"met (within {target})"}
+        return {"state": "bad", "text": f"missed (target {target})"}
     if not incident.is_active:
         return {"state": "", "text": "not acknowledged"}
     now = timezone.now()
@@ -161,16 +185,21 @@ KIND_LABELS = dict(EntryKind.choices)
 
 def _entry_html(entry) -> str:
     occurred = timezone.localtime(entry.occurred_at)
-    classes = f"entry kind-{escape(entry.kind)}" + (" key-event" if entry.is_key_event else "")
+    classes = f"entry kind-{escape(entry.kind)} event-{escape(entry.event_type)}" + (
+        " key-event" if entry.is_key_event else ""
+    )
     backdated = ""
     if entry.is_backdated:
         written = timezone.localtime(entry.created_at).strftime("%H:%M:%S")
         backdated = f' <span class="backdated" title="Written at {written} UTC">back-dated</span>'
+    merged = (entry.data or {}).get("merged_from")
+    origin = f' <span class="merged-from">from {escape(merged)}</span>' if merged else ""
     # body_html was sanitised with nh3 when the entry was written (incidents.markdown); everything else is escaped.
     return (
-        f'<li id="entry-{entry.id}" data-entry-id="{entry.id}" class="{classes}">'
+        f'<li id="entry-{entry.id}" data-entry-id="{entry.id}" data-event-type="{escape(entry.event_type)}" '
+        f'class="{classes}">'
         f'<div class="entry-meta"><time datetime="{datetime_attr_value(occurred)}">{occurred:%H:%M:%S}</time> '
         f'<span class="kind-label">{escape(KIND_LABELS.get(entry.kind, entry.kind))}</span> '
-        f'<span class="author">{escape(person(entry.author))}</span>{backdated}</div>'
+        f'<span class="author">{escape(person(entry.author))}</span>{backdated}{origin}</div>'
         f'<div class="markdown">{entry.body_html}</div></li>'
     )

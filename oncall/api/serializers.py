@@ -111,3 +111,40 @@ class TeamNowSerializer(serializers.Serializer):
     team = serializers.SlugField(source="team.slug")
     name = serializers.CharField(source="team.name")
     rotations = RotationNowSerializer(many=True)
+
+
+class AddRespondersSerializer(serializers.Serializer):
+    """Page another team (its slug) or one person (their id), with a message."""
+
+    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True)
+    person = serializers.PrimaryKeyRelatedField(
+        queryset=Person.objects.filter(is_active=True), required=False, allow_null=True
+    )
+    message = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs):
+        if bool(attrs.get("team")) == bool(attrs.get("person")):
+            raise serializers.ValidationError({"team": ["Give either a team (slug) or a person (id)."]})
+        return attrs
+
+
+class ResponderNotificationSerializer(serializers.Serializer):
+    recipient = serializers.CharField()
+    channel = serializers.CharField()
+    state = serializers.CharField(source="state_label")
+    sent_at = serializers.DateTimeField(allow_null=True)
+
+
+class AddedResponderSerializer(serializers.Serializer):
+    """An added responder's page and what is known about it."""
+
+    id = serializers.IntegerField(source="pk")
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    person = serializers.PrimaryKeyRelatedField(source="target_person", read_only=True)
+    target = serializers.CharField(source="target_label")
+    message = serializers.CharField()
+    state = serializers.CharField()
+    escalation_level = serializers.IntegerField(source="level_number", allow_null=True)
+    started_at = serializers.DateTimeField()
+    acknowledged_at = serializers.DateTimeField(allow_null=True)
+    notifications = ResponderNotificationSerializer(many=True, source="rows")

@@ -1,3 +1,4 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import views
@@ -9,4 +10,11 @@ router.register("oncall/people", views.PersonViewSet, basename="oncall-person")
 router.register("oncall/rotations", views.RotationViewSet, basename="oncall-rotation")
 router.register("oncall/overrides", views.OverrideViewSet, basename="oncall-override")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path(
+        "incidents/<str:reference>/responders/",
+        views.IncidentRespondersView.as_view({"get": "list", "post": "create"}),
+        name="incident-responders",
+    ),
+    *router.urls,
+]

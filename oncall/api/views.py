@@ -8,14 +8,18 @@ from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.fields import DateTimeField
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
+from incidents import selectors as incident_selectors
 from incidents.api.base import PortalAPIMixin
+from incidents.models import Incident
 from oncall import selectors, services
 from oncall.models import Override, Person, Rotation, RotationMember, Team
+from oncall.paging import selectors as paging_selectors
+from oncall.paging import services as paging_services
 
 from . import serializers as s
 
@@ -115,3 +119,34 @@ class OverrideViewSet(
     def destroy(self, request, pk=None):
         services.cancel_override(override=self.get_object(), by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class IncidentRespondersView(PortalAPIMixin, viewsets.ViewSet):
+    """Added responders of an incident: GET lists them with their paging state; POST pages another team (through
+    its escalation policy) or a person, with a message (oncall.paging.services.add_responders)."""
+
+    def _incident(self, request, reference: str) -> Incident:
+        try:
+            return incident_selectors.incident_for_page(reference=reference, user=request.user)
+        except Incident.DoesNotExist:
+            raise NotFound("No incident with that reference.")
+
+    @extend_schema(summary="Added responders of an incident", responses={200: s.AddedResponderSerializer(many=True)})
+    def list(self, request, reference=None):
+        incident = self._incident(request, reference)
+        return Response(
+            s.AddedResponderSerializer(paging_selectors.paging_state(incident=incident).added, many=True).data
+        )
+
+    @extend_schema(
+        summary="Page another team or a person for an incident",
+        request=s.AddRespondersSerializer,
+        responses={201: s.AddedResponderSerializer},
+    )
+    def create(self, request, reference=None):
+        incident = self._incident(request, reference)
+        form = s.AddRespondersSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        page = paging_services.add_responders(incident=incident, by=request.user, **form.validated_data)
+        added = {p.pk: p for p in paging_selectors.paging_state(incident=incident).added}
+        return Response(s.AddedResponderSerializer(added[page.pk]).data, status=status.HTTP_201_CREATED)

@@ -8,7 +8,25 @@ from incidents import services as incident_services
 from incidents.errors import DomainError
 from incidents.models import Incident
 
+from . import selectors
 from .models import AcknowledgeLinkUse, Notification, Page, Reminder, WebhookEndpoint
+
+
+class ChannelWarningMixin:
+    """The paging admin's lists say so when the directory uses a channel that reaches nobody."""
+
+    def changelist_view(self, request, extra_context=None):
+        warning = selectors.channel_warning()
+        if warning:
+            self.message_user(request, warning, messages.WARNING)
+        return super().changelist_view(request, extra_context)
+
+
+def state_html(obj: Notification):
+    """The notification's state as people read it: red when logged only, failed or not answered."""
+    css = "state-bad" if obj.is_unreached else "state-ok"
+    style = "color:#b00020;font-weight:600" if obj.is_unreached else ""
+    return format_html('<span class="{}" style="{}">{}</span>', css, style, obj.state_label)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -25,7 +43,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdmin):
+class NotificationAdmin(ChannelWarningMixin, ReadOnlyAdmin):
     list_display = [
         "created_at",
         "incident_link",
@@ -34,12 +52,12 @@ class NotificationAdmin(ReadOnlyAdmin):
         "recipient",
         "channel",
         "address",
-        "status",
+        "state",
         "attempts",
         "sent_at",
         "short_error",
     ]
-    list_filter = ["status", "channel", "purpose", ("created_at", admin.DateFieldListFilter)]
+    list_filter = ["status", "receipt", "channel", "purpose", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["recipient", "address", "idempotency_key", "=incident__number"]
     date_hierarchy = "created_at"
     list_select_related = ["incident"]
@@ -60,6 +78,10 @@ class NotificationAdmin(ReadOnlyAdmin):
             return "-"
         return f"{obj.level + 1}" + (f" (repeat {obj.repeat + 1})" if obj.repeat else "")
 
+    @admin.display(description="state", ordering="status")
+    def state(self, obj):
+        return state_html(obj)
+
     @admin.display(description="last error")
     def short_error(self, obj):
         return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
@@ -70,8 +92,13 @@ class NotificationInline(admin.TabularInline):
     fk_name = "page"
     extra = 0
     can_delete = False
-    fields = ["created_at", "level", "repeat", "recipient", "channel", "address", "status", "sent_at", "last_error"]
+    fields = ["created_at", "level", "repeat", "recipient", "channel", "address", "state", "sent_at", "last_error"]
     readonly_fields = fields
+
+    @admin.display(description="state")
+    def state(self, obj):
+        return state_html(obj)
+
     show_change_link = True
 
     def has_add_permission(self, request, obj=None):
@@ -79,7 +106,7 @@ class NotificationInline(admin.TabularInline):
 
 
 @admin.register(Page)
-class PageAdmin(admin.ModelAdmin):
+class PageAdmin(ChannelWarningMixin, admin.ModelAdmin):
     list_display = [
         "pk",
         "incident",

@@ -51,8 +51,21 @@ class OutgoingMessage:
     data: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Handed:
+    """What a backend knows when `send` returns: the receipt to record ("handed to provider" unless it says more)
+    and the provider's id for the message or call, which its status callbacks carry."""
+
+    receipt: str = "handed"
+    provider_id: str = ""
+
+
 class Backend:
-    def send(self, message: OutgoingMessage) -> None:  # pragma: no cover - interface
+    # Shown as a warning (system check, paging admin, on-call page) when a channel in use is served by it.
+    delivers_nothing = False
+
+    def send(self, message: OutgoingMessage) -> Handed | None:  # pragma: no cover - interface
+        """Send, or raise TemporaryFailure / PermanentFailure. None means "handed to provider"."""
         raise NotImplementedError
 
 
@@ -89,9 +102,12 @@ class EmailBackend(Backend):
 
 class LoggingBackend(Backend):
     """The default for SMS and voice: writes the message to the log, so paging works with no vendor account.
-    Replace with a vendor backend by naming it in PAGING_CHANNEL_BACKENDS."""
+    Replace with a vendor backend by naming it in PAGING_CHANNEL_BACKENDS. Its sends are recorded as
+    "logged, not delivered": nobody was reached."""
 
-    def send(self, message: OutgoingMessage) -> None:
+    delivers_nothing = True
+
+    def send(self, message: OutgoingMessage) -> Handed:
         if not message.address:
             raise PermanentFailure(f"No {message.channel} address.")
         logger.warning(
@@ -102,6 +118,7 @@ class LoggingBackend(Backend):
             message.subject,
             message.text.replace("\n", " ")[:500],
         )
+        return Handed(receipt="logged")
 
 
 def _post_json(url: str, body: bytes, headers: dict[str, str]) -> None:
@@ -196,5 +213,18 @@ def backend_for(channel: str) -> Backend:
     return _backend(path)
 
 
-def send(message: OutgoingMessage) -> None:
-    backend_for(message.channel).send(message)
+def send(message: OutgoingMessage) -> Handed | None:
+    return backend_for(message.channel).send(message)
+
+
+def logging_channels() -> list[str]:
+    """Channels whose configured backend only writes a log line (reaches nobody)."""
+    found = []
+    for channel in settings.PAGING_CHANNEL_BACKENDS:
+        try:
+            backend = backend_for(channel)
+        except (ImportError, DeliveryError):
+            continue
+        if getattr(backend, "delivers_nothing", False):
+            found.append(channel)
+    return found

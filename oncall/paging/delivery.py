@@ -28,17 +28,18 @@ from datetime import datetime, timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from incidentportal.db import prepared_cursor
-from incidents import events
-from incidents.models import EntryKind, Incident, SeverityPolicy
+from incidents import timeline
+from incidents.models import Incident, SeverityPolicy
 
 from . import channels, links
 from .channels import OutgoingMessage, PermanentFailure, TemporaryFailure
 from .models import Channel, Notification, Page, WebhookEndpoint
+from .services import wake_senders
 
 logger = logging.getLogger("oncall.paging.delivery")
 
@@ -65,10 +66,13 @@ def _item(row: Notification) -> dict:
         "status": incident.get_status_display(),
         "url": settings.SITE_URL + incident.get_absolute_url(),
         "ack_url": links.ack_url(row) if row.purpose in FENCED_PURPOSES and row.ack_nonce else "",
+        "ack_code": row.ack_code if row.purpose in FENCED_PURPOSES else "",
         "level": None if row.level is None else row.level + 1,
         "repeat": row.repeat + 1,
         "subject": row.subject,
-        "message": row.message,
+        # A reminder's text, or the message of whoever added this responder (not for restricted incidents).
+        "message": "" if restricted and row.purpose != Notification.Purpose.REMINDER else row.message,
+        "channel": row.channel,
     }
 
 
@@ -84,9 +88,18 @@ def _short_text(item: dict) -> str:
     if item["purpose"] == Notification.Purpose.REMINDER:
         return f"{_subject(item)}. {item['message']}".strip()
     text = f"{_subject(item)}."
+    if item["message"]:
+        text += f" {item['message']}"
+    if item["ack_code"] and item["channel"] == Channel.SMS:
+        text += f" Reply ACK {item['ack_code']} (or 1) to acknowledge."
     if item["ack_url"]:
         text += f" Acknowledge: {item['ack_url']}"
     return text
+
+
+def _spoken(item: dict) -> str:
+    level = f", level {item['level']}" if item["level"] else ""
+    return f"Severity {item['severity']} incident {item['reference']}: {item['title']}{level}"
 
 
 def build_message(batch: list[Notification]) -> OutgoingMessage:
@@ -106,6 +119,8 @@ def build_message(batch: list[Notification]) -> OutgoingMessage:
         "level": items[0]["level"],
         "url": items[0]["url"],
         "ack_url": items[0]["ack_url"],
+        "notification_id": leader.pk if leader.purpose in FENCED_PURPOSES else None,
+        "spoken": "; ".join(_spoken(item) for item in items),
         "items": [
             {k: item[k] for k in ("purpose", "reference", "severity", "title", "level", "url", "ack_url")}
             | {"idempotency_key": item["row"].idempotency_key}
@@ -118,7 +133,7 @@ def build_message(batch: list[Notification]) -> OutgoingMessage:
     if leader.channel == Channel.EMAIL:
         text = render_to_string("paging/email/notification.txt", context)
         html = render_to_string("paging/email/notification.html", context)
-    elif leader.channel in (Channel.SMS, Channel.VOICE):
+    elif leader.channel in (Channel.SMS, Channel.VOICE, Channel.PUSH):
         text, html = " | ".join(_short_text(item) for item in items), ""
     else:
         text, html = "\n".join(_short_text(item) for item in items), ""
@@ -305,20 +320,35 @@ def _mark_sent(batches: list[list[Notification]]) -> None:
     if not rows:
         return
     if connection.vendor != "postgresql":
-        Notification.objects.bulk_update(rows, ["status", "sent_at", "attempts", "last_attempt_at", "batched_into"])
+        Notification.objects.bulk_update(
+            rows,
+            [
+                "status",
+                "sent_at",
+                "attempts",
+                "last_attempt_at",
+                "batched_into",
+                "receipt",
+                "receipt_at",
+                "provider_id",
+            ],
+        )
         return
     # One plain UPDATE from arrays: bulk_update's CASE per column costs more to build than the send itself.
     with prepared_cursor() as cursor:
         cursor.execute(
             f"UPDATE {Notification._meta.db_table} AS n SET status = 'sent', sent_at = v.sent_at, "  # noqa: S608
-            "last_attempt_at = v.sent_at, attempts = v.attempts, batched_into_id = v.batched_into "
-            "FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[], %s::bigint[]) AS v(id, sent_at, attempts, "
-            "batched_into) WHERE n.id = v.id",
+            "last_attempt_at = v.sent_at, attempts = v.attempts, batched_into_id = v.batched_into, "
+            "receipt = v.receipt, receipt_at = v.sent_at, provider_id = v.provider_id "
+            "FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[], %s::bigint[], %s::varchar[], %s::varchar[]) "
+            "AS v(id, sent_at, attempts, batched_into, receipt, provider_id) WHERE n.id = v.id",
             [
                 [row.pk for row in rows],
                 [row.sent_at for row in rows],
                 [row.attempts for row in rows],
                 [row.batched_into_id for row in rows],
+                [row.receipt for row in rows],
+                [row.provider_id for row in rows],
             ],
         )
 
@@ -342,35 +372,40 @@ def _fail_row(row: Notification, reason: str, now: datetime) -> None:
     row.last_attempt_at = now
     row.scheduled_for = None
     row.save(update_fields=["status", "last_error", "last_attempt_at", "scheduled_for", "attempts"])
-    fallback = None
-    if row.person_id and row.endpoint_id is None and row.hotline_id is None:
-        fallback = (
-            Notification.objects.select_for_update(skip_locked=True)
-            .filter(
-                page_id=row.page_id,
-                reminder_id=row.reminder_id,
-                purpose=row.purpose,
-                level=row.level,
-                repeat=row.repeat,
-                person_id=row.person_id,
-                method_position__gt=row.method_position,
-                status__in=[Notification.Status.STANDBY, Notification.Status.PENDING],
-            )
-            .order_by("method_position", "pk")
-            .first()
-        )
-    body = f"Could not notify {row.recipient} by {row.get_channel_display()}"
-    if row.address and row.channel != Channel.WEBHOOK:
-        body += f" ({row.address})"
-    body += f": {reason}."
+    fallback = next_rule(row, now)
     if fallback is not None:
         fallback.status = Notification.Status.PENDING
         fallback.scheduled_for = now
         fallback.save(update_fields=["status", "scheduled_for"])
-        body += f" Trying their next contact method: {fallback.get_channel_display()}."
-    elif row.person_id:
-        body += " No other contact method is left to try."
-    events.record(row.incident, kind=EntryKind.SYSTEM, body=body)
+        transaction.on_commit(_wake)
+    timeline.record(timeline.notification_failed(row.incident, notification=row, reason=reason, fallback=fallback))
+
+
+def next_rule(row: Notification, now: datetime) -> Notification | None:
+    """The person's next notification for the same page step that is still waiting for its time (or on standby,
+    from before rules): a failed or unanswered delivery brings it forward to now. Rows a sender holds are skipped
+    (they are being sent already)."""
+    if not row.person_id or row.endpoint_id is not None or row.hotline_id is not None:
+        return None
+    return (
+        Notification.objects.select_for_update(skip_locked=True)
+        .filter(
+            page_id=row.page_id,
+            reminder_id=row.reminder_id,
+            purpose=row.purpose,
+            level=row.level,
+            repeat=row.repeat,
+            person_id=row.person_id,
+        )
+        .filter(Q(status=Notification.Status.STANDBY) | Q(status=Notification.Status.PENDING, scheduled_for__gt=now))
+        .exclude(pk=row.pk)
+        .order_by("scheduled_for", "method_position", "pk")
+        .first()
+    )
+
+
+def _wake() -> None:
+    wake_senders()
 
 
 def _fail(batch: list[Notification], error: Exception, now: datetime) -> None:
@@ -458,7 +493,7 @@ def _companions(batch: list[Notification], now: datetime) -> list[Notification]:
 
 def _send(batch: list[Notification], now: datetime) -> str:
     try:
-        channels.send(build_message(batch))
+        handed = channels.send(build_message(batch))
     except TemporaryFailure as error:
         _retry(batch, error, now)
         return "retry"
@@ -472,8 +507,12 @@ def _send(batch: list[Notification], now: datetime) -> str:
         _retry(batch, error, now)
         return "retry"
     sent_at = timezone.now()
+    handed = handed or channels.Handed()
     for row in batch:
         row.sent_at = sent_at
+        row.receipt = handed.receipt
+        row.receipt_at = sent_at
+        row.provider_id = handed.provider_id if row is batch[0] else ""
     return "sent"
 
 

@@ -10,6 +10,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from incidents.audit.context import acting_as
 from incidents.errors import DomainError
 from incidents.models import Incident
 
@@ -53,24 +54,33 @@ def notification_for_token(token: str) -> Notification:
 def acknowledge_via_link(*, token: str) -> tuple[Page | None, bool]:
     """Acknowledge the incident's paging as the person the link was sent to. Returns their page and whether this
     link acknowledged it (False: someone acknowledged or resolved first). The link is used up either way."""
+    notification = notification_for_token(token)
+    return acknowledge_as(notification, via="link in the page message", use_link=True)
+
+
+def acknowledge_as(notification: Notification, *, via: str, use_link: bool = False) -> tuple[Page | None, bool]:
+    """Acknowledge the paging of a notification's incident as the person it reached (a link, an SMS reply, a key
+    pressed on a call). The same service a portal user's acknowledgement runs, so every channel writes one
+    acknowledgement, once. Returns the notification's page and whether this acknowledged it."""
     from incidents import access
     from incidents import services as incident_services
 
     from .services import acknowledge_pages
 
-    notification = notification_for_token(token)
     person = notification.person
     user = person.user if person is not None else None
     by = user if user is not None and access.can_respond(user) else None
-    with transaction.atomic():
+    # The link is the person's credential: the audit trail names them, as if they had signed in.
+    with acting_as(by), transaction.atomic():
         # The incident row first, as every acknowledgement does (lock order: incident, page, notification).
         incident = Incident.objects.select_for_update().get(pk=notification.incident_id)
-        try:
-            with transaction.atomic():
-                AcknowledgeLinkUse.objects.create(nonce=notification.ack_nonce, notification=notification)
-        except IntegrityError:
-            raise LinkError("This acknowledge link has already been used.")
-        closed = acknowledge_pages(incident=incident, by=by, person=person, via="link in the page message")
+        if use_link:
+            try:
+                with transaction.atomic():
+                    AcknowledgeLinkUse.objects.create(nonce=notification.ack_nonce, notification=notification)
+            except IntegrityError:
+                raise LinkError("This acknowledge link has already been used.")
+        closed = acknowledge_pages(incident=incident, by=by, person=person, via=via)
         if incident.acknowledged_at is None and incident.status != "closed":
             incident_services.acknowledge_incident(incident=incident, by=by)
     page = Page.objects.select_related("acknowledged_by", "acknowledged_by_person").filter(pk=notification.page_id)

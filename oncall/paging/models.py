@@ -2,7 +2,7 @@
 
 - Page: one paging run of an incident through an escalation policy. Its deadline (`escalate_at`) is an indexed
   column; the escalation tick claims due rows with SELECT ... FOR UPDATE SKIP LOCKED.
-- Notification: the outbox. One row per (page, level, repeat, recipient, channel) under a unique idempotency key,
+- Notification: the outbox. One row per (page, level, repeat, recipient, notification rule) under a unique key,
   written in the same transaction as the state change that caused it; senders claim, send and mark them sent.
 - Reminder: a guide reminder (update cadence missed, close after 24 h resolved) that fired, one row per deadline,
   so each fires once.
@@ -72,6 +72,16 @@ class Page(models.Model):
     acknowledged_via = models.CharField(max_length=40, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     stop_reason = models.CharField(max_length=200, blank=True)
+    # Added responders: someone on the incident paged another team (through its escalation policy) or one
+    # person, with a message. The incident's own paging run has is_added False.
+    is_added = models.BooleanField(default=False)
+    target_person = models.ForeignKey(
+        "oncall.Person", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    message = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = PageQuerySet.as_manager()
@@ -91,12 +101,21 @@ class Page(models.Model):
         constraints = [
             # One escalating run per incident: a severity raise stops the old page before starting a new one.
             models.UniqueConstraint(
-                fields=["incident"], condition=Q(state__in=["active", "exhausted"]), name="one_open_page_per_incident"
+                fields=["incident"],
+                condition=Q(state__in=["active", "exhausted"], is_added=False),
+                name="one_open_page_per_incident",
             ),
         ]
 
     def __str__(self):
         return f"Page {self.pk} of incident {self.incident_id} ({self.get_state_display()})"
+
+    @property
+    def target_label(self) -> str:
+        """Whom an added-responder page is for."""
+        if self.target_person_id:
+            return str(self.target_person)
+        return str(self.team) if self.team_id else "—"
 
     @property
     def is_open(self) -> bool:
@@ -171,7 +190,35 @@ class Channel(models.TextChoices):
     SMS = "sms", "SMS"
     VOICE = "voice", "Phone call"
     CHAT = "chat", "Chat message"
+    PUSH = "push", "Push / other (Apprise)"
     WEBHOOK = "webhook", "Outgoing webhook"
+
+
+class Receipt(models.TextChoices):
+    """What is known about a sent message after it left the outbox, in the order it can only move forward:
+    logged or handed to a provider, then the provider's receipts (queued, sent), then one final answer."""
+
+    LOGGED = "logged", "Logged, not delivered"
+    HANDED = "handed", "Handed to provider"
+    QUEUED = "queued", "Queued at provider"
+    SENT = "sent", "Sent by provider"
+    DELIVERED = "delivered", "Delivered"
+    ANSWERED = "answered", "Answered"
+    FAILED = "failed", "Failed"
+    NO_ANSWER = "no_answer", "No answer"
+
+
+RECEIPT_RANK = {
+    Receipt.LOGGED: 1,
+    Receipt.HANDED: 1,
+    Receipt.QUEUED: 2,
+    Receipt.SENT: 3,
+    Receipt.DELIVERED: 4,
+    Receipt.ANSWERED: 4,
+    Receipt.FAILED: 4,
+    Receipt.NO_ANSWER: 4,
+}
+UNREACHED_RECEIPTS = (Receipt.FAILED, Receipt.NO_ANSWER)
 
 
 class Notification(models.Model):
@@ -181,7 +228,7 @@ class Notification(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         STANDBY = "standby", "Standby (fallback if an earlier method fails)"
-        SENT = "sent", "Sent"
+        SENT = "sent", "Left the outbox"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
@@ -227,6 +274,16 @@ class Notification(models.Model):
         help_text="Delivered inside this notification's message (rate limit: one message a minute per contact).",
     )
     ack_nonce = models.CharField(max_length=32, default="", blank=True, editable=False)
+    # A short code for SMS replies ("ACK 4821"): the reply's sender number and this code find the notification.
+    ack_code = models.CharField(max_length=8, default="", blank=True, editable=False)
+    rule = models.ForeignKey(
+        "oncall.NotificationRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # What is known after sending: the backend's answer, then the provider's status callbacks (forward only).
+    receipt = models.CharField(max_length=10, choices=Receipt.choices, blank=True, default="")
+    receipt_at = models.DateTimeField(null=True, blank=True)
+    provider_status = models.CharField(max_length=20, blank=True, default="", help_text="As the provider said it.")
+    provider_id = models.CharField(max_length=64, blank=True, default="", help_text="Message or call SID.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -238,6 +295,12 @@ class Notification(models.Model):
             models.Index(fields=["channel", "address", "-sent_at"], name="notification_rate_idx"),
             models.Index(fields=["incident", "-created_at"], name="notification_incident_idx"),
             models.Index(fields=["person", "-created_at"], name="notification_person_idx"),
+            models.Index(fields=["provider_id"], condition=~Q(provider_id=""), name="notification_provider_idx"),
+            models.Index(
+                fields=["address", "ack_code"],
+                condition=Q(channel="sms", status="sent"),
+                name="notification_sms_ack_idx",
+            ),
         ]
 
     def __str__(self):
@@ -250,6 +313,24 @@ class Notification(models.Model):
     @staticmethod
     def new_nonce() -> str:
         return secrets.token_hex(16)
+
+    @staticmethod
+    def new_ack_code() -> str:
+        return f"{secrets.randbelow(9000) + 1000}"
+
+    @property
+    def state_label(self) -> str:
+        """What a person is told: the outbox status until the row leaves the outbox, then the receipt."""
+        if self.status == self.Status.SENT and self.receipt:
+            return self.get_receipt_display()
+        if self.status == self.Status.SENT:
+            return "Handed to provider"
+        return self.get_status_display()
+
+    @property
+    def is_unreached(self) -> bool:
+        """Shown in red: logged only, failed, or not answered."""
+        return self.status == self.Status.FAILED or self.receipt in (Receipt.LOGGED, *UNREACHED_RECEIPTS)
 
 
 class AcknowledgeLinkUse(models.Model):

@@ -18,9 +18,9 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from incidents import events
-from incidents.models import EntryKind, Incident, Role, RoleAssignment, Status
-from oncall.models import ContactMethod, Person
+from incidents import timeline
+from incidents.models import Incident, Role, RoleAssignment, Status
+from oncall.models import NotificationRule, Person
 
 from .models import Channel, Notification, Page, Reminder
 from .services import _wake_senders_on_commit, person_notifications
@@ -49,13 +49,7 @@ def note_missed_acknowledge_targets(*, now: datetime | None = None, limit: int =
         for page in pages:
             page.acknowledge_target_missed_at = now
             page.save(update_fields=["acknowledge_target_missed_at"])
-            events.record(
-                page.incident,
-                kind=EntryKind.SYSTEM,
-                body=f"Acknowledge target missed: nobody acknowledged within {target} minutes of being paged "
-                f"(due {page.acknowledge_due_at:%H:%M} UTC). Escalation continues.",
-                is_key_event=True,
-            )
+            timeline.record(timeline.acknowledge_target_missed(page.incident, page=page, target_minutes=target))
     return len(pages)
 
 
@@ -73,9 +67,15 @@ def _recipients(incident: Incident, roles) -> list:
         seen.add(assignment.holder_id)
         found.append((Role(assignment.role).label, assignment.holder))
     people = {p.user_id: p for p in Person.objects.filter(user_id__in=seen, is_active=True)}
+    # A reminder is not a page: it goes out once, by the person's immediate rules (those with no delay).
     methods: dict[int, list] = {}
-    for method in ContactMethod.objects.filter(person__in=people.values(), is_active=True).order_by("position"):
-        methods.setdefault(method.person_id, []).append(method)
+    rules = (
+        NotificationRule.objects.filter(person__in=people.values(), contact_method__is_active=True, delay_minutes=0)
+        .select_related("contact_method")
+        .order_by("contact_method__position", "pk")
+    )
+    for rule in rules:
+        methods.setdefault(rule.person_id, []).append(rule)
     return [(label, user, people.get(user.pk), methods) for label, user in found]
 
 
@@ -92,7 +92,7 @@ def _remind(reminder: Reminder, incident: Incident, roles, *, subject: str, mess
         key = f"reminder:{reminder.pk}:u{user.pk}"
         name = user.get_full_name() or user.get_username()
         if person is not None:
-            made = person_notifications(person, methods=methods.get(person.pk, []), at=now, key_prefix=key, **common)
+            made = person_notifications(person, rules=methods.get(person.pk, []), at=now, key_prefix=key, **common)
         elif user.email:
             made = [
                 Notification(
@@ -146,11 +146,13 @@ def remind_update_cadence(*, now: datetime | None = None, limit: int = 100) -> i
                 f"{settings.SITE_URL}{incident.get_absolute_url()}",
                 now=now,
             )
-            who = ", ".join(names) if names else "nobody (no Incident Commander or Communications Lead to remind)"
-            events.record(
-                incident,
-                kind=EntryKind.SYSTEM,
-                body=f"Internal update overdue (due {due}{every}). Reminded: {who}.",
+            timeline.record(
+                timeline.update_overdue(
+                    incident,
+                    due_at=incident.next_update_due_at,
+                    cadence_minutes=_minutes(cadence) if cadence else None,
+                    reminded=names,
+                )
             )
     return len(incidents)
 
@@ -189,13 +191,7 @@ def remind_to_close(*, now: datetime | None = None, limit: int = 100) -> int:
                 f"{settings.SITE_URL}{incident.get_absolute_url()}",
                 now=now,
             )
-            who = ", ".join(names) if names else "nobody (no Incident Commander)"
-            events.record(
-                incident,
-                kind=EntryKind.SYSTEM,
-                body=f"Resolved for 24 hours: time to complete the closure checklist ({open_items} open) and close. "
-                f"Reminded: {who}.",
-            )
+            timeline.record(timeline.close_reminder(incident, open_items=open_items, reminded=names))
     return len(incidents)
 
 

@@ -23,22 +23,33 @@ from functools import partial
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from django.utils.html import escape
 
-from incidents import events
-from incidents.audit.context import current_actor, current_context
-from incidents.audit.models import AuditAction, AuditRecord
-from incidents.audit.recorder import object_type, redact, safe_repr, snapshot, to_json
-from incidents.models import EntryKind, Incident, TimelineEntry
+from incidents import access, timeline
+from incidents.audit.recorder import BulkRecorder, snapshot
+from incidents.errors import DomainError, PermissionDenied
+from incidents.models import Incident, TimelineEntry
 from oncall import selectors as oncall_selectors
+from oncall import services as oncall_services
 from oncall.escalation import escalation_times
-from oncall.models import ContactMethod, EscalationLevel, EscalationTarget, Hotline, Person, Rotation, Team
+from oncall.models import (
+    ContactMethod,
+    EscalationLevel,
+    EscalationTarget,
+    Hotline,
+    NotificationRule,
+    Person,
+    Rotation,
+    Team,
+)
 
+from . import channels
 from .models import Channel, Notification, Page, WebhookEndpoint
 
 logger = logging.getLogger("oncall.paging")
 
 CLOSED_PAGE_STATES = (Page.State.ACKNOWLEDGED, Page.State.STOPPED)
+# For a person with no notification rules: what the directory entry allows, the seeded defaults' shape.
+DEFAULT_RULES = ((Channel.SMS, timedelta(0)), (Channel.EMAIL, timedelta(0)), (Channel.VOICE, timedelta(minutes=3)))
 
 
 # --- recipients ----------------------------------------------------------------------------------------------
@@ -62,7 +73,7 @@ class EscalationContext:
         self._levels: dict[int, list[EscalationLevel]] = {}
         self._plans: dict[int, list] = {}
         self._teams: dict[int, Team] = {}
-        self._methods: dict[int, list[ContactMethod]] = {}
+        self._rules: dict[int, list[NotificationRule]] = {}
         self._endpoints: list[WebhookEndpoint] | None = None
 
     def levels(self, policy_id: int | None) -> list[EscalationLevel]:
@@ -88,7 +99,7 @@ class EscalationContext:
 
     def prepare(self, pages: list[Page], *, window_start: datetime | None = None) -> None:
         """Load everything the pages' escalations can need: 3 queries for levels, 3 for rotations, 1 for teams,
-        1 for contact methods, 1 for webhook endpoints."""
+        1 for notification rules (with their contact methods), 1 for webhook endpoints."""
         self._load_levels({page.policy_id for page in pages})
         team_ids = {page.team_id for page in pages if page.team_id}
         for page in pages:
@@ -114,8 +125,8 @@ class EscalationContext:
             for plan in plans:
                 for members in plan.members.values():
                     people.update(person.pk for person in members)
-                for timeline in plan._overrides.values():
-                    people.update(override.person_id for override in timeline.overrides)
+                for override_timeline in plan._overrides.values():
+                    people.update(override.person_id for override in override_timeline.overrides)
         for team in self._teams.values():
             if team.team_lead_id:
                 people.add(team.team_lead_id)
@@ -129,20 +140,24 @@ class EscalationContext:
         self.load_methods(people)
 
     def load_methods(self, person_ids) -> None:
-        missing = {pk for pk in person_ids if pk and pk not in self._methods}
+        """The people's notification rules whose contact method is active, earliest first, in one query."""
+        missing = {pk for pk in person_ids if pk and pk not in self._rules}
         if not missing:
             return
         for pk in missing:
-            self._methods[pk] = []
-        for method in ContactMethod.objects.filter(person_id__in=missing, is_active=True).order_by(
-            "person_id", "position", "pk"
-        ):
-            self._methods[method.person_id].append(method)
+            self._rules[pk] = []
+        rules = (
+            NotificationRule.objects.filter(person_id__in=missing, contact_method__is_active=True)
+            .select_related("contact_method")
+            .order_by("person_id", "delay_minutes", "contact_method__position", "pk")
+        )
+        for rule in rules:
+            self._rules[rule.person_id].append(rule)
 
-    def methods(self, person: Person) -> list[ContactMethod]:
-        if person.pk not in self._methods:
+    def rules(self, person: Person) -> list[NotificationRule]:
+        if person.pk not in self._rules:
             self.load_methods([person.pk])
-        return self._methods[person.pk]
+        return self._rules[person.pk]
 
     def team(self, team_id: int | None) -> Team | None:
         if team_id is None:
@@ -196,35 +211,44 @@ def _person_address(person: Person, channel: str) -> str:
         return person.email
     if channel in (Channel.SMS, Channel.VOICE):
         return person.phone
-    return person.chat_handle
+    if channel == Channel.CHAT:
+        return person.chat_handle
+    return ""
 
 
 def person_notifications(
-    person: Person, *, methods: list[ContactMethod], at: datetime, key_prefix: str, label: str = "", **fields
+    person: Person, *, rules: list[NotificationRule], at: datetime, key_prefix: str, label: str = "", **fields
 ) -> list[Notification]:
-    """Outbox rows for one person: the first contact method at once (after its delay), later methods with a
-    delay as follow-ups, later methods without one on standby as the fallback when an earlier one fails."""
+    """Outbox rows for one person: one per notification rule, due `delay_minutes` after `at`. Every row fires at
+    its time unless the page is acknowledged first; a failed or unanswered one brings the next forward."""
     rows = []
-    options = [(m.position, m.channel, m.address or _person_address(person, m.channel), m.delay) for m in methods]
+    options = [
+        (rule.pk, rule.contact_method, rule.contact_method.channel, rule.delay)
+        for rule in rules
+        if rule.contact_method.is_active
+    ]
     if not options:
-        # No contact methods recorded: the person's own email, else phone, is better than silence.
-        if person.email:
-            options = [(0, Channel.EMAIL, person.email, timedelta(0))]
-        elif person.phone:
-            options = [(0, Channel.SMS, person.phone, timedelta(0))]
-    for index, (position, channel, address, delay) in enumerate(options):
-        standby = index > 0 and not delay
+        # No rules recorded (a person created outside the admin): email and SMS at once, a call after 3 minutes,
+        # from whatever the directory entry holds, is better than silence.
+        options = [(None, None, channel, delay) for channel, delay in DEFAULT_RULES]
+    for rule_id, method, channel, delay in options:
+        address = (method.address if method is not None else "") or _person_address(person, channel)
+        if method is None and not address:
+            continue
         rows.append(
             Notification(
-                idempotency_key=f"{key_prefix}:p{person.pk}:{channel}:{position}",
+                idempotency_key=f"{key_prefix}:p{person.pk}:"
+                + (f"r{rule_id}" if rule_id else f"d{channel}{int(delay.total_seconds())}"),
                 person=person,
+                rule_id=rule_id,
                 recipient=(label or str(person))[:200],
                 channel=channel,
                 address=address or "",
-                method_position=position,
-                status=Notification.Status.STANDBY if standby else Notification.Status.PENDING,
-                scheduled_for=None if standby else at + delay,
+                method_position=int(delay.total_seconds() // 60),
+                status=Notification.Status.PENDING,
+                scheduled_for=at + delay,
                 ack_nonce=Notification.new_nonce(),
+                ack_code=Notification.new_ack_code(),
                 **fields,
             )
         )
@@ -245,6 +269,7 @@ def _hotline_notifications(hotline: Hotline, *, at: datetime, key_prefix: str, *
                     address=address,
                     scheduled_for=at,
                     ack_nonce=Notification.new_nonce(),
+                    ack_code=Notification.new_ack_code(),
                     **fields,
                 )
             )
@@ -325,8 +350,8 @@ def _update_page_timers(pages: list[Page]) -> None:
 class EscalationWrites:
     """What escalations write, flushed in a handful of statements however many pages a batch holds: page updates
     (bulk_update), system timeline entries and outbox rows (bulk_create), and the audit records of the page
-    changes and timeline entries. Bulk writes bypass the audit signals, so the records are written here with the
-    same fields the audit recorder writes (incidents.audit.recorder.record_change)."""
+    changes and timeline entries. Bulk writes bypass the audit signals: their records go through the audit trail's
+    BulkRecorder, one statement."""
 
     def __init__(self):
         self.pages: dict[int, tuple[Page, dict]] = {}
@@ -337,66 +362,27 @@ class EscalationWrites:
         if page.pk not in self.pages:
             self.pages[page.pk] = (page, snapshot(page))
 
-    def entry(self, incident: Incident, body: str, *, is_key_event: bool = False) -> None:
-        # As incidents.events.record writes it (kind system, no author), except that the HTML of these plain-text
-        # lines is the escaped paragraph Markdown would make of them: the same for text without Markdown syntax
-        # (names with * or _ stay literal), at a hundredth of the cost when a tick writes thousands.
-        self.entries.append(
-            TimelineEntry(
-                incident=incident,
-                kind=EntryKind.SYSTEM,
-                body=body,
-                body_html=f"<p>{escape(body)}</p>",
-                occurred_at=timezone.now(),
-                is_key_event=is_key_event,
-            )
-        )
+    def entry(self, entry: TimelineEntry) -> None:
+        """A timeline entry built by incidents.timeline, inserted with the others at flush."""
+        self.entries.append(entry)
 
     def flush(self) -> None:
-        context, actor = current_context(), current_actor()
-        audit = []
-
-        def record(action, obj, *, before=None, after=None):
-            audit.append(
-                AuditRecord(
-                    actor=actor if actor is not None and actor.pk else None,
-                    actor_username=actor.get_username() if actor is not None else "",
-                    action=action,
-                    object_type=object_type(type(obj)),
-                    object_id=str(obj.pk),
-                    object_repr=safe_repr(obj)[:200],
-                    incident_id=obj.incident_id,
-                    before=to_json(redact(before)) if before is not None else None,
-                    after=to_json(redact(after)) if after is not None else None,
-                    source=context.source,
-                    request_id=context.request_id,
-                    ip_address=context.ip_address,
-                )
-            )
-
+        audit = BulkRecorder()
         changed_pages = []
         for page, before in self.pages.values():
             after = snapshot(page)
-            changed = [name for name in before if before[name] != after.get(name)]
-            if changed:
+            if audit.changed(page, before=before, after=after, incident_id=page.incident_id):
                 changed_pages.append(page)
-                record(
-                    AuditAction.CHANGED,
-                    page,
-                    before={name: before[name] for name in changed},
-                    after={name: after[name] for name in changed},
-                )
         if changed_pages:
             _update_page_timers(changed_pages)
         if self.entries:
-            TimelineEntry.objects.bulk_create(self.entries)
+            timeline.record_all(self.entries)
             for entry in self.entries:
-                record(AuditAction.CREATED, entry, after=snapshot(entry))
+                audit.created(entry, incident_id=entry.incident_id)
         if self.notifications:
             Notification.objects.bulk_create(self.notifications, ignore_conflicts=True)
             _wake_senders_on_commit()
-        if audit:
-            AuditRecord.objects.bulk_create(audit)
+        audit.flush()
         self.pages, self.entries, self.notifications = {}, [], []
 
 
@@ -405,14 +391,12 @@ def start_paging(*, incident: Incident, by, reason: str = "declared") -> Page | 
     policy when no team owns its services). An open page of the incident is stopped first (superseded).
     Call inside the transaction that holds the incident row (declare_incident, change_severity)."""
     now = timezone.now()
-    superseded = stop_paging(incident=incident, by=by, reason=f"superseded: paging restarted ({reason})", quiet=True)
+    superseded = stop_paging(
+        incident=incident, by=by, reason=f"superseded: paging restarted ({reason})", quiet=True, only_primary=True
+    )
     team, policy = paged_team_and_policy(incident)
     if policy is None:
-        events.record(
-            incident,
-            kind=EntryKind.SYSTEM,
-            body="Nobody was paged: there is no escalation policy for the owning team and no default policy.",
-        )
+        timeline.record(timeline.paging_unavailable(incident))
         return None
     page = Page.objects.create(
         incident=incident,
@@ -423,12 +407,10 @@ def start_paging(*, incident: Incident, by, reason: str = "declared") -> Page | 
         pass_started_at=now,
         escalate_at=now,
     )
-    who = f" for {team}" if team else ""
-    events.record(
-        incident,
-        kind=EntryKind.SYSTEM,
-        body=f"Paging started{who} ({incident.severity.level}, {policy})"
-        + ("; the previous page is superseded." if superseded else "."),
+    timeline.record(
+        timeline.paging_started(
+            incident, page=page, team=team, policy=policy, superseded=bool(superseded), reason=reason
+        )
     )
     writes = EscalationWrites()
     advance_page(page, EscalationContext(now), writes)
@@ -436,8 +418,13 @@ def start_paging(*, incident: Incident, by, reason: str = "declared") -> Page | 
     return page
 
 
-def _close_pages(incident: Incident, *, state: str, by=None, person=None, via="", reason="") -> list[Page]:
-    pages = list(Page.objects.select_for_update().filter(incident=incident, state__in=Page.OPEN_STATES))
+def _close_pages(
+    incident: Incident, *, state: str, by=None, person=None, via="", reason="", only_primary=False
+) -> list[Page]:
+    pages = Page.objects.select_for_update().filter(incident=incident, state__in=Page.OPEN_STATES)
+    if only_primary:
+        pages = pages.filter(is_added=False)
+    pages = list(pages)
     if not pages:
         return []
     now = timezone.now()
@@ -474,26 +461,25 @@ def acknowledge_pages(*, incident: Incident, by, person: Person | None = None, v
     if person is None and by is not None:
         person = Person.objects.filter(user=by).first()
     pages = _close_pages(incident, state=Page.State.ACKNOWLEDGED, by=by, person=person, via=via)
+    if incident.acknowledged_at is None and incident.status != "closed":
+        # The incident's first acknowledgement follows in the same transaction (acknowledge_incident) and is the
+        # one timeline entry; the page keeps who, when and through which channel.
+        return pages
     for page in pages:
         who = person or by
         name = str(who) if who is not None else "the portal"
         if by is not None and person is None:
             name = by.get_full_name() or by.get_username()
-        level = f" at level {page.level_number}" if page.level_number else ""
-        events.record(
-            incident,
-            kind=EntryKind.SYSTEM,
-            body=f"Paging acknowledged by {name}{level} ({via}); escalation stopped.",
-            by=by,
-        )
+        timeline.record(timeline.page_acknowledged(incident, page=page, name=name, via=via, by=by, person=person))
     return pages
 
 
-def stop_paging(*, incident: Incident, by, reason: str, quiet: bool = False) -> list[Page]:
-    """Stop every open page of the incident (resolved, closed, superseded by a new page)."""
-    pages = _close_pages(incident, state=Page.State.STOPPED, reason=reason)
+def stop_paging(*, incident: Incident, by, reason: str, quiet: bool = False, only_primary: bool = False) -> list[Page]:
+    """Stop every open page of the incident (resolved, closed), or only its own paging run (superseded by a new
+    page: added responders go on being paged)."""
+    pages = _close_pages(incident, state=Page.State.STOPPED, reason=reason, only_primary=only_primary)
     if pages and not quiet:
-        events.record(incident, kind=EntryKind.SYSTEM, body=f"Paging stopped: {reason}.", by=by)
+        timeline.record(timeline.paging_stopped(incident, reason=reason, pages=pages, by=by))
     return pages
 
 
@@ -511,6 +497,7 @@ def _level_notifications(page: Page, level: EscalationLevel, position: int, at: 
         "purpose": Notification.Purpose.PAGE,
         "level": position,
         "repeat": page.repeat,
+        "message": page.message,
     }
     for target in level.targets.all():
         recipient = context.resolve(target, at, page.team_id)
@@ -520,7 +507,7 @@ def _level_notifications(page: Page, level: EscalationLevel, position: int, at: 
         elif recipient.person is not None:
             made = person_notifications(
                 recipient.person,
-                methods=context.methods(recipient.person),
+                rules=context.rules(recipient.person),
                 at=at,
                 key_prefix=key_prefix,
                 label=recipient.label,
@@ -528,7 +515,7 @@ def _level_notifications(page: Page, level: EscalationLevel, position: int, at: 
             )
         if made:
             rows.extend(made)
-            channels = ", ".join(row.get_channel_display() for row in made if row.status == Notification.Status.PENDING)
+            channels = ", ".join(_when(row, at) for row in made if row.status == Notification.Status.PENDING)
             reached.append(f"{recipient.label} ({channels})")
         else:
             unreachable.append(recipient.label)
@@ -549,6 +536,11 @@ def _level_notifications(page: Page, level: EscalationLevel, position: int, at: 
     return rows, reached, unreachable
 
 
+def _when(row: Notification, at: datetime) -> str:
+    minutes = int((row.scheduled_for - at).total_seconds() // 60) if row.scheduled_for else 0
+    return row.get_channel_display() + (f" after {minutes} min" if minutes > 0 else "")
+
+
 def _fire_level(page: Page, levels, index: int, at: datetime, context, writes) -> list[Notification]:
     level = levels[index]
     rows, reached, unreachable = _level_notifications(page, level, index, at, context)
@@ -556,13 +548,17 @@ def _fire_level(page: Page, levels, index: int, at: datetime, context, writes) -
     page.last_escalated_at = context.now
     if page.acknowledge_due_at is None:
         page.acknowledge_due_at = at + settings.ACKNOWLEDGE_TARGET
-    lines = [f"Paged level {index + 1} ({level.name})"]
-    if page.repeat:
-        lines[0] += f", repeat {page.repeat + 1} of {settings.PAGING_REPEAT_POLICY_TIMES}"
-    lines[0] += ": " + ("; ".join(reached) if reached else "nobody could be reached") + "."
-    if unreachable:
-        lines.append("Not reachable: " + "; ".join(unreachable) + ".")
-    writes.entry(page.incident, " ".join(lines))
+    writes.entry(
+        timeline.level_paged(
+            page,
+            level=index,
+            level_name=level.name,
+            repeat=page.repeat,
+            passes=settings.PAGING_REPEAT_POLICY_TIMES,
+            reached=reached,
+            unreachable=unreachable,
+        )
+    )
     return rows
 
 
@@ -582,12 +578,8 @@ def _alert_hotlines(page: Page, context, writes) -> list[Notification]:
                 repeat=page.repeat,
             )
         )
-    names = ", ".join(str(h) for h in hotlines) or "none configured"
     writes.entry(
-        page.incident,
-        f"Nobody acknowledged after {settings.PAGING_REPEAT_POLICY_TIMES} passes through the escalation "
-        f"policy: alerting the escalation hotlines ({names}).",
-        is_key_event=True,
+        timeline.hotlines_alerted(page, hotlines=[str(h) for h in hotlines], passes=settings.PAGING_REPEAT_POLICY_TIMES)
     )
     page.hotlines_alerted_at = context.now
     page.state = Page.State.EXHAUSTED
@@ -624,6 +616,12 @@ def advance_page(page: Page, context: EscalationContext, writes: EscalationWrite
                 page.escalate_at = times[-1] + settings.ACKNOWLEDGE_TARGET
             continue
         # The pass is over and its last level's acknowledge target has passed.
+        if page.is_added and (not levels or page.repeat + 1 >= settings.PAGING_REPEAT_POLICY_TIMES):
+            # An added team that never acknowledged: said on the timeline; the hotlines are the incident's own
+            # paging run's last resort, not every added team's.
+            page.state, page.escalate_at = Page.State.EXHAUSTED, None
+            writes.entry(timeline.added_page_unanswered(page, target=page.target_label))
+            break
         if not levels or page.repeat + 1 >= settings.PAGING_REPEAT_POLICY_TIMES:
             rows.extend(_alert_hotlines(page, context, writes))
             break
@@ -672,3 +670,135 @@ def run_escalation_tick(*, budget_seconds: float = 20.0, batch: int = 200) -> in
         if done < batch:
             break
     return total
+
+
+def escalate_now(*, page_id: int, person: Person | None, via: str) -> Page:
+    """Someone paged asked to escalate ("press 2" on a call): the page's next step fires now and its later steps
+    move up by the same time. Locks the incident, then the page, like every paging change."""
+    with transaction.atomic():
+        incident_id = Page.objects.values_list("incident_id", flat=True).get(pk=page_id)
+        Incident.objects.select_for_update().filter(pk=incident_id).first()
+        page = Page.objects.select_for_update().select_related("incident", "severity").get(pk=page_id)
+        if page.state != Page.State.ACTIVE:
+            raise DomainError(f"This page is {page.get_state_display().lower()}; nothing to escalate.")
+        now = timezone.now()
+        context = EscalationContext(now)
+        levels = context.levels(page.policy_id)
+        writes = EscalationWrites()
+        writes.track(page)
+        times = escalation_times([level.delay for level in levels], page.severity, page.pass_started_at)
+        next_index = 0 if page.escalation_level is None else page.escalation_level + 1
+        if next_index < len(times) and times[next_index] > now:
+            page.pass_started_at -= times[next_index] - now
+        page.escalate_at = now
+        who = str(person) if person is not None else "Someone paged"
+        writes.entry(timeline.escalation_requested(page, name=who, via=via))
+        advance_page(page, context, writes)
+        writes.flush()
+    return page
+
+
+def send_test_page(*, contact_method: ContactMethod, by) -> channels.Handed:
+    """ "Send me a test page": one message through the contact method's real channel and backend, now, outside
+    the outbox (no incident, nothing to acknowledge). Raises DomainError with the channel's refusal."""
+    person = contact_method.person
+    if not oncall_services.can_edit_rules(by, person):
+        raise DomainError("Only the person or a manager can send a test page.")
+    address = contact_method.resolved_address
+    text = (
+        f"Test page for {person} from the incident portal by {contact_method.get_channel_display()}. "
+        f"Nothing is wrong; no reply is needed. {settings.SITE_URL}"
+    )
+    message = channels.OutgoingMessage(
+        channel=contact_method.channel,
+        address=address,
+        recipient=str(person),
+        subject="Test page from the incident portal",
+        text=text,
+        data={"event": "test", "spoken": f"Test page for {person}. Nothing is wrong", "test": True},
+    )
+    try:
+        return channels.send(message) or channels.Handed()
+    except channels.DeliveryError as error:
+        raise DomainError(f"The test page was not sent: {error}", field="contact_method") from error
+
+
+def add_responders(
+    *, incident: Incident, by, team: Team | None = None, person: Person | None = None, message: str = ""
+):
+    """Page another team (through its escalation policy: level 1 now, later levels until someone acknowledges) or
+    one person (by their notification rules), with a message. One open added page per team or person; the
+    incident's acknowledgement (from anyone, any channel) stops these pages too. Returns the new page."""
+    if not access.can_respond(by):
+        raise PermissionDenied("You need the responder role to add responders.")
+    if (team is None) == (person is None):
+        raise DomainError("Choose a team or a person to page.", field="team")
+    message = (message or "").strip()
+    if len(message) > 1000:
+        raise DomainError("Keep the message under 1,000 characters.", field="message")
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().select_related("severity").get(pk=incident.pk)
+        if incident.status in ("resolved", "closed"):
+            raise DomainError(f"{incident.reference} is {incident.get_status_display().lower()}.", field="incident")
+        open_added = Page.objects.filter(incident=incident, is_added=True, state__in=Page.OPEN_STATES)
+        now = timezone.now()
+        context = EscalationContext(now)
+        writes = EscalationWrites()
+        if team is not None:
+            if open_added.filter(team=team, target_person__isnull=True).exists():
+                raise DomainError(f"{team} is being paged for this incident already.", field="team")
+            policy = oncall_selectors.escalation_policy_for(team)
+            if policy is None:
+                raise DomainError(f"{team} has no escalation policy and there is no default policy.", field="team")
+            page = Page.objects.create(
+                incident=incident,
+                severity=incident.severity,
+                policy=policy,
+                team=team,
+                is_added=True,
+                message=message,
+                requested_by=by,
+                started_at=now,
+                pass_started_at=now,
+                escalate_at=now,
+            )
+            writes.entry(
+                timeline.responders_paged(
+                    incident, page=page, target=str(team), how=str(policy), message=message, by=by
+                )
+            )
+            advance_page(page, context, writes)
+        else:
+            if open_added.filter(target_person=person).exists():
+                raise DomainError(f"{person} is being paged for this incident already.", field="person")
+            page = Page.objects.create(
+                incident=incident,
+                severity=incident.severity,
+                target_person=person,
+                is_added=True,
+                message=message,
+                requested_by=by,
+                started_at=now,
+                pass_started_at=now,
+                escalate_at=None,
+                acknowledge_due_at=now + settings.ACKNOWLEDGE_TARGET,
+            )
+            rows = person_notifications(
+                person,
+                rules=context.rules(person),
+                at=now,
+                key_prefix=f"page:{page.pk}:added",
+                incident_id=incident.pk,
+                page=page,
+                purpose=Notification.Purpose.PAGE,
+                message=message,
+            )
+            channels_ = ", ".join(_when(row, now) for row in rows) or "no way to reach them"
+            writes.entry(
+                timeline.responders_paged(
+                    incident, page=page, target=str(person), how=channels_, message=message, by=by
+                )
+            )
+            writes.notifications.extend(rows)
+        writes.flush()
+    return page

@@ -102,10 +102,11 @@ def test_an_existing_local_account_with_the_same_email_is_not_taken_over(client,
     assert local.has_usable_password() and groups_of(local) == {"incident_manager"}
 
 
-def test_a_deactivated_account_cannot_sign_in_through_the_provider(client, sso):
+def test_a_deactivated_account_cannot_sign_in_through_the_provider(client, sso, provider_accounts):
     sign_in_at_provider(client, sso, login="bob", password="bob-at-the-idp")
     User.objects.filter(sso_identity__subject="bob").update(is_active=False)
     client.logout()
+    provider_accounts.set_groups("bob", ["ip-managers"])
 
     response = sign_in_at_provider(client, sso, login="bob", password="bob-at-the-idp")
 
@@ -113,6 +114,8 @@ def test_a_deactivated_account_cannot_sign_in_through_the_provider(client, sso):
     assert "_auth_user_id" not in client.session
     page = client.get("/accounts/login/").content.decode()
     assert "Sign-in with Test IdP did not succeed" in page
+    bob = User.objects.get(sso_identity__subject="bob")
+    assert groups_of(bob) == {"responder"} and not bob.is_staff  # nothing changed for a deactivated account
 
 
 def test_a_callback_without_a_started_sign_in_ends_on_the_login_page(client, sso):

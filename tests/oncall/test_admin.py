@@ -200,6 +200,7 @@ def test_person_with_invalid_phone_and_zone_is_a_form_error_and_valid_phone_is_n
         "user": "",
         "is_active": "on",
         **management("contact_methods", 0),
+        **management("notification_rules", 0),
     }
     response = admin_client.post(url(Person, "add"), data)
     html = response.content.decode()
@@ -209,19 +210,27 @@ def test_person_with_invalid_phone_and_zone_is_a_form_error_and_valid_phone_is_n
         {
             "contact_methods-0-position": "0",
             "contact_methods-0-channel": "sms",
-            "contact_methods-0-delay": "0:00:00",
             "contact_methods-0-is_active": "on",
             "contact_methods-1-position": "1",
-            "contact_methods-1-channel": "email",
-            "contact_methods-1-address": "oncall@vendor.example",
-            "contact_methods-1-delay": "0:02:00",
+            "contact_methods-1-channel": "push",
+            "contact_methods-1-address": "nosuchservice://token",
             "contact_methods-1-is_active": "on",
         }
     )
+    response = admin_client.post(url(Person, "add"), data)
+    assert response.status_code == 200 and "Apprise cannot use this URL" in response.content.decode()
+    assert not Person.objects.filter(name="Vendor Engineer").exists()
+    data.update({"contact_methods-1-channel": "email", "contact_methods-1-address": "oncall@vendor.example"})
     assert admin_client.post(url(Person, "add"), data).status_code == 302
     person = Person.objects.get(name="Vendor Engineer")
     assert person.phone == "+14155552671"
-    assert [m.channel for m in person.contact_methods_in_order()] == [ContactMethod.Channel.SMS, "email"]
+    assert [m.channel for m in person.contact_methods_in_order()] == [ContactMethod.Channel.SMS, "email", "voice"]
+    # Saved without rules: the defaults are seeded (SMS and email at once, a call 3 minutes after the page).
+    assert [(r.contact_method.channel, r.delay_minutes) for r in person.notification_rules.all()] == [
+        ("sms", 0),
+        ("email", 0),
+        ("voice", 3),
+    ]
 
 
 def test_escalation_target_without_its_hotline_is_a_form_error(admin_client):

@@ -1,20 +1,22 @@
 """Paging fixtures: a team owning a service, a weekly rotation, people with ordered contact methods."""
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
-from oncall.models import ContactMethod, Person, Slot, Team
+from oncall.models import ContactMethod, NotificationRule, Person, Slot, Team
 from tests.factories import ServiceFactory
 from tests.oncall.factories import PersonFactory, RotationFactory, TeamFactory, add_members
 
 
-def with_methods(person: Person, *channels, delays=None) -> Person:
-    """Ordered contact methods: with_methods(p, "email", "sms")."""
+def with_methods(person: Person, *channels, delays=None, addresses=None) -> Person:
+    """Contact methods with one notification rule each: with_methods(p, "email", "sms", delays={"sms": 2})."""
     delays = delays or {}
+    addresses = addresses or {}
     for position, channel in enumerate(channels):
-        ContactMethod.objects.create(
-            person=person, position=position, channel=channel, delay=timedelta(minutes=delays.get(channel, 0))
+        method = ContactMethod.objects.create(
+            person=person, position=position, channel=channel, address=addresses.get(channel, "")
         )
+        NotificationRule.objects.create(person=person, contact_method=method, delay_minutes=delays.get(channel, 0))
     return person
 
 

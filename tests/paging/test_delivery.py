@@ -13,6 +13,7 @@ import pytest
 import time_machine
 
 from incidents import services as incident_services
+from oncall.models import NotificationRule
 from oncall.paging import channels, delivery
 from oncall.paging.channels import OutgoingMessage, PermanentFailure, TemporaryFailure
 from oncall.paging.models import Notification, Page, WebhookEndpoint
@@ -121,13 +122,17 @@ def test_rate_limit_batches_a_contacts_messages_within_a_minute(clock, responder
     assert follower.status == Notification.Status.SENT and follower.batched_into == leader
 
 
-def test_temporary_failures_retry_with_backoff_then_fail_over_to_the_next_method(clock, responder, scripted, settings):
+def test_temporary_failures_retry_with_backoff_then_bring_the_next_rule_forward(clock, responder, scripted, settings):
     settings.PAGING_MAX_ATTEMPTS = 3
     settings.PAGING_RETRY_BACKOFF_SECONDS = 10
     team = paged_team(oncall_channels=("email", "sms"))
+    # Email at once, SMS 10 minutes after the page: the SMS waits for its time unless the email fails for good.
+    NotificationRule.objects.filter(person=team.oncall, contact_method__channel="sms").update(delay_minutes=10)
     incident = declare(by=responder, level="P1", services=[team.service])
     scripted.script = [TemporaryFailure("421 try later")] * 3
     email = Notification.objects.get(channel="email")
+    sms = Notification.objects.get(channel="sms")
+    assert sms.scheduled_for == MONDAY_10 + timedelta(minutes=10)
     assert delivery.deliver_due_notifications() == {"retry": 1}
     email.refresh_from_db()
     assert (email.attempts, email.scheduled_for) == (1, MONDAY_10 + timedelta(seconds=10))
@@ -139,11 +144,20 @@ def test_temporary_failures_retry_with_backoff_then_fail_over_to_the_next_method
     counts = delivery.deliver_due_notifications()
     email.refresh_from_db()
     assert email.status == Notification.Status.FAILED and "gave up after 3 attempts" in email.last_error
-    # The SMS on standby went out in the same run.
+    # The SMS rule was brought forward and went out in the same run, 9.5 minutes early.
     assert counts == {"retry": 1, "sent": 1}
     assert [m.channel for m in scripted.sent] == ["sms"]
     note = incident.timeline.filter(body__startswith="Could not notify").get()
-    assert "Trying their next contact method: SMS" in note.body and note.kind == "system"
+    assert "Trying their next notification rule now: SMS" in note.body and note.kind == "system"
+
+
+def test_every_rule_fires_sms_and_email_both_at_once(clock, responder, scripted):
+    """The defect of issue 13: SMS at position 0 and email at position 1, both with no delay, both go out."""
+    team = paged_team(oncall_channels=("sms", "email"))
+    declare(by=responder, level="P1", services=[team.service])
+    assert delivery.deliver_due_notifications() == {"sent": 2}
+    assert sorted(m.channel for m in scripted.sent) == ["email", "sms"]
+    assert set(Notification.objects.values_list("status", flat=True)) == {Notification.Status.SENT}
 
 
 def test_permanent_failure_is_recorded_and_shown_when_nothing_is_left(clock, responder, scripted):
@@ -154,7 +168,7 @@ def test_permanent_failure_is_recorded_and_shown_when_nothing_is_left(clock, res
     row = Notification.objects.get()
     assert row.status == Notification.Status.FAILED and row.last_error == "550 no such user"
     note = incident.timeline.filter(body__startswith="Could not notify").get()
-    assert "No other contact method is left to try" in note.body
+    assert "No other notification rule is left to try" in note.body
 
 
 def test_a_backend_bug_is_retried_not_fatal(clock, responder, scripted):
@@ -165,7 +179,7 @@ def test_a_backend_bug_is_retried_not_fatal(clock, responder, scripted):
     assert Notification.objects.get().last_error == "bug"
 
 
-def test_contact_method_delay_schedules_a_follow_up(clock, responder):
+def test_notification_rule_delay_schedules_a_follow_up(clock, responder):
     from tests.oncall.factories import PersonFactory, RotationFactory, TeamFactory, add_members
     from tests.paging.factories import with_methods
 

@@ -48,7 +48,10 @@ def test_acknowledge_from_the_panel_with_htmx(client, responder, paged):
     response = client.post(url, headers={"HX-Request": "true"})
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Acknowledged" in html and "Page acknowledged by" in html
+    # One acknowledgement, one line: who, when, through which channel and at which paging level.
+    assert "Acknowledged" in html and "via portal, paging level 1; escalation stopped" in html
+    assert "Page acknowledged by" not in html and html.count("cknowledged") == 1
+    assert incident.timeline.filter(body__icontains="acknowledged").count() == 1
     assert 'id="acknowledge-button"' not in html
     assert response["HX-Trigger"] == "timeline-refresh"
     assert Page.objects.get(incident=incident).state == Page.State.ACKNOWLEDGED

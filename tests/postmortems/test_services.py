@@ -118,10 +118,8 @@ def test_draft_root_cause_comes_from_the_five_whys(responder):
         by=responder,
     )
     incident_services.change_status(incident=incident, to="resolved", by=responder)
-    root_cause = postmortem_for(incident).root_cause
-    assert root_cause.startswith("Migration did not create the index.")
-    assert "Problem: API slow" in root_cause
-    assert "1. Why? Full table scans\n2. Why? Index missing" in root_cause
+    # The root cause is drafted; the whys are shown live from the incident (tests/postmortems/test_five_whys.py).
+    assert postmortem_for(incident).root_cause == "Migration did not create the index."
 
 
 def test_attendees_are_commander_technical_lead_and_responders(responder):

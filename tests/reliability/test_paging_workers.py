@@ -6,6 +6,7 @@ import random
 import subprocess
 import sys
 import time
+import zlib
 from collections import Counter
 from datetime import timedelta
 
@@ -31,7 +32,11 @@ def _declare_pages(count: int, *, due_in: float, prefix: str):
     by = ResponderFactory()
     pages = []
     for i in range(count):
-        team = paged_team(name=f"{prefix} {i}", oncall_channels=("email",), lead_channels=("email",))
+        # Two notification rules per person (email and SMS, both at once), each on its own number.
+        team = paged_team(name=f"{prefix} {i}", oncall_channels=("email", "sms"), lead_channels=("email", "sms"))
+        for offset, person in enumerate((team.oncall, team.lead)):
+            person.phone = f"+1415{zlib.crc32(prefix.encode()) % 1000:03d}{i:02d}{offset}0"
+            person.save(update_fields=["phone"])
         incident = declare(by=by, level="P1", services=[team.service], title=f"{prefix} incident {i}")
         page = Page.objects.get(incident=incident)
         due = timezone.now() + timedelta(seconds=due_in)
@@ -111,9 +116,10 @@ def test_kill_9_with_claimed_timers_and_unsent_notifications_loses_and_doubles_n
         claimer.wait(timeout=10)
         claimer.stdout.close()
     deliveries = _assert_each_sent_exactly_once(cluster)
-    # Level 0 (declared) and level 1 (escalated) of every page went out, to the engineer and to the team lead.
-    assert Notification.objects.filter(status=Notification.Status.SENT, level=1).count() == len(held + fresh)
-    assert Notification.objects.filter(status=Notification.Status.SENT, level=0).count() == len(held + fresh)
+    # Level 0 (declared) and level 1 (escalated) of every page went out, to the engineer and to the team lead,
+    # by both of their rules.
+    assert Notification.objects.filter(status=Notification.Status.SENT, level=1).count() == 2 * len(held + fresh)
+    assert Notification.objects.filter(status=Notification.Status.SENT, level=0).count() == 2 * len(held + fresh)
     victim_sends = [key for pid, key in cluster.started_sends() if pid == victim.pid]
     assert victim_sends and victim_sends[-1] in {key for _t, _p, key in deliveries}  # redone by the survivor
 
@@ -131,7 +137,7 @@ def test_flushed_redis_loses_no_escalation(make_cluster, redis_client):
     wait_until(lambda: _escalated(pages), timeout=SETTLE, message="every due escalation")
     wait_until(_settled, timeout=SETTLE, message="every notification handled")
     _assert_each_sent_exactly_once(cluster)
-    assert Notification.objects.filter(status=Notification.Status.SENT).count() == 2 * len(pages)
+    assert Notification.objects.filter(status=Notification.Status.SENT).count() == 4 * len(pages)
 
 
 def test_pending_work_with_no_worker_and_a_flushed_broker_is_caught_up_on_start(make_cluster, redis_client):
@@ -164,7 +170,7 @@ def test_the_same_celery_message_delivered_twice_sends_once(make_cluster):
         app.send_task("oncall.paging.tasks.deliver_notifications", task_id="same-again", queue="notifications")
     wait_until(_settled, timeout=SETTLE, message="deliveries")
     _assert_each_sent_exactly_once(cluster)
-    assert Notification.objects.filter(status=Notification.Status.SENT).count() == 2 * len(pages)
+    assert Notification.objects.filter(status=Notification.Status.SENT).count() == 4 * len(pages)
 
 
 def test_acknowledge_racing_the_escalation_never_lets_a_notification_out_after_it(make_cluster):

@@ -23,6 +23,7 @@ from incidents.models import (
     ChecklistPhase,
     DetectionSource,
     EntryKind,
+    EventType,
     Incident,
     Role,
     RoleAssignment,
@@ -225,7 +226,7 @@ class Command(BaseCommand):
             return
         PostMortem.objects.filter(incident=incident).delete()
         # The first draft's timeline note names the wrong due date; the new draft writes its own.
-        incident.timeline.filter(kind=EntryKind.SYSTEM, body__startswith="Post-mortem drafted").delete()
+        incident.timeline.filter(event_type=EventType.POSTMORTEM_DRAFTED).delete()
         last_entry = incident.timeline.aggregate(last=Max("id"))["last"] or 0
         ensure_draft_for(incident=incident, by=by)
         PostMortem.objects.filter(incident=incident).update(created_at=incident.resolved_at)
@@ -372,7 +373,10 @@ class Command(BaseCommand):
             body__regex=r"(Database migration deployed|Slow response alerts|declared|Root cause|Fix deployed|"
             r"Monitoring shows|Incident resolved)"
         ).update(is_key_event=True)
-        incident.timeline.filter(body__startswith="Slow response alerts").update(kind=EntryKind.ALERT)
+        # The scribe typed the alert in as a note; on the guide's timeline it is the alert.
+        incident.timeline.filter(body__startswith="Slow response alerts").update(
+            kind=EntryKind.ALERT, event_type=EventType.ALERT_ATTACHED
+        )
         self._redraft_postmortem(incident, ic)
         return incident
 

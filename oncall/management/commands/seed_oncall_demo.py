@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from incidents.models import Service
+from oncall import services
 from oncall.models import (
     ContactMethod,
     EscalationPolicy,
@@ -110,6 +111,8 @@ class Command(BaseCommand):
             person.save()
             for position, channel in enumerate([ContactMethod.Channel.SMS, ContactMethod.Channel.EMAIL]):
                 ContactMethod.objects.update_or_create(person=person, position=position, defaults={"channel": channel})
+            # SMS and email at once, a call after 3 minutes (kept as edited when the person has rules already).
+            services.seed_default_notification_rules(person=person)
             people[key] = person
         return people
 
@@ -182,3 +185,9 @@ class Command(BaseCommand):
                 EscalationPolicy.objects.filter(is_default=True).update(is_default=False)
             migration.seed(apps, None)
         Hotline.objects.filter(name="Engineering Manager", person__isnull=True).update(person=people["maria"])
+        # Every hotline gets an email, so the default `make run` (console email, SMS and calls only logged) reaches
+        # each one somewhere a person can read it.
+        for hotline in Hotline.objects.filter(email=""):
+            slug = "".join(ch if ch.isalnum() else "-" for ch in hotline.name.lower()).strip("-")
+            hotline.email = f"{slug}@example.com"
+            hotline.save(update_fields=["email"])

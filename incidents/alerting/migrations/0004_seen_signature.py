@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('alerting', '0002_drop_redundant_fk_indexes'),
+        ('alerting', '0003_heartbeats'),
     ]
 
     operations = [

@@ -1,0 +1,202 @@
+"""Heartbeat monitors: a job pings its URL at least every `period`; a ping missing for `period + grace` opens an alert
+group through the heartbeat integration (its routing rules decide: attach, declare or record), and the next ping
+resolves it. `/fail` opens the alert at once, `/start` records that a run began.
+
+A ping is the hot path (every cron job of a company pings): when no alert is open it is one UPDATE in autocommit.
+The missed-heartbeat check is a timer tick like the escalation tick: it claims due rows (`due_at`, a partial index)
+with SKIP LOCKED, marks them alerted and ingests the alerts in the same transaction, so an alert opens once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import Heartbeat, HeartbeatState, Integration, IntegrationKind, RouteAction
+from .parsers import AlertEventIn
+from .services import ingest_alert_events
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTEGRATION = "Heartbeat monitors"
+MAX_PERIOD = timedelta(days=31)
+MAX_GRACE = timedelta(days=7)
+MIN_PERIOD = timedelta(seconds=30)
+
+
+class HeartbeatError(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PingResult:
+    found: bool
+    state: str = ""
+    resolved_alert: bool = False
+
+
+def heartbeat_integration() -> Integration:
+    """The integration every heartbeat alert comes through; managers give it routing rules like any other."""
+    integration, _ = Integration.objects.get_or_create(
+        name=HEARTBEAT_INTEGRATION,
+        defaults={"kind": IntegrationKind.HEARTBEAT, "default_action": RouteAction.ATTACH},
+    )
+    return integration
+
+
+def check_schedule(*, period: timedelta | None, grace: timedelta | None) -> None:
+    if period is None:
+        raise HeartbeatError("period", "Give the period, e.g. 00:05:00 for a job that runs every five minutes.")
+    if not MIN_PERIOD <= period <= MAX_PERIOD:
+        raise HeartbeatError("period", "The period must be between 30 seconds and 31 days.")
+    if grace is None or not timedelta(0) <= grace <= MAX_GRACE:
+        raise HeartbeatError("grace", "The grace time must be between 0 and 7 days.")
+
+
+def create_heartbeat(*, name: str, period: timedelta, grace: timedelta = timedelta(minutes=1), **fields) -> Heartbeat:
+    check_schedule(period=period, grace=grace)
+    return Heartbeat.objects.create(name=name, period=period, grace=grace, **fields)
+
+
+def _event(heartbeat: Heartbeat, action: str, *, summary: str, at: datetime) -> AlertEventIn:
+    slug = heartbeat.service.slug if heartbeat.service_id else ""
+    labels = {"heartbeat": heartbeat.name}
+    if slug:
+        labels["service"] = slug
+    return AlertEventIn(
+        action=action,
+        dedup_key=heartbeat.dedup_key,
+        summary=summary,
+        severity=heartbeat.severity,
+        source="heartbeat",
+        labels=labels,
+        occurred_at=at,
+        service_slug=slug,
+    )
+
+
+def ping(public_id, *, now: datetime | None = None) -> PingResult:
+    """A successful run. Resolves the heartbeat's open alert, if any, and sets the next deadline."""
+    now = now or timezone.now()
+    # The common case, no alert open: one statement, no transaction of our own.
+    updated = Heartbeat.objects.filter(public_id=public_id, is_active=True, alert_open=False).update(
+        last_ping_at=now, due_at=now + F("period") + F("grace"), state=HeartbeatState.UP, ping_count=F("ping_count") + 1
+    )
+    if updated:
+        return PingResult(found=True, state=HeartbeatState.UP)
+    with transaction.atomic():
+        heartbeat = (
+            Heartbeat.objects.select_for_update(of=("self",))
+            .select_related("service")
+            .filter(public_id=public_id)
+            .first()
+        )
+        if heartbeat is None:
+            return PingResult(found=False)
+        heartbeat.last_ping_at = now
+        heartbeat.ping_count += 1
+        resolved = heartbeat.alert_open
+        if heartbeat.alert_open:
+            ingest_alert_events(
+                integration=heartbeat_integration(),
+                events=[_event(heartbeat, "resolve", summary=f"Heartbeat back: {heartbeat.name}", at=now)],
+            )
+            heartbeat.alert_open = False
+        if heartbeat.is_active:
+            heartbeat.state = HeartbeatState.UP
+            heartbeat.due_at = now + heartbeat.period + heartbeat.grace
+        else:
+            heartbeat.state = HeartbeatState.PAUSED
+            heartbeat.due_at = None
+        heartbeat.save(update_fields=["last_ping_at", "ping_count", "alert_open", "state", "due_at"])
+        return PingResult(found=True, state=heartbeat.state, resolved_alert=resolved)
+
+
+def start(public_id, *, now: datetime | None = None) -> PingResult:
+    """A run began (healthchecks.io's /start): recorded and shown; the deadline is unchanged."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        heartbeat = Heartbeat.objects.select_for_update().filter(public_id=public_id).first()
+        if heartbeat is None:
+            return PingResult(found=False)
+        heartbeat.last_start_at = now
+        fields = ["last_start_at"]
+        if heartbeat.is_active and not heartbeat.alert_open:
+            heartbeat.state = HeartbeatState.RUNNING
+            fields.append("state")
+        heartbeat.save(update_fields=fields)
+        return PingResult(found=True, state=heartbeat.state)
+
+
+def fail(public_id, *, now: datetime | None = None) -> PingResult:
+    """The job reports a failure: the alert opens now rather than when the deadline passes."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        heartbeat = (
+            Heartbeat.objects.select_for_update(of=("self",))
+            .select_related("service")
+            .filter(public_id=public_id)
+            .first()
+        )
+        if heartbeat is None:
+            return PingResult(found=False)
+        heartbeat.last_ping_at = now
+        fields = ["last_ping_at"]
+        if heartbeat.is_active:
+            if not heartbeat.alert_open:
+                summary = f"Heartbeat reported failure: {heartbeat.name}"
+                ingest_alert_events(
+                    integration=heartbeat_integration(), events=[_event(heartbeat, "trigger", summary=summary, at=now)]
+                )
+                heartbeat.alert_open = True
+                heartbeat.alerted_at = now
+                fields += ["alert_open", "alerted_at"]
+            heartbeat.state = HeartbeatState.FAILED
+            heartbeat.due_at = now + heartbeat.period + heartbeat.grace
+            fields += ["state", "due_at"]
+        heartbeat.save(update_fields=fields)
+        return PingResult(found=True, state=heartbeat.state)
+
+
+def open_missed_alerts(*, now: datetime | None = None, batch: int = 1000, budget_seconds: float = 20.0) -> int:
+    """The tick: every active heartbeat past its deadline without an open alert gets one. Returns how many."""
+    started = timezone.now()
+    total = 0
+    integration = None
+    while True:
+        moment = now or timezone.now()
+        with transaction.atomic():
+            due = list(
+                Heartbeat.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("service")
+                .filter(is_active=True, alert_open=False, due_at__lte=moment)
+                .order_by("due_at")[:batch]
+            )
+            if not due:
+                return total
+            integration = integration or heartbeat_integration()
+            events = [
+                _event(
+                    heartbeat,
+                    "trigger",
+                    summary=f"Heartbeat missed: {heartbeat.name} (no ping since "
+                    f"{(heartbeat.last_ping_at or heartbeat.created_at):%Y-%m-%d %H:%M} UTC)",
+                    at=heartbeat.due_at,
+                )
+                for heartbeat in due
+            ]
+            ingest_alert_events(integration=integration, events=events)
+            Heartbeat.objects.filter(pk__in=[heartbeat.pk for heartbeat in due]).update(
+                alert_open=True, alerted_at=now or timezone.now(), state=HeartbeatState.LATE
+            )
+        total += len(due)
+        if len(due) < batch or (timezone.now() - started).total_seconds() > budget_seconds:
+            return total

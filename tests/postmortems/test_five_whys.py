@@ -1,0 +1,45 @@
+"""Five whys recorded after resolution reach the post-mortem: it shows the incident's current five whys until it
+is published, and keeps the published ones after that."""
+
+import pytest
+
+from incidents import services as incident_services
+from incidents.models import Status
+from postmortems import services
+from postmortems.models import PostMortem
+from tests.factories import declare
+
+pytestmark = pytest.mark.django_db
+
+
+def whys(incident, by, *answers, root_cause=""):
+    incident_services.record_five_whys(
+        incident=incident, problem="API slow", whys=list(answers), root_cause=root_cause, by=by
+    )
+
+
+def test_post_mortem_shows_the_current_five_whys_until_published(client, responder):
+    incident = declare(by=responder)
+    whys(incident, responder, "Queries slow")
+    incident_services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    postmortem = PostMortem.objects.get(incident=incident)
+    client.force_login(responder)
+
+    # Finished after resolution: the draft copied nothing stale, the page shows the latest.
+    whys(incident, responder, "Queries slow", "Index missing", root_cause="Migration skipped the index.")
+    body = client.get(postmortem.get_absolute_url()).content.decode()
+    assert "Problem: API slow" in body and "Why? Index missing" in body
+
+    services.change_postmortem_status(postmortem=postmortem, to="in_review", by=responder)
+    services.change_postmortem_status(postmortem=postmortem, to="published", by=responder)
+    postmortem.refresh_from_db()
+    assert postmortem.five_whys == {
+        "problem": "API slow",
+        "whys": ["Queries slow", "Index missing"],
+        "root_cause": "Migration skipped the index.",
+    }
+
+    # Published: later edits on the incident no longer change the report.
+    whys(incident, responder, "Something else entirely")
+    body = client.get(postmortem.get_absolute_url()).content.decode()
+    assert "Why? Index missing" in body and "Something else entirely" not in body
