@@ -46,6 +46,7 @@ def timed(fn, runs=RUNS):
 
 
 def seed():
+    # Imported here, not at the top: this script sets up Django (settings, database) first.
     import time_machine
 
     from incidents import services

@@ -2,14 +2,24 @@
 claims due rows with SELECT ... FOR UPDATE SKIP LOCKED, so a lost message delays nothing beyond the next tick."""
 
 import os
+from importlib import import_module
 
 from celery import Celery
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incidentportal.settings")
 
 app = Celery("incidentportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def registered_task(name: str):
+    """The task registered under its dotted name, e.g. "postmortems.tasks.send_postmortem_report". Services enqueue
+    the tasks that call them through this rather than importing the tasks module, so a dependency points one way
+    (tasks -> services). Registering happens when the app is finalised (below: every app's tasks module is
+    imported); an unknown name raises NotRegistered at once, in tests too."""
+    return app.tasks[name]
 
 
 TICK_PACKAGES = (
@@ -19,6 +29,7 @@ TICK_PACKAGES = (
     "incidents.audit",
     "oncall",
     "oncall.paging",
+    "oncall.chatops",
     "oncall.health",
     "postmortems",
 )
@@ -28,10 +39,6 @@ def beat_ticks() -> list[tuple[str, str, float]]:
     """Every periodic tick as (name, dotted task path, seconds). Apps declare theirs in a module-level BEAT_TICKS
     list in their tasks module: [("name", "dotted.task.path"[, seconds]), ...]; without seconds a tick runs every
     TIMER_TICK_SECONDS. Beat schedules these; /healthz checks that each keeps running."""
-    from importlib import import_module
-
-    from django.conf import settings
-
     ticks = []
     for package in TICK_PACKAGES:
         try:

@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",
     "oncall",
     "oncall.paging",
+    "oncall.chatops",
     "oncall.health",
     "postmortems",
 ]
@@ -251,6 +252,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Timer ticks run on their own queue so slow channels (email, webhooks) can never starve escalations.
 CELERY_TASK_ROUTES = {
+    # Slack's trigger ids live 3 s: chat requests get their own worker, never queued behind an email send.
+    "oncall.chatops.tasks.process_inbound": {"queue": "chat"},
     "*.tick*": {"queue": "timers"},
     "*.*_tick": {"queue": "timers"},
     "*.send_*": {"queue": "notifications"},
@@ -307,6 +310,31 @@ PAGING_CHANNEL_BACKENDS = {
     "chat": env("PAGING_CHAT_BACKEND", "oncall.paging.channels.SlackWebhookBackend"),
     "webhook": env("PAGING_WEBHOOK_BACKEND", "oncall.paging.channels.WebhookBackend"),
 }
+
+# --- Chat-ops (oncall.chatops): Slack app and Mattermost slash command ------------------------------------------
+# Slack: a bot token (xoxb-...) and the app's signing secret. Empty token = the Slack integration is off.
+SLACK_BOT_TOKEN = env("SLACK_BOT_TOKEN", "")
+SLACK_SIGNING_SECRET = env("SLACK_SIGNING_SECRET", "")
+# The Web API base URL (tests point the real slack_sdk client at a local server).
+SLACK_API_BASE_URL = env("SLACK_API_BASE_URL", "https://slack.com/api/")
+# Your workspace's URL, for links to channels ("https://example.slack.com").
+SLACK_WORKSPACE_URL = env("SLACK_WORKSPACE_URL", "").rstrip("/")
+# Where declarations are announced, per severity: "P0=C0123,P1=C0123,P2=C0456" (P3 absent = not announced).
+SLACK_ANNOUNCEMENT_CHANNELS = dict(
+    item.split("=", 1) for item in env_list("SLACK_ANNOUNCEMENT_CHANNELS", "") if "=" in item
+)
+SLACK_ARCHIVE_ON_CLOSE = env_bool("SLACK_ARCHIVE_ON_CLOSE", True)
+# 429s: slack_sdk retries in-process after Retry-After this many times; past that the outbox row waits for it.
+SLACK_RATE_LIMIT_RETRIES = env_int("SLACK_RATE_LIMIT_RETRIES", 2)
+SLACK_TIMEOUT = env_int("SLACK_TIMEOUT", 10)
+CHATOPS_MAX_ATTEMPTS = env_int("CHATOPS_MAX_ATTEMPTS", 8)
+CHATOPS_RETRY_BACKOFF_SECONDS = env_int("CHATOPS_RETRY_BACKOFF_SECONDS", 5)
+# Mattermost: the slash command's token(s) (comma-separated) and, for channel posts, the server URL, a bot token
+# and the channel id to post to.
+MATTERMOST_COMMAND_TOKENS = env_list("MATTERMOST_COMMAND_TOKENS", "")
+MATTERMOST_URL = env("MATTERMOST_URL", "").rstrip("/")
+MATTERMOST_BOT_TOKEN = env("MATTERMOST_BOT_TOKEN", "")
+MATTERMOST_CHANNEL_ID = env("MATTERMOST_CHANNEL_ID", "")
 
 # --- Incident rules that are configuration, not data ---------------------------------------------------------
 # "Next business day" (the P3 response target) is computed against these.

@@ -32,6 +32,7 @@ urlpatterns = [
     path("audit/", include("incidents.audit.urls")),
     path("oncall/", include("oncall.urls")),
     path("paging/", include("oncall.paging.urls")),
+    path("chatops/", include("oncall.chatops.urls")),
     path("", include("postmortems.urls")),
     path("", include("incidents.urls")),
 ]

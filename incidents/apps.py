@@ -8,6 +8,7 @@ class IncidentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        # Imported here, not at the top: AppConfig modules load before the models permissions uses.
         from .permissions import grant_group_permissions
 
         # Connected for every app (no sender), so models that other areas add later reach the groups too.

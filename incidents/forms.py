@@ -1,6 +1,8 @@
 """Forms of the responder pages. They parse and label input; the rules live in incidents.services, whose
 DomainError is turned back into an error on the field it names (see views._apply_domain_error)."""
 
+import datetime as dt
+
 from django import forms
 from django.utils import timezone
 
@@ -311,8 +313,6 @@ class IncidentFilterForm(forms.Form):
 
     def filters(self) -> dict:
         """Dates become an inclusive day range [from 00:00, to+1 00:00) in the current time zone."""
-        import datetime as dt
-
         data = dict(self.cleaned_data)
         tz = timezone.get_current_timezone()
         if data.get("declared_from"):

@@ -15,6 +15,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from . import access
 from .business_hours import end_of_next_business_day
 
 
@@ -167,8 +168,6 @@ class IncidentQuerySet(models.QuerySet):
 def user_sees_restricted(user) -> bool:
     """The security team and the admin group see every restricted incident. Uses access.group_names, which
     caches the user's groups for the request, so the permission checks of the same page share its query."""
-    from . import access
-
     return bool({access.SECURITY, access.ADMIN} & access.group_names(user))
 
 

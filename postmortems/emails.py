@@ -16,7 +16,8 @@ from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
-from incidents.models import Incident, IncidentResponder
+from incidents.models import Incident, IncidentResponder, Role
+from incidents.selectors import current_holder
 
 from .models import ActionItem, PostMortem
 from .report import Report, absolute_url, build_report, report_markdown
@@ -134,9 +135,6 @@ def send_action_item_reminder(item_id: int, kind: str) -> int:
 
 
 def send_schedule_reminder(postmortem_id: int) -> int:
-    from incidents.models import Role
-    from incidents.services import current_holder
-
     postmortem = PostMortem.objects.select_related("incident", "owner").filter(pk=postmortem_id).first()
     if postmortem is None or postmortem.meeting_at is not None:
         return 0  # scheduled since the tick claimed it

@@ -34,6 +34,7 @@ from incidents.audit.models import AuditRecord
 from incidents.audit.recorder import BulkRecorder
 from incidents.errors import DomainError, PermissionDenied
 from incidents.models import DetectionSource, Incident, Service, SeverityPolicy
+from incidents.statuspage.selectors import is_under_maintenance
 
 from . import conf, redact
 from .models import (
@@ -204,12 +205,7 @@ def should_auto_declare(integration: Integration, service: Service | None, at: d
     already said "declare"). Inside a scheduled maintenance window of the service, alerts only attach or record."""
     if not integration.is_active:
         return False
-    if service is not None:
-        from incidents.statuspage.selectors import is_under_maintenance
-
-        if is_under_maintenance(service, at):
-            return False
-    return True
+    return service is None or not is_under_maintenance(service, at)
 
 
 def route_for(event: AlertEventIn, *, integration: Integration, rules: list[RoutingRule], services: dict) -> Route:

@@ -8,7 +8,7 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from incidents import services
+from incidents import selectors, services
 from incidents.models import (
     ChecklistItem,
     ChecklistPhase,
@@ -182,7 +182,7 @@ def test_declare_creates_incident_and_redirects_to_it(rclient, responder):
     incident = Incident.objects.get()
     assert response.status_code == 302 and response["Location"] == incident.get_absolute_url()
     assert incident.severity.level == "P1" and list(incident.services.all()) == [service]
-    assert services.current_holder(incident, Role.INCIDENT_COMMANDER) == other
+    assert selectors.current_holder(incident, Role.INCIDENT_COMMANDER) == other
     assert incident.runbook_links.filter(runbook=runbook).exists()
     page = rclient.get(response["Location"]).content.decode()
     assert "API slow response times" in page and "declared" in page
@@ -362,10 +362,10 @@ def test_stale_severity_form_is_refused(rclient, responder, incident):
 def test_assign_and_claim_roles(rclient, responder, incident):
     other = ResponderFactory()
     assert rclient.post(url("assign_role", incident), {"role": "technical_lead", "holder": other.pk}).status_code == 302
-    assert services.current_holder(incident, Role.TECHNICAL_LEAD) == other
+    assert selectors.current_holder(incident, Role.TECHNICAL_LEAD) == other
     claim = rclient.post(url("assign_role", incident), {"role": "scribe", "claim": "on"}, **HTMX)
     assert claim.status_code == 200 and 'id="card-roles"' in claim.content.decode()
-    assert services.current_holder(incident, Role.SCRIBE) == responder
+    assert selectors.current_holder(incident, Role.SCRIBE) == responder
 
 
 def test_assign_role_errors(rclient, responder, incident):
