@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "incidents.alerting",
     "incidents.statuspage",
     "incidents.audit",
+    "incidents.profiles",
     "incidents.accounts",
     "django_otp",
     "django_otp.plugins.otp_totp",
@@ -123,6 +124,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in user's time zone for everything the request shows and reads (incidents.profiles).
+    "incidents.profiles.middleware.TimeZoneMiddleware",
     # Two-factor: which device (if any) verified this session, then the wall for staff who still need one.
     "django_otp.middleware.OTPMiddleware",
     "incidents.accounts.middleware.SecondFactorRequiredMiddleware",
@@ -259,6 +262,11 @@ CELERY_TASK_ROUTES = {
     "*.send_*": {"queue": "notifications"},
     "*.deliver_*": {"queue": "notifications"},
 }
+# Live pages (incidents.live): pushed over Server-Sent Events from Redis pub/sub; without Redis the pages poll.
+LIVE_PUSH = env_bool("LIVE_PUSH", True)
+LIVE_CHANNEL_PREFIX = env("LIVE_CHANNEL_PREFIX", "incidentportal:live")
+LIVE_KEEPALIVE_SECONDS = float(env("LIVE_KEEPALIVE_SECONDS", "15"))
+LIVE_STREAM_MAX_SECONDS = float(env("LIVE_STREAM_MAX_SECONDS", "900"))
 TIMER_TICK_SECONDS = float(env("TIMER_TICK_SECONDS", "2"))
 CELERY_BEAT_SCHEDULE = {}  # each app adds its ticks in incidentportal/celery.py
 # Publishing a task must not hang a request when Redis is away: every timer is a database column, so a lost

@@ -28,8 +28,10 @@ urlpatterns = [
     path("api/v1/", include("oncall.api.urls")),
     path("api/v1/", include("postmortems.api.urls")),
     path("api/", include("incidents.api.fallback_urls")),  # JSON 404 for unmatched API paths; keep last of api/
+    path("events/", include("incidents.live.urls")),  # Server-Sent Events, served by the ASGI process
     path("status/", include("incidents.statuspage.urls")),
     path("audit/", include("incidents.audit.urls")),
+    path("profile/", include("incidents.profiles.urls")),
     path("oncall/", include("oncall.urls")),
     path("paging/", include("oncall.paging.urls")),
     path("chatops/", include("oncall.chatops.urls")),

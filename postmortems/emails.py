@@ -15,8 +15,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from incidents.models import Incident, IncidentResponder, Role
+from incidents.profiles.services import zone_of
+from incidents.profiles.zones import format_moment
 from incidents.selectors import current_holder
 
 from .models import ActionItem, PostMortem
@@ -97,11 +100,13 @@ def send_report(postmortem_id: int) -> int:
     return message.send(fail_silently=False)
 
 
-def _send_text(*, subject: str, template: str, context: dict, to: list[str]) -> int:
+def _send_text(*, subject: str, template: str, context: dict, to: list[str], reader=None) -> int:
+    """One reader's email: times in their time zone (incidents.profiles)."""
     to = [address for address in to if address]
     if not to:
         return 0
-    body = render_to_string(template, context)
+    with timezone.override(zone_of(reader)):
+        body = render_to_string(template, context)
     return EmailMultiAlternatives(
         subject=one_line(subject), body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=to
     ).send()
@@ -124,13 +129,14 @@ def send_action_item_reminder(item_id: int, kind: str) -> int:
     subject = (
         f"Overdue action item ({item.incident.reference}): {item.title}"
         if overdue
-        else f"Action item due {item.due_date:%b %d, %Y} ({item.incident.reference}): {item.title}"
+        else f"Action item due {format_moment(item.due_date)} ({item.incident.reference}): {item.title}"
     )
     return _send_text(
         subject=subject,
         template="postmortems/emails/action_item_reminder.txt",
         context={"item": item, "overdue": overdue, "url": absolute_url(item.get_absolute_url())},
         to=[address],
+        reader=item.owner,
     )
 
 
@@ -158,4 +164,5 @@ def send_schedule_reminder(postmortem_id: int) -> int:
             "url": absolute_url(postmortem.get_absolute_url()),
         },
         to=[commander.email],
+        reader=commander,
     )

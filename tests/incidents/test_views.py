@@ -120,7 +120,7 @@ def test_dashboard_htmx_poll_returns_only_the_body(rclient, incident):
     html = response.content.decode()
     assert response.status_code == 200
     assert html.lstrip().startswith('<div id="dashboard-body"')
-    assert 'hx-trigger="every 10s, poll-now"' in html and "data-poll-visible" in html
+    assert 'hx-trigger="every 10s, poll-now, sse:incident"' in html and "data-poll-visible" in html
     assert "<html" not in html
 
 
@@ -654,7 +654,7 @@ def test_detail_url_filter_matches_get_absolute_url(incident):
     [
         ("9999-12-31T23:59", "Detection time cannot be in the future."),
         ("2026-03-01T12:30", "Detection time cannot be in the future."),
-        ("1900-01-01T00:00", "at most a year before the declaration (from 2025-02-28 12:00 UTC)"),
+        ("1900-01-01T00:00", "at most a year before the declaration (from Fri 28 Feb 2025, 12:00 UTC)"),
         ("0001-01-01T00:00", "at most a year before the declaration"),
         ("2025-02-28T11:59", "at most a year before the declaration"),
     ],
