@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
@@ -42,6 +42,7 @@ from .models import (
     UpdateKind,
     UpdateStatus,
 )
+from .profiles.zones import format_moment
 from .statuspage import services as statuspage
 
 BACKDATE_TOLERANCE = timedelta(minutes=1)
@@ -76,7 +77,8 @@ def _next_number() -> int:
 
 
 def _utc(moment: datetime) -> str:
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    # In the reader's zone (the request's), like every time the portal shows.
+    return format_moment(moment)
 
 
 def check_detected_at(detected_at: datetime, *, declared_at: datetime) -> None:
@@ -433,6 +435,8 @@ def change_status(*, incident: Incident, to: str, by, note: str = "", override_r
     incident.status = new
     incident.save()
     timeline.record(timeline.status_changed(incident, old=old, new=new, by=by, note=note))
+    if new == Status.RESOLVED:
+        _tick_facts(incident, "resolved")
     lifecycle.publish(lifecycle.StatusChanged(incident_id=incident.pk, by=by, old_status=old, new_status=new))
     if new == Status.RESOLVED:
         lifecycle.publish(lifecycle.IncidentResolved(incident_id=incident.pk, by=by))
@@ -501,6 +505,8 @@ def _assign(incident: Incident, *, role: str, holder, by) -> RoleAssignment:
     timeline.record(
         timeline.role_assigned(incident, role=role, holder=holder, previous=current.holder if current else None, by=by)
     )
+    if role == Role.INCIDENT_COMMANDER:
+        _tick_facts(incident, "ic_assigned")
     lifecycle.publish(lifecycle.RoleAssigned(incident_id=incident.pk, by=by, role=role, holder_id=holder.pk))
     return assignment
 
@@ -586,6 +592,56 @@ def tick_checklist_item(*, item: ChecklistItem, by, checked: bool = True) -> Che
     item.save(update_fields=["checked_at", "checked_by"])
     timeline.record(timeline.checklist_ticked(incident, item=item, checked=checked, by=by))
     return item
+
+
+# Checklist items that are facts the portal records itself: ticked when the fact happens (by whoever made it
+# happen), each with its timeline entry. People still tick the rest. Matched by phase and the guide's wording.
+CHECKLIST_FACTS = {
+    "ic_assigned": [(ChecklistPhase.DETECTION, "IC assigned")],
+    "acknowledged": [(ChecklistPhase.DETECTION, "Alert acknowledged")],
+    "status_page_updated": [(ChecklistPhase.RESPONSE, "Status page updated")],
+    "status_page_resolved": [
+        (ChecklistPhase.RESOLUTION, "Status page updated"),
+        (ChecklistPhase.CLOSURE, 'Status page updated to "Resolved"'),
+    ],
+    "internal_update_sent": [(ChecklistPhase.RESPONSE, "Internal communication sent")],
+    "internal_resolution_sent": [(ChecklistPhase.CLOSURE, "Internal communication sent")],
+    "resolved": [(ChecklistPhase.CLOSURE, "Incident resolved")],
+    "postmortem_scheduled": [
+        (ChecklistPhase.RECOVERY, "Schedule post-mortem"),
+        (ChecklistPhase.CLOSURE, "Post-mortem scheduled"),
+    ],
+}
+
+
+def _tick_facts(incident: Incident, *facts: str) -> list[ChecklistItem]:
+    """Inside the caller's transaction, with the incident locked: tick the still-open items these facts answer.
+    The portal ticks them (checked_by and the entry's author are empty: "the portal"), as a consequence of the
+    change its caller recorded."""
+    wanted = [pair for fact in facts for pair in CHECKLIST_FACTS[fact]]
+    if not wanted or incident.status == Status.CLOSED:
+        return []
+    candidates = (
+        ChecklistItem.objects.select_for_update()
+        .filter(incident=incident, checked_at__isnull=True, phase__in={phase for phase, _ in wanted})
+        .order_by("phase", "position")  # not the default ordering: its runbook join cannot be locked
+    )
+    items = [item for item in candidates if (item.phase, item.text) in wanted]
+    now = timezone.now()
+    for item in items:
+        item.checked_at, item.checked_by = now, None
+    if items:
+        ChecklistItem.objects.bulk_update(items, ["checked_at", "checked_by"])
+        timeline.record_all([timeline.checklist_ticked(incident, item=item, checked=True, by=None) for item in items])
+    return items
+
+
+@transaction.atomic
+def record_checklist_fact(*, incident: Incident, fact: str) -> list[ChecklistItem]:
+    """For other apps (post-mortems: a meeting scheduled): tick the checklist items `fact` answers."""
+    if fact not in CHECKLIST_FACTS:
+        raise DomainError(f"Unknown checklist fact {fact!r}.", field="fact")
+    return _tick_facts(_lock(incident), fact)
 
 
 def check_runbook_attachment(incident: Incident, *, runbook: Runbook) -> None:
@@ -719,6 +775,11 @@ def post_status_update(
         incident.next_update_due_at = next_update_at
         incident.save(update_fields=["next_update_due_at", "updated_at"])
     timeline.record(timeline.update_posted(incident, update=update, by=by))
+    resolved = status == UpdateStatus.RESOLVED
+    if update.is_published:
+        _tick_facts(incident, "status_page_updated", *(["status_page_resolved"] if resolved else []))
+    elif kind == UpdateKind.INTERNAL:
+        _tick_facts(incident, "internal_update_sent", *(["internal_resolution_sent"] if resolved else []))
     return update
 
 
@@ -741,6 +802,7 @@ def acknowledge_incident(*, incident: Incident, by) -> Incident:
     incident.save(update_fields=["acknowledged_at", "acknowledged_by", "updated_at"])
     _add_responder(incident, by, by=by)
     timeline.record(timeline.acknowledged(incident, by=by))
+    _tick_facts(incident, "acknowledged")
     return incident
 
 
@@ -752,3 +814,23 @@ def add_responder(*, incident: Incident, user, by) -> bool:
     if created:
         timeline.record(timeline.responder_added(incident, user=user, by=by))
     return created
+
+
+@transaction.atomic
+def add_chat_message(*, incident: Incident, by, author, body: str, said_at: datetime):
+    """A message from the incident's chat channel put on the timeline by a responder (📌 or "Add to timeline"),
+    as said: by its author (None when the chat user is not a portal user; the body names them) at the time the chat
+    server stamped it. That time is the chat's, not a claim by `by`, so any responder may add an older message."""
+    _require_responder(by)
+    body = (body or "").strip()
+    if not body:
+        raise DomainError("That message has no text to put on the timeline.", field="body")
+    if len(body) > MAX_TIMELINE_ENTRY_LENGTH:
+        raise DomainError(
+            f"Keep a timeline entry under {MAX_TIMELINE_ENTRY_LENGTH:,} characters; link to longer material.",
+            field="body",
+        )
+    incident = _lock(incident)
+    check_entry_time(incident, said_at, now=timezone.now())
+    _add_responder(incident, by, by=by)
+    return timeline.record(timeline.note(incident, body=body, by=author, occurred_at=said_at))

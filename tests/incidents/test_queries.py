@@ -19,8 +19,8 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 DASHBOARD_BUDGET = 10  # + active incidents, their current roles, recently resolved
 LIST_BUDGET = 9  # + one page of incidents (keyset, no COUNT), their services, the service filter's choices
 INCIDENT_BUDGET = (
-    24  # + incident, roles, services, timeline page, checklist, runbooks, updates, five whys, form choices,
-    # the latest published status-page update and its component states, the details form's services
+    25  # + incident, roles, services, timeline page, checklist, runbooks, updates, five whys, form choices,
+    # the latest published status-page update and its component states, the details form's services, chat channel
 )
 
 

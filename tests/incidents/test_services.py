@@ -164,11 +164,12 @@ def test_backdating_is_for_scribe_commander_or_manager(responder):
 def test_tick_records_who_and_when_and_is_idempotent(responder):
     incident = declare(by=responder)
     item = incident.checklist_items.first()
+    before = incident.timeline.filter(kind=EntryKind.CHECKLIST).count()  # "IC assigned" ticked itself
     services.tick_checklist_item(item=item, by=responder)
     services.tick_checklist_item(item=item, by=responder)
     item.refresh_from_db()
     assert item.checked_by == responder and item.checked_at
-    assert incident.timeline.filter(kind=EntryKind.CHECKLIST).count() == 1
+    assert incident.timeline.filter(kind=EntryKind.CHECKLIST).count() == before + 1
 
 
 def test_attach_runbook_turns_actions_into_checklist(responder):
