@@ -20,4 +20,7 @@ def portal(request):
         "can_audit": can_audit,
         "can_manage_status_page": can_manage_status_page,
         "LIVE_PUSH": live.enabled(),
+        # django-csp 4 names the nonce CSP_NONCE (csp.context_processors.nonce); django-htmx's {% htmx_script %}
+        # reads `csp_nonce`. Both are the request's lazy nonce: using it in a template puts it in the header.
+        "csp_nonce": getattr(request, "csp_nonce", ""),
     }

@@ -3,9 +3,12 @@ that drop <style>, plus plain text) and the reminders. Called from Celery tasks 
 
 Restricted incidents: the report goes only to people who may see the incident (visible_to), never to the
 configured stakeholder addresses, so a security incident's details never leave the security circle by email.
+Reminders check the same rule when they are sent, not only when the item was assigned.
 """
 
 from __future__ import annotations
+
+import logging
 
 import css_inline
 from django.conf import settings
@@ -21,6 +24,8 @@ from incidents.selectors import current_holder
 
 from .models import ActionItem, PostMortem
 from .report import Report, absolute_url, build_report, report_markdown
+
+logger = logging.getLogger("postmortems.emails")
 
 _INLINER = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 
@@ -115,6 +120,10 @@ def send_action_item_reminder(item_id: int, kind: str) -> int:
     )
     if item is None or not item.is_open:
         return 0  # done or deleted since the tick claimed it: nothing to remind about
+    if not item.incident.is_visible_to(item.owner):
+        # Restricted since it was assigned (or the owner left its responders): the email would name it.
+        logger.warning("Action item %s: reminder not sent, its owner cannot see %s.", item.pk, item.incident.reference)
+        return 0
     address = item.owner.email or (item.owner_person.email if item.owner_person else "")
     overdue = kind == "overdue"
     subject = (
@@ -137,6 +146,14 @@ def send_schedule_reminder(postmortem_id: int) -> int:
         return 0  # scheduled since the tick claimed it
     commander = current_holder(postmortem.incident, Role.INCIDENT_COMMANDER) or postmortem.owner
     if commander is None:
+        return 0
+    if not postmortem.incident.is_visible_to(commander):
+        logger.warning(
+            "Post-mortem %s: schedule reminder not sent, %s cannot see %s.",
+            postmortem.pk,
+            commander.get_username(),
+            postmortem.incident.reference,
+        )
         return 0
     return _send_text(
         subject=f"Schedule the post-mortem for {postmortem.incident.reference}: {postmortem.incident.title}",
