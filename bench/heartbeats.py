@@ -263,6 +263,7 @@ def main() -> int:
         f"lost_alerts={missed['lost_alerts']} doubled_alerts={missed['doubled_alerts']}"
     )
     if not os.environ.get("BENCH_KEEP_DATABASE"):
+        # Imported here, not at the top: this script sets up Django (settings, database) first.
         from django.db import connections
 
         connections.close_all()

@@ -299,6 +299,8 @@ def main() -> None:
     if not (keep and database_exists(admin)):
         recreate_database(admin)
     try:
+        # Imported here, not at the top: this script points Django at its database and calls django.setup()
+        # first; every import below in main() waits for that.
         import django
 
         django.setup()

@@ -155,6 +155,7 @@ def main():
     database["TEST"]["NAME"] = f"bench_{database['NAME'].rsplit('/', 1)[-1]}_postmortem"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
+        # Imported here, not at the top: this script sets up Django (settings, database) first.
         from postmortems.emails import render_report_html, render_report_text
         from postmortems.models import PostMortem, PostMortemTimelineItem
         from postmortems.report import build_report

@@ -22,21 +22,26 @@ def registered_task(name: str):
     return app.tasks[name]
 
 
-@app.on_after_finalize.connect
-def register_ticks(sender, **kwargs):
-    # Apps declare their periodic ticks in a module-level BEAT_TICKS list in their tasks module:
-    # [("name", "dotted.task.path"), ...]; each runs every TIMER_TICK_SECONDS.
-    for package in (
-        "incidents",
-        "incidents.alerting",
-        "incidents.watch",
-        "incidents.statuspage",
-        "incidents.audit",
-        "oncall",
-        "oncall.paging",
-        "oncall.chatops",
-        "postmortems",
-    ):
+TICK_PACKAGES = (
+    "incidents",
+    "incidents.alerting",
+    "incidents.watch",
+    "incidents.statuspage",
+    "incidents.audit",
+    "oncall",
+    "oncall.paging",
+    "oncall.chatops",
+    "oncall.health",
+    "postmortems",
+)
+
+
+def beat_ticks() -> list[tuple[str, str, float]]:
+    """Every periodic tick as (name, dotted task path, seconds). Apps declare theirs in a module-level BEAT_TICKS
+    list in their tasks module: [("name", "dotted.task.path"[, seconds]), ...]; without seconds a tick runs every
+    TIMER_TICK_SECONDS. Beat schedules these; /healthz checks that each keeps running."""
+    ticks = []
+    for package in TICK_PACKAGES:
         try:
             module = import_module(f"{package}.tasks")
         except ModuleNotFoundError as error:
@@ -44,9 +49,15 @@ def register_ticks(sender, **kwargs):
                 raise  # a broken import inside tasks.py must not silently drop its ticks
             continue
         for name, task_path, *every in getattr(module, "BEAT_TICKS", []):
-            seconds = every[0] if every else settings.TIMER_TICK_SECONDS
-            sender.conf.beat_schedule[name] = {
-                "task": task_path,
-                "schedule": seconds,
-                "options": {"expires": seconds * 5},
-            }
+            ticks.append((name, task_path, float(every[0]) if every else float(settings.TIMER_TICK_SECONDS)))
+    return ticks
+
+
+@app.on_after_finalize.connect
+def register_ticks(sender, **kwargs):
+    for name, task_path, seconds in beat_ticks():
+        sender.conf.beat_schedule[name] = {
+            "task": task_path,
+            "schedule": seconds,
+            "options": {"expires": seconds * 5},
+        }

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
+from pathlib import Path
 
 from importlinter import Contract, ContractCheck, fields, output
 
@@ -28,12 +28,13 @@ def _absolute(importer: str, node: ast.ImportFrom, is_package: bool) -> str:
 
 def private_name_imports(module: str, apps: list[str]) -> list[str]:
     """`importer:line imports name from other.module` for every cross-app import of an underscore name."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+    # Found by path, never imported: a package's __init__ may need Django's app registry.
+    base = Path.cwd().joinpath(*module.split("."))
+    is_package = (base / "__init__.py").is_file()
+    path = base / "__init__.py" if is_package else base.with_suffix(".py")
+    if not path.is_file():
         return []
-    with open(spec.origin, encoding="utf-8") as source:
-        tree = ast.parse(source.read())
-    is_package = spec.origin.endswith("__init__.py")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     own_app = _app_of(module, apps)
     found = []
     for node in ast.walk(tree):

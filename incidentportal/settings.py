@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "incidents.watch",
     "incidents.statuspage",
     "incidents.audit",
+    "incidents.profiles",
     "incidents.accounts",
     "django_otp",
     "django_otp.plugins.otp_totp",
@@ -111,16 +112,21 @@ INSTALLED_APPS = [
     "oncall",
     "oncall.paging",
     "oncall.chatops",
+    "oncall.health",
     "postmortems",
 ]
 
 MIDDLEWARE = [
+    # First, so it times and counts every answer (Prometheus, /metrics).
+    "oncall.health.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in user's time zone for everything the request shows and reads (incidents.profiles).
+    "incidents.profiles.middleware.TimeZoneMiddleware",
     # Two-factor: which device (if any) verified this session, then the wall for staff who still need one.
     "django_otp.middleware.OTPMiddleware",
     "incidents.accounts.middleware.SecondFactorRequiredMiddleware",
@@ -129,6 +135,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # After the header middleware, so its 400/404 answers carry them too; before any view reads a parameter.
+    "incidentportal.middleware.RefuseNulCharactersMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, so it sees the outcome of authentication (brute-force lock-out).
     "axes.middleware.AxesMiddleware",
@@ -255,6 +263,11 @@ CELERY_TASK_ROUTES = {
     "*.send_*": {"queue": "notifications"},
     "*.deliver_*": {"queue": "notifications"},
 }
+# Live pages (incidents.live): pushed over Server-Sent Events from Redis pub/sub; without Redis the pages poll.
+LIVE_PUSH = env_bool("LIVE_PUSH", True)
+LIVE_CHANNEL_PREFIX = env("LIVE_CHANNEL_PREFIX", "incidentportal:live")
+LIVE_KEEPALIVE_SECONDS = float(env("LIVE_KEEPALIVE_SECONDS", "15"))
+LIVE_STREAM_MAX_SECONDS = float(env("LIVE_STREAM_MAX_SECONDS", "900"))
 TIMER_TICK_SECONDS = float(env("TIMER_TICK_SECONDS", "2"))
 CELERY_BEAT_SCHEDULE = {}  # each app adds its ticks in incidentportal/celery.py
 # Publishing a task must not hang a request when Redis is away: every timer is a database column, so a lost
@@ -355,6 +368,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "incidents.api.parsers.JSONParser",  # refuses NUL characters, naming the field
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
@@ -391,6 +409,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if not DEBUG and not TESTING:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Health probes and Prometheus often talk plain HTTP to the instance, behind the TLS proxy.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -438,7 +458,7 @@ CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF, NONCE],
-        "style-src": [SELF],
+        "style-src": [SELF, NONCE],
         "img-src": [SELF, "data:"],
         "font-src": [SELF],
         "connect-src": [SELF],

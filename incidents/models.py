@@ -234,6 +234,10 @@ class Incident(models.Model):
     def __str__(self):
         return f"{self.reference}: {self.title}"
 
+    def is_visible_to(self, user) -> bool:
+        """One incident through the one visibility rule (visible_to): for checks at send time, e.g. emails."""
+        return Incident.objects.visible_to(user).filter(pk=self.pk).exists()
+
     @property
     def reference(self) -> str:
         return f"INC-{self.number}"

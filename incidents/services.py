@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
@@ -42,6 +42,7 @@ from .models import (
     UpdateKind,
     UpdateStatus,
 )
+from .profiles.zones import format_moment
 from .statuspage import services as statuspage
 
 BACKDATE_TOLERANCE = timedelta(minutes=1)
@@ -76,7 +77,8 @@ def _next_number() -> int:
 
 
 def _utc(moment: datetime) -> str:
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    # In the reader's zone (the request's), like every time the portal shows.
+    return format_moment(moment)
 
 
 def check_detected_at(detected_at: datetime, *, declared_at: datetime) -> None:

@@ -289,6 +289,7 @@ def assign_owner(*, postmortem: PostMortem, owner, by) -> PostMortem:
         raise DomainError("Choose an active owner.", field="owner")
     postmortem = _lock(postmortem)
     _require_editable(postmortem, field="owner")
+    check_owner_sees_incident(owner, postmortem.incident)
     if postmortem.owner_id != owner.pk:
         postmortem.owner = owner
         postmortem.save(update_fields=["owner", "updated_at"])
@@ -510,6 +511,17 @@ def _choice(value: str, choices, field: str) -> str:
     return value
 
 
+def check_owner_sees_incident(owner, incident: Incident) -> None:
+    """An owner gets emails naming the incident and links to it: they must be able to see it (a restricted
+    incident: its responders, the security team, admins)."""
+    if not incident.is_visible_to(owner):
+        raise DomainError(
+            f"{_name(owner)} cannot see {incident.reference} (restricted): add them to its responders first, "
+            "or choose someone who can see it.",
+            field="owner",
+        )
+
+
 def _owner_person(owner):
     return Person.objects.filter(user=owner).first()
 
@@ -532,6 +544,7 @@ def add_action_item(
         raise DomainError("Give the action item a title.", field="title")
     if owner is None or not owner.is_active:
         raise DomainError("Choose an active owner.", field="owner")
+    check_owner_sees_incident(owner, postmortem.incident)
     if due_date is None:
         raise DomainError("Choose a due date.", field="due_date")
     check_due_date(due_date)
@@ -588,6 +601,7 @@ def update_action_item(
     if owner is not None and owner.pk != item.owner_id:
         if not owner.is_active:
             raise DomainError("Choose an active owner.", field="owner")
+        check_owner_sees_incident(owner, item.incident)
         item.owner, item.owner_person = owner, _owner_person(owner)
         item.reminded_before_at = item.reminded_overdue_at = None
     if due_date is not None and due_date != item.due_date:
