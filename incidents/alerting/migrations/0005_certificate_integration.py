@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('alerting', '0003_heartbeats'),
+        ('alerting', '0004_seen_signature'),
     ]
 
     operations = [
