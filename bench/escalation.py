@@ -87,6 +87,7 @@ def main() -> int:
         print(migrate.stdout, migrate.stderr, file=sys.stderr)
         return 1
 
+    # Imported here, not at the top: this script sets up Django (settings, database) first.
     import django
 
     django.setup()

@@ -99,6 +99,7 @@ def run_wrk(port: int, ids_file: str, seconds: int, concurrency: int) -> dict:
 
 
 def phase_pings(env: dict, ids: list[str], args) -> dict:
+    # Imported here, not at the top: this script sets up Django (settings, database) first.
     from incidents.alerting.models import Heartbeat
 
     port = free_port()
@@ -150,6 +151,7 @@ def phase_pings(env: dict, ids: list[str], args) -> dict:
 
 
 def phase_missed(database_url: str, args) -> dict:
+    # Imported here, not at the top: this script sets up Django (settings, database) first.
     from django.db import connection
     from django.utils import timezone
 
@@ -238,6 +240,7 @@ def main() -> int:
     subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     os.environ.update({k: v for k, v in env.items() if k != "HEARTBEAT_RATE_LIMIT_PER_MINUTE"}, TESTING="1")
 
+    # Imported here, not at the top: this script sets up Django (settings, database) first.
     import django
 
     django.setup()
@@ -260,6 +263,7 @@ def main() -> int:
         f"lost_alerts={missed['lost_alerts']} doubled_alerts={missed['doubled_alerts']}"
     )
     if not os.environ.get("BENCH_KEEP_DATABASE"):
+        # Imported here, not at the top: this script sets up Django (settings, database) first.
         from django.db import connections
 
         connections.close_all()

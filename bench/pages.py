@@ -45,6 +45,7 @@ def bench_database_url() -> tuple[str, str]:
 
 
 def recreate_database(admin_url: str, *, drop_only: bool = False) -> None:
+    # Imported here, not at the top: this script sets up Django (settings, database) first.
     import psycopg
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -54,6 +55,7 @@ def recreate_database(admin_url: str, *, drop_only: bool = False) -> None:
 
 
 def database_exists(admin_url: str) -> bool:
+    # Imported here, not at the top: this script sets up Django (settings, database) first.
     import psycopg
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -84,6 +86,7 @@ def copy_rows(cursor, table: str, columns: list[str], rows) -> None:
 
 
 def load_data():
+    # Imported here, not at the top: this script sets up Django (settings, database) first.
     from django.contrib.auth.models import Group, User
     from django.db import connection
 
@@ -266,6 +269,7 @@ def load_data():
 
 
 def measure(client, path: str, *, htmx: bool = False) -> tuple[list[float], list[float], int, int]:
+    # Imported here, not at the top: this script sets up Django (settings, database) first.
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -295,6 +299,8 @@ def main() -> None:
     if not (keep and database_exists(admin)):
         recreate_database(admin)
     try:
+        # Imported here, not at the top: this script points Django at its database and calls django.setup()
+        # first; every import below in main() waits for that.
         import django
 
         django.setup()

@@ -50,6 +50,7 @@ def timed(fn, runs=RUNS):
 
 
 def seed_long_incident(responder):
+    # Imported here, not at the top: this script sets up Django (settings, database) first.
     from incidents import services
     from incidents.markdown import render_markdown
     from incidents.models import EntryKind, SeverityPolicy, TimelineEntry
@@ -82,6 +83,7 @@ def seed_long_incident(responder):
 
 
 def seed_metrics(owner):
+    # Imported here, not at the top: this script sets up Django (settings, database) first.
     from incidents.models import Incident, ReferenceCounter, Service, SeverityPolicy
     from postmortems.models import ActionItem, PostMortem
 
@@ -153,6 +155,7 @@ def main():
     database["TEST"]["NAME"] = f"bench_{database['NAME'].rsplit('/', 1)[-1]}_postmortem"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
+        # Imported here, not at the top: this script sets up Django (settings, database) first.
         from postmortems.emails import render_report_html, render_report_text
         from postmortems.models import PostMortem, PostMortemTimelineItem
         from postmortems.report import build_report

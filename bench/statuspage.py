@@ -46,6 +46,7 @@ def timed(fn, runs=RUNS):
 
 
 def seed():
+    # Imported here, not at the top: this script sets up Django (settings, database) first.
     import time_machine
 
     from incidents import services
@@ -126,6 +127,7 @@ def main():
         revalidate_ms, revalidate_p95 = timed(lambda: client.get("/status/", HTTP_IF_NONE_MATCH=etag))
         feed_ms, _ = timed(lambda: client.get("/status/feed.atom"), runs=10)
 
+        # Imported here, not at the top: this script sets up Django (settings, database) first.
         from incidents import services
         from incidents.statuspage import tasks
         from incidents.statuspage.models import UpdateDelivery

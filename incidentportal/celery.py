@@ -2,8 +2,10 @@
 claims due rows with SELECT ... FOR UPDATE SKIP LOCKED, so a lost message delays nothing beyond the next tick."""
 
 import os
+from importlib import import_module
 
 from celery import Celery
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incidentportal.settings")
 
@@ -12,23 +14,34 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-@app.on_after_finalize.connect
-def register_ticks(sender, **kwargs):
-    # Apps declare their periodic ticks in a module-level BEAT_TICKS list in their tasks module:
-    # [("name", "dotted.task.path"), ...]; each runs every TIMER_TICK_SECONDS.
-    from importlib import import_module
+def registered_task(name: str):
+    """The task registered under its dotted name, e.g. "postmortems.tasks.send_postmortem_report". Services enqueue
+    the tasks that call them through this rather than importing the tasks module, so a dependency points one way
+    (tasks -> services). Registering happens when the app is finalised (below: every app's tasks module is
+    imported); an unknown name raises NotRegistered at once, in tests too."""
+    return app.tasks[name]
 
-    from django.conf import settings
 
-    for package in (
-        "incidents",
-        "incidents.alerting",
-        "incidents.statuspage",
-        "incidents.audit",
-        "oncall",
-        "oncall.paging",
-        "postmortems",
-    ):
+TICK_PACKAGES = (
+    "incidents",
+    "incidents.alerting",
+    "incidents.watch",
+    "incidents.statuspage",
+    "incidents.audit",
+    "oncall",
+    "oncall.paging",
+    "oncall.chatops",
+    "oncall.health",
+    "postmortems",
+)
+
+
+def beat_ticks() -> list[tuple[str, str, float]]:
+    """Every periodic tick as (name, dotted task path, seconds). Apps declare theirs in a module-level BEAT_TICKS
+    list in their tasks module: [("name", "dotted.task.path"[, seconds]), ...]; without seconds a tick runs every
+    TIMER_TICK_SECONDS. Beat schedules these; /healthz checks that each keeps running."""
+    ticks = []
+    for package in TICK_PACKAGES:
         try:
             module = import_module(f"{package}.tasks")
         except ModuleNotFoundError as error:
@@ -36,9 +49,15 @@ def register_ticks(sender, **kwargs):
                 raise  # a broken import inside tasks.py must not silently drop its ticks
             continue
         for name, task_path, *every in getattr(module, "BEAT_TICKS", []):
-            seconds = every[0] if every else settings.TIMER_TICK_SECONDS
-            sender.conf.beat_schedule[name] = {
-                "task": task_path,
-                "schedule": seconds,
-                "options": {"expires": seconds * 5},
-            }
+            ticks.append((name, task_path, float(every[0]) if every else float(settings.TIMER_TICK_SECONDS)))
+    return ticks
+
+
+@app.on_after_finalize.connect
+def register_ticks(sender, **kwargs):
+    for name, task_path, seconds in beat_ticks():
+        sender.conf.beat_schedule[name] = {
+            "task": task_path,
+            "schedule": seconds,
+            "options": {"expires": seconds * 5},
+        }

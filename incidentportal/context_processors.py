@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from incidents import access
+from incidents import access, live
 
 
 def portal(request):
@@ -19,4 +19,8 @@ def portal(request):
         "PORTAL_NAME": "Incident Portal",
         "can_audit": can_audit,
         "can_manage_status_page": can_manage_status_page,
+        "LIVE_PUSH": live.enabled(),
+        # django-csp 4 names the nonce CSP_NONCE (csp.context_processors.nonce); django-htmx's {% htmx_script %}
+        # reads `csp_nonce`. Both are the request's lazy nonce: using it in a template puts it in the header.
+        "csp_nonce": getattr(request, "csp_nonce", ""),
     }

@@ -8,6 +8,8 @@ command line or with GUNICORN_* / WEB_* environment variables.
 
 import os
 
+from prometheus_client import multiprocess
+
 bind = os.environ.get("WEB_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 # Two processes per core: gunicorn's workers compete to accept connections, and a burst of new keep-alive
 # connections can land on one worker while another stays idle; with one worker per core that left a core unused
@@ -30,3 +32,20 @@ graceful_timeout = 30
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 loglevel = os.environ.get("WEB_LOG_LEVEL", "warning")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+# Prometheus multiprocess mode (PROMETHEUS_MULTIPROC_DIR): each worker writes its request metrics to files there.
+# Start from an empty directory, and retire a worker's live gauges when it exits.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def on_starting(server):
+    if _metrics_dir and os.path.isdir(_metrics_dir):
+        for name in os.listdir(_metrics_dir):
+            if name.endswith(".db"):
+                os.remove(os.path.join(_metrics_dir, name))
+
+
+def child_exit(server, worker):
+    if _metrics_dir:
+        multiprocess.mark_process_dead(worker.pid)

@@ -101,24 +101,32 @@ INSTALLED_APPS = [
     "csp",
     "incidents",
     "incidents.alerting",
+    "incidents.watch",
     "incidents.statuspage",
     "incidents.audit",
+    "incidents.profiles",
     "incidents.accounts",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "oncall",
     "oncall.paging",
+    "oncall.chatops",
+    "oncall.health",
     "postmortems",
 ]
 
 MIDDLEWARE = [
+    # First, so it times and counts every answer (Prometheus, /metrics).
+    "oncall.health.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in user's time zone for everything the request shows and reads (incidents.profiles).
+    "incidents.profiles.middleware.TimeZoneMiddleware",
     # Two-factor: which device (if any) verified this session, then the wall for staff who still need one.
     "django_otp.middleware.OTPMiddleware",
     "incidents.accounts.middleware.SecondFactorRequiredMiddleware",
@@ -127,6 +135,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # After the header middleware, so its 400/404 answers carry them too; before any view reads a parameter.
+    "incidentportal.middleware.RefuseNulCharactersMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, so it sees the outcome of authentication (brute-force lock-out).
     "axes.middleware.AxesMiddleware",
@@ -246,11 +256,18 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Timer ticks run on their own queue so slow channels (email, webhooks) can never starve escalations.
 CELERY_TASK_ROUTES = {
+    # Slack's trigger ids live 3 s: chat requests get their own worker, never queued behind an email send.
+    "oncall.chatops.tasks.process_inbound": {"queue": "chat"},
     "*.tick*": {"queue": "timers"},
     "*.*_tick": {"queue": "timers"},
     "*.send_*": {"queue": "notifications"},
     "*.deliver_*": {"queue": "notifications"},
 }
+# Live pages (incidents.live): pushed over Server-Sent Events from Redis pub/sub; without Redis the pages poll.
+LIVE_PUSH = env_bool("LIVE_PUSH", True)
+LIVE_CHANNEL_PREFIX = env("LIVE_CHANNEL_PREFIX", "incidentportal:live")
+LIVE_KEEPALIVE_SECONDS = float(env("LIVE_KEEPALIVE_SECONDS", "15"))
+LIVE_STREAM_MAX_SECONDS = float(env("LIVE_STREAM_MAX_SECONDS", "900"))
 TIMER_TICK_SECONDS = float(env("TIMER_TICK_SECONDS", "2"))
 CELERY_BEAT_SCHEDULE = {}  # each app adds its ticks in incidentportal/celery.py
 # Publishing a task must not hang a request when Redis is away: every timer is a database column, so a lost
@@ -280,6 +297,10 @@ PAGING_TICK_BATCH = env_int("PAGING_TICK_BATCH", 50)
 # Heartbeat monitors: pings per minute one heartbeat URL accepts, and missed heartbeats alerted per tick batch.
 HEARTBEAT_RATE_LIMIT_PER_MINUTE = env_int("HEARTBEAT_RATE_LIMIT_PER_MINUTE", 120)
 HEARTBEAT_TICK_BATCH = env_int("HEARTBEAT_TICK_BATCH", 1000)
+# Triage probes: the Prometheus server the "Prometheus query" probes ask (its HTTP API), and extra CA certificates
+# (a PEM file) trusted by HTTPS probes and the certificate watch, e.g. an internal CA.
+PROMETHEUS_URL = env("PROMETHEUS_URL", "")
+WATCH_CA_BUNDLE = env("WATCH_CA_BUNDLE", "")
 # Twilio for SMS and voice: with these three set, SMS and voice go through Twilio; without them they are only
 # logged ("logged, not delivered", a warning in check --deploy, the paging admin and the on-call page).
 # TWILIO_API_BASE_URL sends the SDK's requests elsewhere (a test server); empty = api.twilio.com.
@@ -303,6 +324,31 @@ PAGING_CHANNEL_BACKENDS = {
     "webhook": env("PAGING_WEBHOOK_BACKEND", "oncall.paging.channels.WebhookBackend"),
 }
 
+# --- Chat-ops (oncall.chatops): Slack app and Mattermost slash command ------------------------------------------
+# Slack: a bot token (xoxb-...) and the app's signing secret. Empty token = the Slack integration is off.
+SLACK_BOT_TOKEN = env("SLACK_BOT_TOKEN", "")
+SLACK_SIGNING_SECRET = env("SLACK_SIGNING_SECRET", "")
+# The Web API base URL (tests point the real slack_sdk client at a local server).
+SLACK_API_BASE_URL = env("SLACK_API_BASE_URL", "https://slack.com/api/")
+# Your workspace's URL, for links to channels ("https://example.slack.com").
+SLACK_WORKSPACE_URL = env("SLACK_WORKSPACE_URL", "").rstrip("/")
+# Where declarations are announced, per severity: "P0=C0123,P1=C0123,P2=C0456" (P3 absent = not announced).
+SLACK_ANNOUNCEMENT_CHANNELS = dict(
+    item.split("=", 1) for item in env_list("SLACK_ANNOUNCEMENT_CHANNELS", "") if "=" in item
+)
+SLACK_ARCHIVE_ON_CLOSE = env_bool("SLACK_ARCHIVE_ON_CLOSE", True)
+# 429s: slack_sdk retries in-process after Retry-After this many times; past that the outbox row waits for it.
+SLACK_RATE_LIMIT_RETRIES = env_int("SLACK_RATE_LIMIT_RETRIES", 2)
+SLACK_TIMEOUT = env_int("SLACK_TIMEOUT", 10)
+CHATOPS_MAX_ATTEMPTS = env_int("CHATOPS_MAX_ATTEMPTS", 8)
+CHATOPS_RETRY_BACKOFF_SECONDS = env_int("CHATOPS_RETRY_BACKOFF_SECONDS", 5)
+# Mattermost: the slash command's token(s) (comma-separated) and, for channel posts, the server URL, a bot token
+# and the channel id to post to.
+MATTERMOST_COMMAND_TOKENS = env_list("MATTERMOST_COMMAND_TOKENS", "")
+MATTERMOST_URL = env("MATTERMOST_URL", "").rstrip("/")
+MATTERMOST_BOT_TOKEN = env("MATTERMOST_BOT_TOKEN", "")
+MATTERMOST_CHANNEL_ID = env("MATTERMOST_CHANNEL_ID", "")
+
 # --- Incident rules that are configuration, not data ---------------------------------------------------------
 # "Next business day" (the P3 response target) is computed against these.
 BUSINESS_TIMEZONE = env("BUSINESS_TIMEZONE", "UTC")
@@ -322,6 +368,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "incidents.api.parsers.JSONParser",  # refuses NUL characters, naming the field
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
@@ -358,6 +409,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if not DEBUG and not TESTING:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Health probes and Prometheus often talk plain HTTP to the instance, behind the TLS proxy.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -405,7 +458,7 @@ CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF, NONCE],
-        "style-src": [SELF],
+        "style-src": [SELF, NONCE],
         "img-src": [SELF, "data:"],
         "font-src": [SELF],
         "connect-src": [SELF],

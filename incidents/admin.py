@@ -11,10 +11,13 @@ each refusal as an error message. Timeline entries, status updates and five whys
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
+from django.contrib.contenttypes import views as contenttype_views
+from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.db.models import Case, IntegerField, Value, When
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 
 from . import services
 from .errors import DomainError
@@ -607,3 +610,20 @@ class StatusUpdateAdmin(VisibleIncidentsMixin, ReadOnlyAdminMixin, admin.ModelAd
     list_filter = ["kind", "status", "is_published"]
     search_fields = ["title", "description", "what_we_know"]
     list_select_related = ["incident"]
+
+
+def view_on_site(request, content_type_id, object_id):
+    """The admin's "view on site" redirect (/admin/r/<content type>/<id>/), through the model's admin queryset:
+    an object the user may not see (a restricted incident, or a row of one) gets the same 404 as a missing one.
+    Django's own version looks the object up directly, so it redirected for hidden objects and 404'd only for
+    missing ones. Models not in the admin are not redirected at all."""
+    try:
+        content_type = ContentType.objects.get_for_id(int(content_type_id))
+    except (ValueError, ContentType.DoesNotExist):
+        raise Http404 from None
+    model_admin = admin.site._registry.get(content_type.model_class())
+    if model_admin is None or not model_admin.has_view_or_change_permission(request):
+        raise Http404
+    if model_admin.get_object(request, unquote(object_id)) is None:
+        raise Http404
+    return contenttype_views.shortcut(request, content_type_id, object_id)

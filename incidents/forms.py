@@ -1,6 +1,8 @@
 """Forms of the responder pages. They parse and label input; the rules live in incidents.services, whose
 DomainError is turned back into an error on the field it names (see views._apply_domain_error)."""
 
+import datetime as dt
+
 from django import forms
 from django.utils import timezone
 
@@ -17,6 +19,7 @@ from .models import (
     Status,
     UpdateKind,
 )
+from .profiles.forms import LocalTimesMixin
 from .statuspage.models import ServiceState
 from .statuspage.services import default_component_state
 
@@ -36,7 +39,7 @@ class UserChoiceField(forms.ModelChoiceField):
         return f"{full} ({obj.get_username()})" if full else obj.get_username()
 
 
-class DeclareForm(forms.Form):
+class DeclareForm(LocalTimesMixin, forms.Form):
     title = forms.CharField(max_length=200, help_text="What is broken, in a few words.")
     severity = forms.ModelChoiceField(
         queryset=SeverityPolicy.objects.order_by("rank"), widget=forms.RadioSelect, empty_label=None
@@ -51,7 +54,7 @@ class DeclareForm(forms.Form):
     detected_at = forms.DateTimeField(
         required=False,
         widget=DateTimeLocalInput(),
-        label="Detected at (UTC)",
+        label="Detected at",
         help_text="Leave empty for now.",
     )
     impact = forms.CharField(
@@ -101,13 +104,13 @@ class DetailsForm(forms.Form):
         return cls(data, initial=initial, auto_id="id_details_%s")
 
 
-class NoteForm(forms.Form):
+class NoteForm(LocalTimesMixin, forms.Form):
     body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Note (Markdown)", max_length=20000)
     kind = forms.ChoiceField(choices=[(EntryKind.NOTE, "Note"), (EntryKind.ACTION, "Action taken")], initial="note")
     occurred_at = forms.DateTimeField(
         required=False,
         widget=DateTimeLocalInput(),
-        label="Happened at (UTC)",
+        label="Happened at",
         help_text="Back-date an entry (Scribe, Incident Commander, managers).",
     )
 
@@ -227,7 +230,7 @@ def _update_status_choices(kind):
     return [(s.value, s.label) for s in UPDATE_STATUSES_BY_KIND[kind]]
 
 
-class InternalUpdateForm(forms.Form):
+class InternalUpdateForm(LocalTimesMixin, forms.Form):
     """The guide's internal update template."""
 
     status = forms.ChoiceField(choices=_update_status_choices(UpdateKind.INTERNAL))
@@ -238,11 +241,11 @@ class InternalUpdateForm(forms.Form):
     impact = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, label="Impact")
     eta = forms.CharField(max_length=100, required=False, label="ETA", help_text="If known.")
     next_update_at = forms.DateTimeField(
-        required=False, widget=DateTimeLocalInput(), label="Next update (UTC)", help_text="Empty: one cadence from now."
+        required=False, widget=DateTimeLocalInput(), label="Next update", help_text="Empty: one cadence from now."
     )
 
 
-class ExternalUpdateForm(forms.Form):
+class ExternalUpdateForm(LocalTimesMixin, forms.Form):
     """The guide's status-page template, plus the public state of each service ("component") it affects: the
     Communications Lead picks each one, prefilled from the incident's latest published states, else from its
     severity for the services it names (operational when resolving)."""
@@ -253,7 +256,7 @@ class ExternalUpdateForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}), required=False, label="Description of the issue and impact"
     )
     workaround = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, label="Workaround")
-    next_update_at = forms.DateTimeField(required=False, widget=DateTimeLocalInput(), label="Next update (UTC)")
+    next_update_at = forms.DateTimeField(required=False, widget=DateTimeLocalInput(), label="Next update")
     publish = forms.BooleanField(required=False, label="Publish to status page")
 
     COMPONENT_PREFIX = "component_"
@@ -311,8 +314,6 @@ class IncidentFilterForm(forms.Form):
 
     def filters(self) -> dict:
         """Dates become an inclusive day range [from 00:00, to+1 00:00) in the current time zone."""
-        import datetime as dt
-
         data = dict(self.cleaned_data)
         tz = timezone.get_current_timezone()
         if data.get("declared_from"):

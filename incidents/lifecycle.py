@@ -47,7 +47,10 @@ class SeverityChanged(LifecycleEvent):
 
 @dataclass(frozen=True)
 class IncidentAcknowledged(LifecycleEvent):
-    pass
+    """Published for every acknowledgement, also a repeated one (paging then stops a page started after the first,
+    e.g. when the severity was raised); `first` is False for the repeats, which change nothing on the incident."""
+
+    first: bool = True
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from . import access
 from .business_hours import end_of_next_business_day
 
 
@@ -167,8 +168,6 @@ class IncidentQuerySet(models.QuerySet):
 def user_sees_restricted(user) -> bool:
     """The security team and the admin group see every restricted incident. Uses access.group_names, which
     caches the user's groups for the request, so the permission checks of the same page share its query."""
-    from . import access
-
     return bool({access.SECURITY, access.ADMIN} & access.group_names(user))
 
 
@@ -234,6 +233,10 @@ class Incident(models.Model):
 
     def __str__(self):
         return f"{self.reference}: {self.title}"
+
+    def is_visible_to(self, user) -> bool:
+        """One incident through the one visibility rule (visible_to): for checks at send time, e.g. emails."""
+        return Incident.objects.visible_to(user).filter(pk=self.pk).exists()
 
     @property
     def reference(self) -> str:
@@ -405,6 +408,7 @@ class EventType(models.TextChoices):
     STATUS_PAGE_UPDATE = "status_page_update", "Status page update"
     ALERT_ATTACHED = "alert_attached", "Alerts attached"
     EVIDENCE_EXPORTED = "evidence_exported", "Evidence exported"
+    TRIAGE_RESULTS = "triage_results", "Triage results"
     MERGED_INTO = "merged_into", "Merged into another incident"
     MERGED_FROM = "merged_from", "Duplicate merged in"
     RELATED_LINKED = "related_linked", "Related incident linked"
@@ -453,6 +457,7 @@ KIND_OF_EVENT = {
     EventType.STATUS_PAGE_UPDATE: EntryKind.UPDATE,
     EventType.ALERT_ATTACHED: EntryKind.ALERT,
     EventType.EVIDENCE_EXPORTED: EntryKind.SYSTEM,
+    EventType.TRIAGE_RESULTS: EntryKind.ALERT,
     EventType.MERGED_INTO: EntryKind.STATUS,
     EventType.MERGED_FROM: EntryKind.SYSTEM,
     EventType.RELATED_LINKED: EntryKind.SYSTEM,

@@ -8,6 +8,7 @@ The receiver runs once per migrated app, only adds what is missing, and costs a 
 
 from __future__ import annotations
 
+from django.apps import apps as global_apps
 from django.db import DEFAULT_DB_ALIAS
 
 from . import access
@@ -55,8 +56,6 @@ def grant_group_permissions(sender=None, *, app_config=None, using=DEFAULT_DB_AL
     permission of every app (including auth's, to manage users)."""
     app_config = app_config or sender
     if apps is None:
-        from django.apps import apps as global_apps
-
         apps = global_apps
     try:
         Group = apps.get_model("auth", "Group")

@@ -2,8 +2,10 @@
 
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, Q
 
+from .access import ADMIN, INCIDENT_MANAGER, RESPONDER, SECURITY
 from .models import (
     ACTIVE_STATUSES,
     ChecklistItem,
@@ -25,6 +27,12 @@ CURRENT_ROLES = Prefetch(
     queryset=RoleAssignment.objects.filter(relieved_at__isnull=True).select_related("holder"),
     to_attr="current_roles",
 )
+
+
+def current_holder(incident: Incident, role: str):
+    """Who holds `role` on the incident now (None if nobody)."""
+    assignment = incident.role_assignments.filter(role=role, relieved_at__isnull=True).select_related("holder").first()
+    return assignment.holder if assignment else None
 
 
 def access_incident(*, reference: str, user, lock: bool = False) -> Incident:
@@ -218,10 +226,6 @@ def five_whys_of(*, incident: Incident):
 
 def responders_to_choose():
     """People who can hold a role: active users in a group that may respond (or superusers)."""
-    from django.contrib.auth import get_user_model
-
-    from .access import ADMIN, INCIDENT_MANAGER, RESPONDER, SECURITY
-
     users = get_user_model().objects.filter(is_active=True)
     return (
         users.filter(Q(is_superuser=True) | Q(groups__name__in=[RESPONDER, INCIDENT_MANAGER, ADMIN, SECURITY]))

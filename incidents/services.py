@@ -1,19 +1,23 @@
 """Every state change of an incident. Each function takes the acting user (None for the portal itself),
 runs in one transaction, locks the incident row, validates, changes, writes the timeline entry in the same
 transaction and enqueues side effects with transaction.on_commit. Views, API, admin and tasks all call these.
+
+What other apps do about it (paging starts and stops, the post-mortem is drafted, chat is told) they do by
+subscribing to the typed events these functions publish (incidents/lifecycle.py); this module imports neither
+`oncall` nor `postmortems`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
 from django.utils import timezone
 
-from . import access, timeline
+from . import access, lifecycle, timeline
 from .errors import DomainError, InvalidTransition, PermissionDenied
 from .models import (
     ALLOWED_TRANSITIONS,
@@ -38,6 +42,7 @@ from .models import (
     UpdateKind,
     UpdateStatus,
 )
+from .profiles.zones import format_moment
 from .statuspage import services as statuspage
 
 BACKDATE_TOLERANCE = timedelta(minutes=1)
@@ -72,7 +77,8 @@ def _next_number() -> int:
 
 
 def _utc(moment: datetime) -> str:
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    # In the reader's zone (the request's), like every time the portal shows.
+    return format_moment(moment)
 
 
 def check_detected_at(detected_at: datetime, *, declared_at: datetime) -> None:
@@ -362,10 +368,8 @@ def declare_incident(
         _assign(incident, role=Role.INCIDENT_COMMANDER, holder=commander, by=by)
     if runbook is not None:
         _attach_runbook(incident, runbook=runbook, by=by)
-    # Page the owning team per the severity and its escalation policy; outbox rows commit with the incident.
-    from oncall.paging.services import start_paging
-
-    start_paging(incident=incident, by=by, reason="declared")
+    # Paging pages the owning team per the severity and its escalation policy; outbox rows commit with the incident.
+    lifecycle.publish(lifecycle.IncidentDeclared(incident_id=incident.pk, by=by))
     return incident
 
 
@@ -405,8 +409,10 @@ def check_status_change(incident: Incident, *, to: str, by, override_reason: str
 @transaction.atomic
 def change_status(*, incident: Incident, to: str, by, note: str = "", override_reason: str = "") -> Incident:
     """Move along Investigating -> Identified -> Monitoring -> Resolved -> Closed (re-open from Monitoring or
-    Resolved). Closing needs the closure checklist complete, or a manager's override with a reason. Resolving and
-    closing stop paging; re-opening from Resolved starts a new page (stopped pages never reopen)."""
+    Resolved). Closing needs the closure checklist complete, or a manager's override with a reason.
+    Publishes StatusChanged, then IncidentResolved, IncidentClosed or (Resolved -> Investigating) IncidentReopened:
+    resolving and closing stop paging and resolving drafts the post-mortem; re-opening from Resolved starts a new
+    page (stopped pages never reopen)."""
     incident = _lock(incident)
     new, overridden = check_status_change(incident, to=to, by=by, override_reason=override_reason)
     old = Status(incident.status)
@@ -429,21 +435,17 @@ def change_status(*, incident: Incident, to: str, by, note: str = "", override_r
     incident.status = new
     incident.save()
     timeline.record(timeline.status_changed(incident, old=old, new=new, by=by, note=note))
-    if new in (Status.RESOLVED, Status.CLOSED):
-        from oncall.paging.services import stop_paging
-
-        stop_paging(incident=incident, by=by, reason=f"incident {new.label.lower()}")
-    if old == Status.RESOLVED and new == Status.INVESTIGATING:
-        # Resolving stopped every page: page the owning team again, as declaring does, with a new page. Re-opening
-        # from Monitoring does not get here: its page (open or acknowledged) still stands.
-        from oncall.paging.services import start_paging
-
-        start_paging(incident=incident, by=by, reason="re-opened")
     if new == Status.RESOLVED:
-        # The guide: a post-mortem within 48 h of resolution. Drafted in this transaction; idempotent on re-resolve.
-        from postmortems.services import ensure_draft_for
-
-        ensure_draft_for(incident=incident, by=by)
+        _tick_facts(incident, "resolved")
+    lifecycle.publish(lifecycle.StatusChanged(incident_id=incident.pk, by=by, old_status=old, new_status=new))
+    if new == Status.RESOLVED:
+        lifecycle.publish(lifecycle.IncidentResolved(incident_id=incident.pk, by=by))
+    elif new == Status.CLOSED:
+        lifecycle.publish(lifecycle.IncidentClosed(incident_id=incident.pk, by=by))
+    elif old == Status.RESOLVED and new == Status.INVESTIGATING:
+        # Re-opened after resolution (every page was stopped). Moving back from Monitoring or Identified is only a
+        # status change: the incident's page (open or acknowledged) still stands.
+        lifecycle.publish(lifecycle.IncidentReopened(incident_id=incident.pk, by=by))
     return incident
 
 
@@ -469,11 +471,16 @@ def change_severity(*, incident: Incident, severity: SeverityPolicy, by, reason:
         incident.next_update_due_at = severity.next_update_due_at(timezone.now())
     incident.save()
     timeline.record(timeline.severity_changed(incident, old=old, new=severity, by=by, reason=reason.strip()))
-    if severity.rank < old.rank and incident.is_active:
-        # Raised: page again at the new severity (the open page, if any, is superseded).
-        from oncall.paging.services import start_paging
-
-        start_paging(incident=incident, by=by, reason=f"severity raised to {severity.level}")
+    # Raised (a lower rank) on an active incident: paging pages again at the new severity.
+    lifecycle.publish(
+        lifecycle.SeverityChanged(
+            incident_id=incident.pk,
+            by=by,
+            old_level=old.level,
+            new_level=severity.level,
+            raised=severity.rank < old.rank,
+        )
+    )
     return incident
 
 
@@ -498,6 +505,9 @@ def _assign(incident: Incident, *, role: str, holder, by) -> RoleAssignment:
     timeline.record(
         timeline.role_assigned(incident, role=role, holder=holder, previous=current.holder if current else None, by=by)
     )
+    if role == Role.INCIDENT_COMMANDER:
+        _tick_facts(incident, "ic_assigned")
+    lifecycle.publish(lifecycle.RoleAssigned(incident_id=incident.pk, by=by, role=role, holder_id=holder.pk))
     return assignment
 
 
@@ -536,11 +546,6 @@ def relieve_role(*, incident: Incident, role: str, by) -> None:
     current.relieved_at = timezone.now()
     current.save(update_fields=["relieved_at"])
     timeline.record(timeline.role_relieved(incident, role=Role(role), holder=current.holder, by=by))
-
-
-def current_holder(incident: Incident, role: str):
-    assignment = incident.role_assignments.filter(role=role, relieved_at__isnull=True).select_related("holder").first()
-    return assignment.holder if assignment else None
 
 
 @transaction.atomic
@@ -587,6 +592,56 @@ def tick_checklist_item(*, item: ChecklistItem, by, checked: bool = True) -> Che
     item.save(update_fields=["checked_at", "checked_by"])
     timeline.record(timeline.checklist_ticked(incident, item=item, checked=checked, by=by))
     return item
+
+
+# Checklist items that are facts the portal records itself: ticked when the fact happens (by whoever made it
+# happen), each with its timeline entry. People still tick the rest. Matched by phase and the guide's wording.
+CHECKLIST_FACTS = {
+    "ic_assigned": [(ChecklistPhase.DETECTION, "IC assigned")],
+    "acknowledged": [(ChecklistPhase.DETECTION, "Alert acknowledged")],
+    "status_page_updated": [(ChecklistPhase.RESPONSE, "Status page updated")],
+    "status_page_resolved": [
+        (ChecklistPhase.RESOLUTION, "Status page updated"),
+        (ChecklistPhase.CLOSURE, 'Status page updated to "Resolved"'),
+    ],
+    "internal_update_sent": [(ChecklistPhase.RESPONSE, "Internal communication sent")],
+    "internal_resolution_sent": [(ChecklistPhase.CLOSURE, "Internal communication sent")],
+    "resolved": [(ChecklistPhase.CLOSURE, "Incident resolved")],
+    "postmortem_scheduled": [
+        (ChecklistPhase.RECOVERY, "Schedule post-mortem"),
+        (ChecklistPhase.CLOSURE, "Post-mortem scheduled"),
+    ],
+}
+
+
+def _tick_facts(incident: Incident, *facts: str) -> list[ChecklistItem]:
+    """Inside the caller's transaction, with the incident locked: tick the still-open items these facts answer.
+    The portal ticks them (checked_by and the entry's author are empty: "the portal"), as a consequence of the
+    change its caller recorded."""
+    wanted = [pair for fact in facts for pair in CHECKLIST_FACTS[fact]]
+    if not wanted or incident.status == Status.CLOSED:
+        return []
+    candidates = (
+        ChecklistItem.objects.select_for_update()
+        .filter(incident=incident, checked_at__isnull=True, phase__in={phase for phase, _ in wanted})
+        .order_by("phase", "position")  # not the default ordering: its runbook join cannot be locked
+    )
+    items = [item for item in candidates if (item.phase, item.text) in wanted]
+    now = timezone.now()
+    for item in items:
+        item.checked_at, item.checked_by = now, None
+    if items:
+        ChecklistItem.objects.bulk_update(items, ["checked_at", "checked_by"])
+        timeline.record_all([timeline.checklist_ticked(incident, item=item, checked=True, by=None) for item in items])
+    return items
+
+
+@transaction.atomic
+def record_checklist_fact(*, incident: Incident, fact: str) -> list[ChecklistItem]:
+    """For other apps (post-mortems: a meeting scheduled): tick the checklist items `fact` answers."""
+    if fact not in CHECKLIST_FACTS:
+        raise DomainError(f"Unknown checklist fact {fact!r}.", field="fact")
+    return _tick_facts(_lock(incident), fact)
 
 
 def check_runbook_attachment(incident: Incident, *, runbook: Runbook) -> None:
@@ -720,20 +775,25 @@ def post_status_update(
         incident.next_update_due_at = next_update_at
         incident.save(update_fields=["next_update_due_at", "updated_at"])
     timeline.record(timeline.update_posted(incident, update=update, by=by))
+    resolved = status == UpdateStatus.RESOLVED
+    if update.is_published:
+        _tick_facts(incident, "status_page_updated", *(["status_page_resolved"] if resolved else []))
+    elif kind == UpdateKind.INTERNAL:
+        _tick_facts(incident, "internal_update_sent", *(["internal_resolution_sent"] if resolved else []))
     return update
 
 
 @transaction.atomic
 def acknowledge_incident(*, incident: Incident, by) -> Incident:
     """Someone has seen the incident and is on it. The first acknowledgement is recorded and time-stamped;
-    later ones are a no-op, so a double click or a race between two responders never writes twice."""
+    later ones write nothing here, so a double click or a race between two responders never writes twice.
+    Every acknowledgement publishes IncidentAcknowledged (paging stops escalating every open page, also one
+    started after an earlier acknowledgement because the severity was raised)."""
     _require_responder(by)
     incident = _lock(incident)
-    # Stops escalation of every open page, also one started after an earlier acknowledgement (severity raised).
-    from oncall.paging.services import acknowledge_pages
-
-    acknowledge_pages(incident=incident, by=by)
-    if incident.acknowledged_at is not None:
+    first = incident.acknowledged_at is None
+    lifecycle.publish(lifecycle.IncidentAcknowledged(incident_id=incident.pk, by=by, first=first))
+    if not first:
         return incident
     if incident.status == Status.CLOSED:
         raise InvalidTransition(f"{incident.reference} is closed.", field="incident")
@@ -742,6 +802,7 @@ def acknowledge_incident(*, incident: Incident, by) -> Incident:
     incident.save(update_fields=["acknowledged_at", "acknowledged_by", "updated_at"])
     _add_responder(incident, by, by=by)
     timeline.record(timeline.acknowledged(incident, by=by))
+    _tick_facts(incident, "acknowledged")
     return incident
 
 
@@ -753,3 +814,23 @@ def add_responder(*, incident: Incident, user, by) -> bool:
     if created:
         timeline.record(timeline.responder_added(incident, user=user, by=by))
     return created
+
+
+@transaction.atomic
+def add_chat_message(*, incident: Incident, by, author, body: str, said_at: datetime):
+    """A message from the incident's chat channel put on the timeline by a responder (📌 or "Add to timeline"),
+    as said: by its author (None when the chat user is not a portal user; the body names them) at the time the chat
+    server stamped it. That time is the chat's, not a claim by `by`, so any responder may add an older message."""
+    _require_responder(by)
+    body = (body or "").strip()
+    if not body:
+        raise DomainError("That message has no text to put on the timeline.", field="body")
+    if len(body) > MAX_TIMELINE_ENTRY_LENGTH:
+        raise DomainError(
+            f"Keep a timeline entry under {MAX_TIMELINE_ENTRY_LENGTH:,} characters; link to longer material.",
+            field="body",
+        )
+    incident = _lock(incident)
+    check_entry_time(incident, said_at, now=timezone.now())
+    _add_responder(incident, by, by=by)
+    return timeline.record(timeline.note(incident, body=body, by=author, occurred_at=said_at))

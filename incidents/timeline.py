@@ -379,6 +379,20 @@ def related_unlinked(incident, *, other, by) -> TimelineEntry:
     )
 
 
+def triage_results(incident, *, service, results: Sequence, by=None) -> TimelineEntry:
+    """One entry per service: each probe's result (incidents.watch.probes.ProbeResult)."""
+    failing = sum(1 for result in results if not result.ok)
+    verdict = f"{failing} of {len(results)} failing" if failing else f"all {len(results)} passing"
+    lines = [f"- {'✅' if result.ok else '❌'} **{result.name}**: {result.summary}" for result in results]
+    return build(
+        incident,
+        EventType.TRIAGE_RESULTS,
+        f"Triage of **{service.name}**: {verdict}.\n\n" + "\n".join(lines),
+        data={"service_id": service.pk, "failing": failing, "results": [result.as_dict() for result in results]},
+        by=by,
+    )
+
+
 def evidence_exported(incident, *, export, by, username: str) -> TimelineEntry:
     return build(
         incident,

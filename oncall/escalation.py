@@ -30,8 +30,10 @@ from django.utils import timezone
 
 from incidents.business_hours import is_business_hours, next_business_hours_start
 
+from . import selectors
 from .models import EscalationLevel, EscalationTarget, Hotline, Person, Rotation, Team
 from .resolver import RotationPlan
+from .selectors import team_on_call
 
 
 def who_is_on_call(rotation_or_team: Rotation | Team, slot: str, at: datetime | None = None) -> Person | None:
@@ -41,8 +43,6 @@ def who_is_on_call(rotation_or_team: Rotation | Team, slot: str, at: datetime | 
     Overrides win over the rotation. Returns None for a gap. Costs three queries; for many questions build plans once
     with `oncall.selectors.rotation_plans` and call `RotationPlan.who_is_on_call`.
     """
-    from . import selectors
-
     at = at or timezone.now()
     window = {"start": at, "end": at + timedelta(microseconds=1)}
     if isinstance(rotation_or_team, Rotation):
@@ -132,8 +132,6 @@ def plan_escalation(
     `plans` maps team id -> RotationPlans covering the schedule; when omitted they are loaded here with a fixed
     number of queries (levels and targets come from the policy's prefetch when present).
     """
-    from . import selectors
-
     levels = list(policy.levels.all())
     levels.sort(key=lambda level: (level.position, level.pk))
     times = escalation_times([level.delay for level in levels], severity, started_at)
@@ -157,8 +155,6 @@ def plan_escalation(
 
 
 def _resolve(target: EscalationTarget, at: datetime, paged_team: Team | None, plans) -> PlannedTarget:
-    from .selectors import team_on_call
-
     kind = target.kind
     if kind == EscalationTarget.Kind.PERSON:
         return PlannedTarget(kind, str(target.person), target.person, None, target)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, validate_email
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -159,8 +159,6 @@ class ContactMethod(models.Model):
         if self.address and self.channel in (self.Channel.SMS, self.Channel.VOICE):
             self.address = _clean_phone(self.address, "address")
         if self.address and self.channel == self.Channel.EMAIL:
-            from django.core.validators import validate_email
-
             try:
                 validate_email(self.address)
             except ValidationError as exc:

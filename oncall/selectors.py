@@ -145,10 +145,16 @@ def header_on_call(*, at: datetime | None = None) -> list[tuple[Team, object | N
 
 
 def rotation_calendar(rotation: Rotation, *, start: datetime, weeks: int = 4) -> tuple[RotationPlan, list[Shift]]:
-    """The shifts of one rotation for the coming weeks, overrides included and marked (three queries)."""
+    """The shifts of one rotation for the coming weeks, overrides included and marked (three queries). Whole
+    shifts: the window widens to the handoffs around it, so a shift that began before `start` (a Monday 09:00
+    handoff seen from Tuesday) shows its real start and end, not the window's edges."""
     end = start + timedelta(weeks=weeks)
-    plan = rotation_plans(Rotation.objects.filter(pk=rotation.pk), start=start, end=end)[0]
-    return plan, plan.shifts_between(start, end)
+    margin = timedelta(days=max(int(rotation.shift_length_days), 1))
+    plan = rotation_plans(Rotation.objects.filter(pk=rotation.pk), start=start - margin, end=end + margin)[0]
+    first = _aligned_start(plan, start)
+    k = plan.shift_index(end)
+    last = end if k < 0 or plan.handoff(k) == end else plan.handoff(k + 1)
+    return plan, plan.shifts_between(first, last)
 
 
 @dataclass(frozen=True)

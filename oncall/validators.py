@@ -53,6 +53,8 @@ def validate_timezone(value: str) -> None:
 def validate_apprise_url(value: str) -> None:
     """An Apprise notification URL (ntfy://, pover://, tgram://, msteams://, discord://, matrix://, signal://,
     gchat://, json:// ...): Apprise itself parses it, so a URL is accepted exactly when it could be sent to."""
+    # Imported when first needed: importing Apprise takes about a second (it loads every service plugin), and
+    # oncall.models imports this module in every process, also those that never check an Apprise URL.
     import apprise
 
     raw = (value or "").strip()

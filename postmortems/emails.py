@@ -3,20 +3,29 @@ that drop <style>, plus plain text) and the reminders. Called from Celery tasks 
 
 Restricted incidents: the report goes only to people who may see the incident (visible_to), never to the
 configured stakeholder addresses, so a security incident's details never leave the security circle by email.
+Reminders check the same rule when they are sent, not only when the item was assigned.
 """
 
 from __future__ import annotations
+
+import logging
 
 import css_inline
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
+from django.utils import timezone
 
-from incidents.models import Incident, IncidentResponder
+from incidents.models import Incident, IncidentResponder, Role
+from incidents.profiles.services import zone_of
+from incidents.profiles.zones import format_moment
+from incidents.selectors import current_holder
 
 from .models import ActionItem, PostMortem
 from .report import Report, absolute_url, build_report, report_markdown
+
+logger = logging.getLogger("postmortems.emails")
 
 _INLINER = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 
@@ -91,11 +100,13 @@ def send_report(postmortem_id: int) -> int:
     return message.send(fail_silently=False)
 
 
-def _send_text(*, subject: str, template: str, context: dict, to: list[str]) -> int:
+def _send_text(*, subject: str, template: str, context: dict, to: list[str], reader=None) -> int:
+    """One reader's email: times in their time zone (incidents.profiles)."""
     to = [address for address in to if address]
     if not to:
         return 0
-    body = render_to_string(template, context)
+    with timezone.override(zone_of(reader)):
+        body = render_to_string(template, context)
     return EmailMultiAlternatives(
         subject=one_line(subject), body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=to
     ).send()
@@ -109,30 +120,40 @@ def send_action_item_reminder(item_id: int, kind: str) -> int:
     )
     if item is None or not item.is_open:
         return 0  # done or deleted since the tick claimed it: nothing to remind about
+    if not item.incident.is_visible_to(item.owner):
+        # Restricted since it was assigned (or the owner left its responders): the email would name it.
+        logger.warning("Action item %s: reminder not sent, its owner cannot see %s.", item.pk, item.incident.reference)
+        return 0
     address = item.owner.email or (item.owner_person.email if item.owner_person else "")
     overdue = kind == "overdue"
     subject = (
         f"Overdue action item ({item.incident.reference}): {item.title}"
         if overdue
-        else f"Action item due {item.due_date:%b %d, %Y} ({item.incident.reference}): {item.title}"
+        else f"Action item due {format_moment(item.due_date)} ({item.incident.reference}): {item.title}"
     )
     return _send_text(
         subject=subject,
         template="postmortems/emails/action_item_reminder.txt",
         context={"item": item, "overdue": overdue, "url": absolute_url(item.get_absolute_url())},
         to=[address],
+        reader=item.owner,
     )
 
 
 def send_schedule_reminder(postmortem_id: int) -> int:
-    from incidents.models import Role
-    from incidents.services import current_holder
-
     postmortem = PostMortem.objects.select_related("incident", "owner").filter(pk=postmortem_id).first()
     if postmortem is None or postmortem.meeting_at is not None:
         return 0  # scheduled since the tick claimed it
     commander = current_holder(postmortem.incident, Role.INCIDENT_COMMANDER) or postmortem.owner
     if commander is None:
+        return 0
+    if not postmortem.incident.is_visible_to(commander):
+        logger.warning(
+            "Post-mortem %s: schedule reminder not sent, %s cannot see %s.",
+            postmortem.pk,
+            commander.get_username(),
+            postmortem.incident.reference,
+        )
         return 0
     return _send_text(
         subject=f"Schedule the post-mortem for {postmortem.incident.reference}: {postmortem.incident.title}",
@@ -143,4 +164,5 @@ def send_schedule_reminder(postmortem_id: int) -> int:
             "url": absolute_url(postmortem.get_absolute_url()),
         },
         to=[commander.email],
+        reader=commander,
     )

@@ -6,6 +6,8 @@ from datetime import date, timedelta
 
 from django import forms
 
+from incidents.profiles.forms import LocalTimesMixin
+
 from .metrics import MAX_PERIOD_DAYS, default_period
 from .models import (
     MARKDOWN_SECTIONS,
@@ -54,7 +56,7 @@ class ContentForm(forms.Form):
         return {name: getattr(postmortem, name) for name in names}
 
 
-class MeetingForm(forms.Form):
+class MeetingForm(LocalTimesMixin, forms.Form):
     meeting_at = forms.DateTimeField(
         label="Meeting time",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
@@ -73,7 +75,7 @@ class StatusForm(forms.Form):
     status = forms.ChoiceField(choices=PostMortemStatus.choices)
 
 
-class TimelineItemForm(forms.Form):
+class TimelineItemForm(LocalTimesMixin, forms.Form):
     occurred_at = forms.DateTimeField(
         label="When",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),

@@ -14,6 +14,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents.models import Incident
+
 # The guide: "Schedule: Within 48 hours of resolution".
 MEETING_WITHIN = timedelta(hours=48)
 
@@ -49,8 +51,6 @@ MARKDOWN_SECTIONS = [(field, heading) for field, heading in SECTIONS if field no
 class PostMortemQuerySet(models.QuerySet):
     def visible_to(self, user) -> PostMortemQuerySet:
         """A post-mortem is visible exactly when its incident is (restricted incidents stay restricted)."""
-        from incidents.models import Incident
-
         return self.filter(incident__in=Incident.objects.visible_to(user).values("pk"))
 
 
@@ -181,8 +181,6 @@ OPEN_ACTION_STATUSES = (ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS)
 
 class ActionItemQuerySet(models.QuerySet):
     def visible_to(self, user) -> ActionItemQuerySet:
-        from incidents.models import Incident
-
         return self.filter(incident__in=Incident.objects.visible_to(user).values("pk"))
 
     def still_open(self) -> ActionItemQuerySet:

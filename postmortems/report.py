@@ -14,6 +14,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from incidents.markdown import render_markdown
 from incidents.models import Role, RoleAssignment
+from incidents.profiles.zones import format_moment
 
 from .models import SECTIONS, ActionItem, ActionItemStatus, PostMortem, PostMortemTimelineItem
 from .services import humanize_duration, response_times
@@ -74,7 +75,7 @@ class Report:
             box = "x" if item.status == ActionItemStatus.DONE else " "
             suffix = " - won't do" if item.status == ActionItemStatus.WONT_DO else ""
             lines.append(
-                f"{n}. [{box}] {item.title} (Owner: {_name(item.owner)}, Due: {item.due_date:%b %d, %Y}, "
+                f"{n}. [{box}] {item.title} (Owner: {_name(item.owner)}, Due: {format_moment(item.due_date)}, "
                 f"{item.get_priority_display()} priority, {item.get_kind_display()}){suffix}"
             )
         return "\n".join(lines)

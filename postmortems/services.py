@@ -13,20 +13,20 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
+from incidentportal.celery import registered_task
 from incidents import access, timeline
 from incidents.errors import DomainError, InvalidTransition, PermissionDenied
 from incidents.markdown import render_markdown
 from incidents.models import (
-    ChecklistItem,
-    ChecklistPhase,
     FiveWhys,
     Incident,
     IncidentResponder,
     Role,
-    Status,
     TimelineEntry,
 )
-from incidents.services import current_holder, tick_checklist_item
+from incidents.selectors import current_holder
+from incidents.services import record_checklist_fact
+from oncall.models import Person
 
 from .models import (
     MARKDOWN_SECTIONS,
@@ -44,7 +44,6 @@ from .models import (
 # "Before due" reminders go out this many days ahead of the due date.
 REMIND_DAYS_BEFORE_DUE = 1
 REMINDER_BATCH = 200
-CLOSURE_ITEM_TEXT = "Post-mortem scheduled"
 TIMELINE_TEXT_MAX = 500
 # Bounds on the dates people type (QA: a meeting in year 9999 was accepted). The browser forms, the admin and the
 # API all reach these through the services below.
@@ -290,6 +289,7 @@ def assign_owner(*, postmortem: PostMortem, owner, by) -> PostMortem:
         raise DomainError("Choose an active owner.", field="owner")
     postmortem = _lock(postmortem)
     _require_editable(postmortem, field="owner")
+    check_owner_sees_incident(owner, postmortem.incident)
     if postmortem.owner_id != owner.pk:
         postmortem.owner = owner
         postmortem.save(update_fields=["owner", "updated_at"])
@@ -427,13 +427,8 @@ def schedule_meeting(
     timeline.record(
         timeline.postmortem_meeting_scheduled(incident, postmortem=postmortem, rescheduled=was_scheduled, by=by)
     )
-    if incident.status != Status.CLOSED:
-        item = ChecklistItem.objects.filter(
-            incident=incident, phase=ChecklistPhase.CLOSURE, text__iexact=CLOSURE_ITEM_TEXT
-        ).first()
-        if item is not None and not item.is_checked:
-            # by=None: the portal ticks it, as a consequence of the scheduling recorded above.
-            tick_checklist_item(item=item, by=None)
+    # The closure checklist's "Post-mortem scheduled" (and recovery's "Schedule post-mortem") are now facts.
+    record_checklist_fact(incident=incident, fact="postmortem_scheduled")
     return postmortem
 
 
@@ -486,8 +481,7 @@ def change_postmortem_status(*, postmortem: PostMortem, to: str, by) -> PostMort
 
 
 def _enqueue_report(postmortem: PostMortem) -> None:
-    from .tasks import send_postmortem_report
-
+    send_postmortem_report = registered_task("postmortems.tasks.send_postmortem_report")
     transaction.on_commit(partial(send_postmortem_report.delay, postmortem.pk))
 
 
@@ -517,9 +511,18 @@ def _choice(value: str, choices, field: str) -> str:
     return value
 
 
-def _owner_person(owner):
-    from oncall.models import Person
+def check_owner_sees_incident(owner, incident: Incident) -> None:
+    """An owner gets emails naming the incident and links to it: they must be able to see it (a restricted
+    incident: its responders, the security team, admins)."""
+    if not incident.is_visible_to(owner):
+        raise DomainError(
+            f"{_name(owner)} cannot see {incident.reference} (restricted): add them to its responders first, "
+            "or choose someone who can see it.",
+            field="owner",
+        )
 
+
+def _owner_person(owner):
     return Person.objects.filter(user=owner).first()
 
 
@@ -541,6 +544,7 @@ def add_action_item(
         raise DomainError("Give the action item a title.", field="title")
     if owner is None or not owner.is_active:
         raise DomainError("Choose an active owner.", field="owner")
+    check_owner_sees_incident(owner, postmortem.incident)
     if due_date is None:
         raise DomainError("Choose a due date.", field="due_date")
     check_due_date(due_date)
@@ -597,6 +601,7 @@ def update_action_item(
     if owner is not None and owner.pk != item.owner_id:
         if not owner.is_active:
             raise DomainError("Choose an active owner.", field="owner")
+        check_owner_sees_incident(owner, item.incident)
         item.owner, item.owner_person = owner, _owner_person(owner)
         item.reminded_before_at = item.reminded_overdue_at = None
     if due_date is not None and due_date != item.due_date:
@@ -636,8 +641,8 @@ def send_due_reminders(*, now: datetime | None = None, limit: int = REMINDER_BAT
     """Claim due reminders with FOR UPDATE SKIP LOCKED, stamp them (so each fires once, even with two ticks
     running at once) and queue the emails after commit. Overdue wins over "due soon": an item found already
     overdue gets only the overdue reminder."""
-    from .tasks import send_action_item_reminder, send_schedule_reminder
-
+    send_action_item_reminder = registered_task("postmortems.tasks.send_action_item_reminder")
+    send_schedule_reminder = registered_task("postmortems.tasks.send_schedule_reminder")
     now = now or timezone.now()
     today = timezone.localdate(now)
     counts = {"overdue": 0, "before_due": 0, "schedule": 0}

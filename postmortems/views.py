@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from incidents import access
 from incidents.errors import DomainError, PermissionDenied
 from incidents.markdown import render_markdown
+from incidents.templatetags.incident_tags import duration
 
 from . import charts, selectors, services
 from .emails import render_report_html, report_recipients
@@ -493,8 +494,6 @@ def _minutes(value) -> float:
 @login_required
 @require_GET
 def metrics(request):
-    from incidents.templatetags.incident_tags import duration
-
     form, start, end, status = _period(request)
     data = incident_metrics(user=request.user, start=start, end=end)
     series = [(s.level, [row["counts"][i] for row in data.weekly_rows()]) for i, s in enumerate(data.severities)]

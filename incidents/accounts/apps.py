@@ -8,6 +8,7 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        # Imported here, not at the top: AppConfig modules load before the models these modules use.
         from django.contrib.auth.signals import user_logged_in
 
         from . import checks  # noqa: F401 - registers the system checks

@@ -19,6 +19,8 @@ DEFAULTS = {
     "ALERTING_KEY_CACHE_SECONDS": 5,
     # A Grafana signature timestamp older than this is a replay.
     "ALERTING_SIGNATURE_MAX_AGE_SECONDS": 300,
+    # A signed delivery (Sentry, Grafana) seen again byte for byte within this many seconds is a replay.
+    "ALERTING_REPLAY_WINDOW_SECONDS": 86400,
 }
 
 

@@ -36,6 +36,7 @@ class IntegrationKind(models.TextChoices):
     GENERIC = "generic", "Generic JSON events"
     CHANGE = "change", "Change events (deploys, migrations, config changes)"
     HEARTBEAT = "heartbeat", "Heartbeat monitors (missed pings open alerts)"
+    CERTIFICATE = "certificate", "Certificate watch (TLS certificates expiring)"
 
 
 class Severity(models.TextChoices):
@@ -281,6 +282,18 @@ class IntegrationError(models.Model):
 
     def __str__(self):
         return f"{self.status_code} {self.code}"
+
+
+class SeenSignature(models.Model):
+    """Signatures of accepted signed deliveries (Sentry, Grafana), so a byte-identical replay is refused for
+    ALERTING_REPLAY_WINDOW_SECONDS. `digest` is sha256 of the integration id and the signature; an expired row
+    is reused by the next delivery with the same digest and pruned hourly by the alerting tick."""
+
+    digest = models.CharField(max_length=64, unique=True)
+    seen_at = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"{self.digest[:12]} {self.seen_at:%Y-%m-%d %H:%M:%S}"
 
 
 class ApiTokenQuerySet(models.QuerySet):

@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,6 @@ def _redis():
     if _client is None:
         with _client_lock:
             if _client is None:
-                import redis
-
                 _client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
     return _client
 

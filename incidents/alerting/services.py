@@ -13,6 +13,7 @@ the same statement).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -33,8 +34,9 @@ from incidents.audit.models import AuditRecord
 from incidents.audit.recorder import BulkRecorder
 from incidents.errors import DomainError, PermissionDenied
 from incidents.models import DetectionSource, Incident, Service, SeverityPolicy
+from incidents.statuspage.selectors import is_under_maintenance
 
-from . import conf
+from . import conf, redact
 from .models import (
     AlertEvent,
     AlertGroup,
@@ -46,6 +48,7 @@ from .models import (
     IntegrationError,
     RouteAction,
     RoutingRule,
+    SeenSignature,
     Severity,
     hash_secret,
 )
@@ -141,13 +144,50 @@ def log_integration_error(
             kind=kind,
             status_code=status_code,
             code=code[:40],
-            message=message[:500],
+            message=redact.redact_text(message)[:500].replace("\x00", "\\x00"),
             field=(field or "")[:200],
             remote_addr=remote_addr or None,
-            body_excerpt=body[:2000].decode("utf-8", "replace"),
+            # Keys and secrets never reach the table managers read (a PagerDuty body carries its routing_key).
+            body_excerpt=redact.redacted_excerpt(body, limit=2000),
         )
     except Exception:
         log.exception("could not record an integration error")
+
+
+# --- Replays of signed deliveries ------------------------------------------------------------------------------
+
+
+def signature_digest(integration: Integration, signature: str) -> str:
+    return hashlib.sha256(f"{integration.pk}:{signature.lower()}".encode()).hexdigest()
+
+
+def claim_signature(integration: Integration, signature: str, *, window_seconds: int | None = None) -> bool:
+    """Record a verified signature; False when the same one was accepted within the replay window. One statement:
+    INSERT, or take over the row when its sighting is older than the window (so concurrent deliveries of one
+    replay cannot both win)."""
+    window = window_seconds if window_seconds is not None else conf.get("ALERTING_REPLAY_WINDOW_SECONDS")
+    now = timezone.now()
+    table = connection.ops.quote_name(SeenSignature._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (digest, seen_at) VALUES (%s, %s) "  # noqa: S608 - table name from the model
+            f"ON CONFLICT (digest) DO UPDATE SET seen_at = excluded.seen_at WHERE {table}.seen_at < %s "
+            "RETURNING id",
+            [signature_digest(integration, signature), now, now - timedelta(seconds=window)],
+        )
+        return cursor.fetchone() is not None
+
+
+def forget_signature(integration: Integration, signature: str) -> None:
+    """The delivery was not stored (the database failed): its sender's identical retry must be accepted."""
+    SeenSignature.objects.filter(digest=signature_digest(integration, signature)).delete()
+
+
+def prune_seen_signatures(*, now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    oldest = now - timedelta(seconds=conf.get("ALERTING_REPLAY_WINDOW_SECONDS"))
+    deleted, _ = SeenSignature.objects.filter(seen_at__lt=oldest).delete()
+    return deleted
 
 
 # --- Routing --------------------------------------------------------------------------------------------------------
@@ -165,12 +205,7 @@ def should_auto_declare(integration: Integration, service: Service | None, at: d
     already said "declare"). Inside a scheduled maintenance window of the service, alerts only attach or record."""
     if not integration.is_active:
         return False
-    if service is not None:
-        from incidents.statuspage.selectors import is_under_maintenance
-
-        if is_under_maintenance(service, at):
-            return False
-    return True
+    return service is None or not is_under_maintenance(service, at)
 
 
 def route_for(event: AlertEventIn, *, integration: Integration, rules: list[RoutingRule], services: dict) -> Route:

@@ -63,6 +63,8 @@ def _error_response(kind: str, refusal: Refusal) -> JsonResponse:
         response["Retry-After"] = str(refusal.retry_after)
     if refusal.status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="integrations"'
+    if refusal.status == 405:
+        response["Allow"] = "POST"
     return response
 
 
@@ -125,22 +127,26 @@ def _by_public_id(kind: str, public_id) -> Integration:
     return integration
 
 
-def _verify_signature(request, integration: Integration, body: bytes, *, header: str, field: str) -> None:
+# Unix seconds, ASCII digits only: int() would take "１２３" or 400 digits (and then overflow a float).
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+def _verify_signature(request, integration: Integration, body: bytes, *, header: str, field: str) -> str:
+    """Check the HMAC of the body (and the timestamp, where the integration has one); return the signature."""
     signature = request.headers.get(header, "").strip()
     if not signature:
         raise Refusal(401, "missing_signature", f"The {header} header is missing.", field=header)
     signed = body
     if integration.kind == IntegrationKind.GRAFANA and integration.hmac_timestamp_header:
         stamp = request.headers.get(integration.hmac_timestamp_header, "").strip()
-        try:
-            age = abs(time.time() - int(stamp))
-        except ValueError:
+        if not TIMESTAMP.fullmatch(stamp):
             raise Refusal(
                 401,
                 "missing_timestamp",
-                f"The {integration.hmac_timestamp_header} header is missing or not a number.",
+                f"The {integration.hmac_timestamp_header} header is missing or not a Unix time in seconds.",
                 field=integration.hmac_timestamp_header,
             )
+        age = abs(time.time() - int(stamp))
         if age > conf.get("ALERTING_SIGNATURE_MAX_AGE_SECONDS"):
             raise Refusal(401, "stale_signature", "The signature timestamp is too old (replay?).", field=field)
         signed = stamp.encode() + b":" + body
@@ -149,6 +155,17 @@ def _verify_signature(request, integration: Integration, body: bytes, *, header:
         signature = signature[7:]
     if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
         raise Refusal(401, "bad_signature", f"The {header} does not match the body.", field=header)
+    return expected
+
+
+def _claim(integration: Integration, signature: str) -> None:
+    if not services.claim_signature(integration, signature):
+        raise Refusal(
+            409,
+            "replayed",
+            "This exact delivery (same body and signature) was already accepted: a replay is refused.",
+            field="signature",
+        )
 
 
 def _rate_limit(integration: Integration) -> None:
@@ -209,8 +226,9 @@ def _endpoint(kind: str, *, by: str):
     def view(request, public_id=None):
         integration = None
         body = b""
+        signature = None
         try:
-            if request.method not in {"POST", "PUT"}:
+            if request.method != "POST":
                 raise Refusal(405, "method_not_allowed", "Send events with POST.", log=False)
             if by == "key":
                 integration = _by_key(request, kind)
@@ -225,7 +243,9 @@ def _endpoint(kind: str, *, by: str):
                     raise Refusal(
                         401, "no_secret", "Set this integration's client secret to verify Sentry.", field="hmac_secret"
                     )
-                _verify_signature(request, integration, body, header="Sentry-Hook-Signature", field="signature")
+                signature = _verify_signature(
+                    request, integration, body, header="Sentry-Hook-Signature", field="signature"
+                )
             elif kind == IntegrationKind.GRAFANA and (integration.hmac_secret or by == "public_id"):
                 if not integration.hmac_secret:
                     raise Refusal(
@@ -234,8 +254,12 @@ def _endpoint(kind: str, *, by: str):
                         "Without an HMAC secret, send the key in the Authorization header.",
                         field="Authorization",
                     )
-                _verify_signature(request, integration, body, header="X-Grafana-Alerting-Signature", field="signature")
+                signature = _verify_signature(
+                    request, integration, body, header="X-Grafana-Alerting-Signature", field="signature"
+                )
             _rate_limit(integration)
+            if signature is not None:
+                _claim(integration, signature)  # after the rate limit: a 429'd delivery may be retried as is
             if by != "routing_key":
                 data = _decode(body)
             return _handle(kind, integration, data, request)
@@ -255,6 +279,11 @@ def _endpoint(kind: str, *, by: str):
         except DatabaseError:
             # Nothing was committed; 503 tells the sender to retry (all of these senders do).
             log.exception("integration %s: database error", kind)
+            if signature is not None:
+                try:
+                    services.forget_signature(integration, signature)  # so the identical retry is accepted
+                except DatabaseError:
+                    log.exception("integration %s: could not forget the signature of a failed delivery", kind)
             return _error_response(
                 kind, Refusal(503, "unavailable", "The portal could not store the event; retry.", retry_after=5)
             )

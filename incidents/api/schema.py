@@ -7,7 +7,7 @@ generated schema by a postprocessing hook with the formats written out here.
 from __future__ import annotations
 
 from csp.constants import SELF, UNSAFE_INLINE
-from csp.decorators import csp_update
+from csp.decorators import csp_replace, csp_update
 from django.utils.decorators import method_decorator
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
@@ -183,11 +183,12 @@ def _json(schema):
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _errors(error_schema, codes=("400", "401", "405", "413", "429", "503")):
+def _errors(error_schema, codes=("400", "401", "405", "409", "413", "429", "503")):
     described = {
         "400": "Malformed JSON, wrong types, unknown actions: names the field.",
         "401": "Missing or wrong key, or a bad signature.",
-        "405": "Only POST (or PUT) is accepted.",
+        "405": "Only POST is accepted.",
+        "409": "A replay: this exact signed delivery (body and signature) was already accepted.",
         "413": "The body is larger than ALERTING_MAX_BODY_BYTES.",
         "429": "Rate limited; see Retry-After.",
         "503": "The database could not store the events; retry.",
@@ -343,15 +344,17 @@ schema_view = SpectacularAPIView.as_view(custom_settings=SCHEMA_SETTINGS)
 
 # The documentation pages load their scripts from local static files; their UIs set inline styles (and Redoc
 # starts a worker from a blob), which the portal's strict CSP would block, so these two pages relax just that.
-_docs_csp = csp_update({"style-src": [SELF, UNSAFE_INLINE], "worker-src": [SELF, "blob:"]})
+# style-src is replaced, not extended: beside a nonce, browsers ignore 'unsafe-inline'.
+_docs_styles = csp_replace({"style-src": [SELF, UNSAFE_INLINE]})
+_docs_worker = csp_update({"worker-src": [SELF, "blob:"]})
 
 
-@method_decorator(_docs_csp, name="dispatch")
+@method_decorator([_docs_styles, _docs_worker], name="dispatch")
 class SwaggerView(SpectacularSwaggerSplitView):
     url_name = "api-schema"
 
 
-@method_decorator(_docs_csp, name="dispatch")
+@method_decorator([_docs_styles, _docs_worker], name="dispatch")
 class RedocView(SpectacularRedocView):
     url_name = "api-schema"
     template_name = "api/redoc.html"

@@ -10,6 +10,7 @@ from datetime import UTC
 
 import django_filters
 from django import forms
+from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -360,8 +361,6 @@ class IncidentViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveMode
 
 
 def _int_param(request, name, *, default, low, high) -> int:
-    from rest_framework.exceptions import ValidationError
-
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return default
@@ -430,8 +429,6 @@ class AlertGroupViewSet(PortalAPIMixin, viewsets.ReadOnlyModelViewSet):
 
 
 def _incident_visible(visible):
-    from django.db.models import Q
-
     return Q(incident__isnull=True) | Q(incident__in=visible)
 
 

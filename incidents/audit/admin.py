@@ -1,6 +1,9 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
+from incidents import access
+from incidents.models import Incident
+
 from .access import can_view_audit
 from .filters import object_type_choices
 from .models import AuditRecord, EvidenceExport
@@ -95,9 +98,6 @@ class EvidenceExportAdmin(ReadOnlyAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        from incidents import access
-        from incidents.models import Incident
-
         exports = super().get_queryset(request).defer("content")
         if access.is_security(request.user):
             return exports

@@ -9,6 +9,7 @@ class AuditConfig(AppConfig):
 
     def ready(self):
         # Every model is registered by now, including ones other areas add later: all of them get receivers.
+        # (Imported here, not at the top: AppConfig modules load before the models these modules use.)
         from celery.signals import task_postrun, task_prerun
 
         from .context import task_finished, task_started

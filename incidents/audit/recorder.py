@@ -13,8 +13,11 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models.fields.files import FieldFile
 
+from incidents.models import Incident
+
 from .context import _UNSET, current_actor, current_context
 from .models import AuditAction, AuditRecord
+from .registry import NOISE_FIELDS
 
 SENSITIVE_FIELD = re.compile(r"password|secret|token|api_key|key_hash|signing_key", re.IGNORECASE)
 REDACTED = "[redacted]"
@@ -49,8 +52,6 @@ def object_type(model) -> str:
 def ignored_fields(model) -> frozenset[str]:
     """Fields whose changes are not worth a record on their own: auto_now timestamps (they change with every
     save), HTML rendered from a Markdown field that is audited itself, and the registry's noise list."""
-    from .registry import NOISE_FIELDS
-
     names = {f.name for f in model._meta.concrete_fields if getattr(f, "auto_now", False)}
     names |= {f.name for f in model._meta.concrete_fields if f.name.endswith("_html")}
     names |= NOISE_FIELDS.get(object_type(model), set())
@@ -96,8 +97,6 @@ def safe_repr(instance) -> str:
 @cache
 def _incident_path(model):
     """How to find the incident of a row: ("self",), ("fk", attname) or ("via", fk_field, target_attname)."""
-    from incidents.models import Incident
-
     if issubclass(model, Incident):
         return ("self",)
     fks = [f for f in model._meta.concrete_fields if f.is_relation and (f.many_to_one or f.one_to_one)]

@@ -1,6 +1,7 @@
 from django import forms
 
 from incidents.models import Service
+from incidents.profiles.forms import LocalTimesMixin
 
 from . import selectors
 from .models import ServiceState
@@ -43,7 +44,7 @@ class UtcDateTimeInput(forms.DateTimeInput):
         super().__init__(format="%Y-%m-%dT%H:%M", **kwargs)
 
 
-class MaintenanceForm(forms.Form):
+class MaintenanceForm(LocalTimesMixin, forms.Form):
     title = forms.CharField(max_length=200)
     description = forms.CharField(
         required=False, widget=forms.Textarea, help_text="What users will notice. Shown publicly."
@@ -53,8 +54,8 @@ class MaintenanceForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="Alerts for these services do not declare incidents while the window runs.",
     )
-    starts_at = forms.DateTimeField(label="Starts (UTC)", input_formats=UTC_INPUT_FORMATS, widget=UtcDateTimeInput())
-    ends_at = forms.DateTimeField(label="Ends (UTC)", input_formats=UTC_INPUT_FORMATS, widget=UtcDateTimeInput())
+    starts_at = forms.DateTimeField(label="Starts", input_formats=UTC_INPUT_FORMATS, widget=UtcDateTimeInput())
+    ends_at = forms.DateTimeField(label="Ends", input_formats=UTC_INPUT_FORMATS, widget=UtcDateTimeInput())
 
     def clean(self):
         cleaned = super().clean()

@@ -10,6 +10,7 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
+from incidentportal.celery import registered_task
 from incidents import access
 from incidents.errors import DomainError, PermissionDenied
 from incidents.models import Service, StatusUpdate, UpdateKind
@@ -67,8 +68,7 @@ def request_subscription(*, email: str, all_services: bool, service_ids=()) -> N
             return
         subscriber.confirmation_sent_at = now
         subscriber.save(update_fields=["confirmation_sent_at"])
-        from .tasks import send_confirmation_email
-
+        send_confirmation_email = registered_task("incidents.statuspage.tasks.send_confirmation_email")
         transaction.on_commit(
             partial(send_confirmation_email.delay, subscriber.pk, bool(all_services), [s.pk for s in services])
         )
@@ -165,8 +165,7 @@ def notify_subscribers(update: StatusUpdate) -> int:
         batch_size=1000,
     )
     if subscriber_ids:
-        from .tasks import send_update_emails
-
+        send_update_emails = registered_task("incidents.statuspage.tasks.send_update_emails")
         transaction.on_commit(partial(send_update_emails.delay, update.pk))
     return len(subscriber_ids)
 

@@ -12,8 +12,7 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from incidents.models import EntryKind, Role
-
-from .html_time import datetime_attr_value
+from incidents.profiles.zones import format_moment, format_utc, iso_utc
 
 register = template.Library()
 
@@ -184,21 +183,22 @@ KIND_LABELS = dict(EntryKind.choices)
 
 
 def _entry_html(entry) -> str:
-    occurred = timezone.localtime(entry.occurred_at)
+    occurred = entry.occurred_at
     classes = f"entry kind-{escape(entry.kind)} event-{escape(entry.event_type)}" + (
         " key-event" if entry.is_key_event else ""
     )
     backdated = ""
     if entry.is_backdated:
-        written = timezone.localtime(entry.created_at).strftime("%H:%M:%S")
-        backdated = f' <span class="backdated" title="Written at {written} UTC">back-dated</span>'
+        written = format_moment(entry.created_at)
+        backdated = f' <span class="backdated" title="Written {written}">back-dated</span>'
     merged = (entry.data or {}).get("merged_from")
     origin = f' <span class="merged-from">from {escape(merged)}</span>' if merged else ""
     # body_html was sanitised with nh3 when the entry was written (incidents.markdown); everything else is escaped.
     return (
         f'<li id="entry-{entry.id}" data-entry-id="{entry.id}" data-event-type="{escape(entry.event_type)}" '
         f'class="{classes}">'
-        f'<div class="entry-meta"><time datetime="{datetime_attr_value(occurred)}">{occurred:%H:%M:%S}</time> '
+        f'<div class="entry-meta"><time datetime="{iso_utc(occurred)}" title="{format_utc(occurred)}">'
+        f"{format_moment(occurred)}</time> "
         f'<span class="kind-label">{escape(KIND_LABELS.get(entry.kind, entry.kind))}</span> '
         f'<span class="author">{escape(person(entry.author))}</span>{backdated}{origin}</div>'
         f'<div class="markdown">{entry.body_html}</div></li>'

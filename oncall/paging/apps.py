@@ -9,10 +9,9 @@ class PagingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from incidents import lifecycle
-
-        from . import subscriptions
+        # Imported here, not at the top: AppConfig modules load before the models these modules use.
+        from . import subscribers
         from .checks import paging_channels_reach_someone
 
         checks.register(paging_channels_reach_someone, checks.Tags.compatibility, deploy=True)
-        lifecycle.subscribe(lifecycle.IncidentMerged, subscriptions.move_pages_of_merged_incident, in_transaction=True)
+        subscribers.subscribe()

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import smtplib
 import time
 import urllib.error
 import urllib.request
@@ -91,8 +92,6 @@ class EmailBackend(Backend):
         except OSError as error:
             raise TemporaryFailure(f"Mail delivery failed: {error}") from error
         except Exception as error:  # smtplib's refusals (SMTPRecipientsRefused ...) are permanent
-            import smtplib
-
             if isinstance(error, smtplib.SMTPRecipientsRefused | smtplib.SMTPSenderRefused):
                 raise PermanentFailure(f"Mail refused: {error}") from error
             if isinstance(error, smtplib.SMTPException):

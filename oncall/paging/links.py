@@ -10,11 +10,14 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from incidents import access
+from incidents import services as incident_services
 from incidents.audit.context import acting_as
 from incidents.errors import DomainError
 from incidents.models import Incident
 
 from .models import AcknowledgeLinkUse, Notification, Page
+from .services import acknowledge_pages
 
 SALT = "oncall.paging.acknowledge-link"
 
@@ -62,11 +65,6 @@ def acknowledge_as(notification: Notification, *, via: str, use_link: bool = Fal
     """Acknowledge the paging of a notification's incident as the person it reached (a link, an SMS reply, a key
     pressed on a call). The same service a portal user's acknowledgement runs, so every channel writes one
     acknowledgement, once. Returns the notification's page and whether this acknowledged it."""
-    from incidents import access
-    from incidents import services as incident_services
-
-    from .services import acknowledge_pages
-
     person = notification.person
     user = person.user if person is not None else None
     by = user if user is not None and access.can_respond(user) else None

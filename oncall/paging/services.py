@@ -16,6 +16,7 @@ invariants:
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -24,6 +25,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from incidentportal.celery import registered_task
 from incidents import access, timeline
 from incidents.audit.recorder import BulkRecorder, snapshot
 from incidents.errors import DomainError, PermissionDenied
@@ -293,8 +295,7 @@ def paged_team_and_policy(incident: Incident):
 def wake_senders() -> None:
     """Ask the notification workers to deliver now. Best effort: a lost message delays nothing beyond the next
     outbox tick, so a broker hiccup must not fail the transaction that already committed."""
-    from .tasks import deliver_notifications
-
+    deliver_notifications = registered_task("oncall.paging.tasks.deliver_notifications")
     for _ in range(max(1, settings.PAGING_SENDER_PARALLELISM)):
         try:
             deliver_notifications.apply_async(expires=max(settings.TIMER_TICK_SECONDS * 10, 30))
@@ -660,8 +661,6 @@ def escalate_due_pages(*, limit: int = 200, now: datetime | None = None) -> int:
 
 def run_escalation_tick(*, budget_seconds: float = 20.0, batch: int = 200) -> int:
     """Drain due escalations in batches until none is due or the time budget is spent."""
-    import time
-
     deadline = time.monotonic() + budget_seconds
     total = 0
     while time.monotonic() < deadline:

@@ -12,6 +12,8 @@ Running any of them twice, or never, is safe: rows are claimed FOR UPDATE SKIP L
 from celery import shared_task
 from django.conf import settings
 
+from . import delivery, reminders, services
+
 BEAT_TICKS = [
     ("paging-escalation-tick", "oncall.paging.tasks.escalation_tick"),
     ("paging-outbox-tick", "oncall.paging.tasks.outbox_tick"),
@@ -27,22 +29,16 @@ def _budget() -> float:
 
 @shared_task(acks_late=True, ignore_result=True)
 def escalation_tick():
-    from . import services
-
     return services.run_escalation_tick(budget_seconds=_budget(), batch=settings.PAGING_TICK_BATCH)
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def reminder_tick():
-    from . import reminders
-
     return reminders.run_reminder_tick()
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def outbox_tick():
-    from . import delivery, services
-
     due = delivery.due_count(cap=1)
     if due:
         services.wake_senders()
@@ -51,6 +47,4 @@ def outbox_tick():
 
 @shared_task(acks_late=True, ignore_result=True)
 def deliver_notifications():
-    from . import delivery
-
     return delivery.deliver_due_notifications(budget_seconds=_budget())

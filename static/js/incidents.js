@@ -3,15 +3,80 @@
    - Polling elements (data-poll-visible) only ask the server while the tab is visible, and catch up at once
      when it becomes visible again.
    - htmx swaps form responses with errors (400/403/409/422) so the field errors appear in place.
-   - Countdowns (data-deadline) and elapsed times (data-since) tick every second between refreshes. */
+   - Countdowns (data-deadline) and elapsed times (data-since) tick every second between refreshes.
+   - Live push: an element with sse-connect (htmx's SSE extension) streams "incident" events from /events/;
+     elements inside it with data-live refresh on them (hx-trigger "sse:incident"). While the stream is open
+     the timed polls are skipped; when it drops they run again, and when it (re)opens the page catches up once. */
 (function () {
   "use strict";
 
-  document.addEventListener("htmx:beforeRequest", function (event) {
+  function liveSource(elt) {
+    return elt && elt.closest ? elt.closest("[sse-connect]") : null;
+  }
+
+  function isLive(elt) {
+    var source = liveSource(elt);
+    return !!source && source.getAttribute("data-live-state") === "open";
+  }
+
+  // Elements that got an event while their refresh was under way (htmx marks it with .htmx-request): hx-sync
+  // would drop that request, and the change it announces could be missed, so it is made once the first is done.
+  var again = {};
+
+  // htmx:confirm comes before hx-sync decides, and knows what triggered the request.
+  document.addEventListener("htmx:confirm", function (event) {
     var elt = event.detail.elt;
-    if (elt && elt.hasAttribute && elt.hasAttribute("data-poll-visible") && document.visibilityState !== "visible") {
+    if (!elt || !elt.hasAttribute) return;
+    if (elt.hasAttribute("data-poll-visible") && document.visibilityState !== "visible") {
+      event.preventDefault();
+      return;
+    }
+    // A timed poll has no triggering event; while the stream is open the stream says when to ask.
+    if (!event.detail.triggeringEvent && elt.hasAttribute("data-poll-visible") && isLive(elt)) {
+      event.preventDefault();
+      return;
+    }
+    if (elt.hasAttribute("data-live") && elt.id && elt.classList.contains("htmx-request")) {
+      again[elt.id] = true;
       event.preventDefault();
     }
+  });
+
+  // After any request (a swapped element reports on its parent), make the refreshes that had to wait.
+  function flushAgain() {
+    Object.keys(again).forEach(function (id) {
+      var elt = document.getElementById(id);
+      if (again[id] && elt && !elt.classList.contains("htmx-request")) {
+        again[id] = false;
+        refresh(elt);
+      }
+    });
+  }
+  function soon() { setTimeout(flushAgain, 50); }
+  document.addEventListener("htmx:afterRequest", soon);
+  document.addEventListener("htmx:sendError", soon);
+
+  function refresh(elt) {
+    if (elt && window.htmx) htmx.trigger(elt, "poll-now");
+  }
+
+  function catchUp(source) {
+    source.querySelectorAll("[data-live]").forEach(refresh);
+  }
+
+  document.addEventListener("htmx:sseOpen", function (event) {
+    var source = event.detail.elt || event.target;
+    var stream = event.detail.source;
+    source.setAttribute("data-live-state", "open");
+    // The stream's first event means the server is subscribed: whatever committed before it is fetched now.
+    if (stream && !stream.liveReadyHandler) {
+      stream.liveReadyHandler = function () { catchUp(source); };
+      stream.addEventListener("ready", stream.liveReadyHandler);
+    }
+  });
+  document.addEventListener("htmx:sseError", function (event) {
+    var source = event.detail.elt || event.target;
+    if (source && source.setAttribute) source.setAttribute("data-live-state", "down");
   });
 
   document.addEventListener("visibilitychange", function () {
@@ -37,6 +102,39 @@
       if (seen[id]) { li.remove(); } else { seen[id] = true; }
     });
   });
+
+  // Small screens: the navigation collapses behind a "Menu" button (without this script it simply stays open).
+  var header = document.querySelector(".site-header");
+  var toggle = header && header.querySelector(".nav-toggle");
+  if (toggle) {
+    header.classList.add("nav-ready");
+    toggle.addEventListener("click", function () {
+      var open = header.classList.toggle("nav-open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && header.classList.contains("nav-open")) {
+        header.classList.remove("nav-open");
+        toggle.setAttribute("aria-expanded", "false");
+        toggle.focus();
+      }
+    });
+  }
+
+  // First visit: store the browser's time zone as the user's (once; they can change it on their profile page).
+  var guessUrl = document.body.getAttribute("data-time-zone-guess");
+  var browserZone = window.Intl && Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (guessUrl && browserZone && window.fetch) {
+    var csrf = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["x-csrftoken"];
+    fetch(guessUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {"X-CSRFToken": csrf, "Content-Type": "application/x-www-form-urlencoded"},
+      body: "time_zone=" + encodeURIComponent(browserZone)
+    }).then(function (response) {
+      if (response.status === 204) document.body.removeAttribute("data-time-zone-guess");
+    });
+  }
 
   function duration(seconds) {
     seconds = Math.floor(Math.abs(seconds));

@@ -373,7 +373,7 @@ def test_closed_incident_status_cannot_change(manager):
     [
         ("9999-12-31T23:59:59Z", "Detection time cannot be in the future."),
         ("2026-03-01T12:05:00Z", "Detection time cannot be in the future."),
-        ("1900-01-01T00:00:00Z", "at most a year before the declaration (from 2025-02-28 12:00 UTC)"),
+        ("1900-01-01T00:00:00Z", "at most a year before the declaration (from Fri 28 Feb 2025, 12:00 UTC)"),
         ("0001-01-01T00:00:00Z", "at most a year before the declaration"),
         ("2025-02-28T12:00:00+01:00", "at most a year before the declaration"),
     ],

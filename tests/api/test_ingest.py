@@ -24,7 +24,7 @@ from incidents.alerting.selectors import recent_changes_for
 from incidents.models import DetectionSource, EntryKind, Incident, TimelineEntry
 from tests.factories import ServiceFactory, declare, severity
 
-from .factories import fixture_bytes, make_integration
+from .factories import fixture_bytes, fixture_json, make_integration
 
 pytestmark = pytest.mark.django_db
 
@@ -264,7 +264,17 @@ def test_sentry_issue_created_and_installation_resource_is_accepted_but_ignored(
     integration, _ = make_integration("sentry", hmac_secret="sentry-client-secret")
     assert _sentry(client, integration, "sentry_issue_created.json", "issue").status_code == 202
     assert AlertGroup.objects.count() == 1
-    assert _sentry(client, integration, "sentry_issue_created.json", "installation").status_code == 202
+    # Another delivery (a byte-identical one would be refused as a replay).
+    body = json.dumps({**fixture_json("sentry_issue_created.json"), "action": "deleted"}).encode()
+    signature = hmac.new(integration.hmac_secret.encode(), body, hashlib.sha256).hexdigest()
+    response = post(
+        client,
+        f"/api/v1/integrations/sentry/{integration.public_id}/",
+        body,
+        sentry_hook_resource="installation",
+        sentry_hook_signature=signature,
+    )
+    assert response.status_code == 202
     assert AlertGroup.objects.count() == 1
 
 

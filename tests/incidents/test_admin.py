@@ -11,7 +11,7 @@ from django.contrib.messages import get_messages
 from django.forms import MultiWidget
 from django.urls import reverse
 
-from incidents import services
+from incidents import selectors, services
 from incidents.models import (
     ChecklistItem,
     ChecklistPhase,
@@ -263,7 +263,7 @@ def test_change_form_assigns_role_attaches_runbook_and_closes_with_manager_overr
     assert response.status_code == 302
     incident.refresh_from_db()
     assert incident.status == Status.CLOSED and incident.closed_at is not None
-    assert services.current_holder(incident, "scribe") == holder
+    assert selectors.current_holder(incident, "scribe") == holder
     assert incident.checklist_items.filter(phase=ChecklistPhase.RUNBOOK).count() == 5
     assert incident.timeline.filter(body__contains="manager override").exists()
 

@@ -10,7 +10,7 @@ from django.contrib.admin.sites import site
 from django.test import RequestFactory
 from django.urls import reverse
 
-from incidents import services
+from incidents import selectors, services
 from incidents.audit.context import acting_as
 from incidents.audit.models import AuditRecord
 from incidents.errors import DomainError, PermissionDenied
@@ -195,7 +195,7 @@ def test_admin_validation_writes_nothing(manager):
     assert incident.timeline.count() == entries and AuditRecord.objects.count() == records
     stored = Incident.objects.get(pk=incident.pk)
     assert stored.status == Status.INVESTIGATING and stored.title != "New title"
-    assert services.current_holder(stored, "scribe") is None
+    assert selectors.current_holder(stored, "scribe") is None
 
 
 def test_admin_refusal_after_validation_saves_nothing_and_says_so(client, manager, monkeypatch):

@@ -16,11 +16,12 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 # the header's "on call now" (on-call area, 2) and "my open pages" (paging area, 1). The dashboard also includes
 # the post-mortems area's action items (1). The incident page's paging panel reads the newest page and its
 # notifications (paging area, 2).
-DASHBOARD_BUDGET = 10  # + active incidents, their current roles, recently resolved
+DASHBOARD_BUDGET = 11  # + active incidents, their current roles, recently resolved, certificates expiring
 LIST_BUDGET = 9  # + one page of incidents (keyset, no COUNT), their services, the service filter's choices
 INCIDENT_BUDGET = (
-    24  # + incident, roles, services, timeline page, checklist, runbooks, updates, five whys, form choices,
-    # the latest published status-page update and its component states, the details form's services
+    27  # + incident, roles, services, timeline page, checklist, runbooks, updates, five whys, form choices,
+    # the latest published status-page update and its component states, the details form's services, chat channel,
+    # related incidents and duplicates (one query), the services' triage probes
 )
 
 

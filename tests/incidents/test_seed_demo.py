@@ -21,7 +21,7 @@ from incidents.models import (
     StatusUpdate,
     TimelineEntry,
 )
-from incidents.services import current_holder
+from incidents.selectors import current_holder
 
 pytestmark = pytest.mark.django_db
 

@@ -105,7 +105,7 @@ def test_incident_services_type_every_entry(responder):
         assert expected in written
     reassigned = incident.timeline.filter(event_type=EventType.ROLE_ASSIGNED).latest("id")
     assert reassigned.data["holder_id"] == other.pk and reassigned.data["previous_holder_id"] == responder.pk
-    ticked = incident.timeline.get(event_type=EventType.CHECKLIST_TICKED)
+    ticked = incident.timeline.get(event_type=EventType.CHECKLIST_TICKED, data__item_id=item.pk)
     assert ticked.data == {"item_id": item.pk, "phase": item.phase, "checked": True}
     status = incident.timeline.get(event_type=EventType.STATUS_CHANGED)
     assert status.data == {"from": "investigating", "to": "identified", "note": "found it"}

@@ -14,6 +14,12 @@ from postmortems.models import ActionItem, PostMortem, PostMortemStatus, PostMor
 from tests.factories import ManagerFactory, ResponderFactory, ServiceFactory, ViewerFactory, declare
 from tests.postmortems.factories import T0, postmortem_for, resolved_incident
 
+
+def report_emails(callbacks):
+    """The on-commit callbacks that send the post-mortem report (others, such as live pages' announcements, aside)."""
+    return [callback for callback in callbacks if "send_postmortem_report" in repr(callback)]
+
+
 pytestmark = pytest.mark.django_db
 
 
@@ -151,7 +157,7 @@ def test_draft_goes_to_review_then_published(responder, django_capture_on_commit
         postmortem = services.change_postmortem_status(postmortem=postmortem, to="published", by=responder)
     assert postmortem.status == PostMortemStatus.PUBLISHED
     assert postmortem.published_by == responder and postmortem.published_at is not None
-    assert len(callbacks) == 1  # the report email
+    assert len(report_emails(callbacks)) == 1
     assert postmortem.incident.timeline.filter(body__contains="to **Published**").exists()
 
 
@@ -235,7 +241,7 @@ def test_resend_needs_a_published_postmortem(responder, django_capture_on_commit
     postmortem = services.change_postmortem_status(postmortem=postmortem, to="published", by=responder)
     with django_capture_on_commit_callbacks() as callbacks:
         services.resend_report(postmortem=postmortem, by=responder)
-    assert len(callbacks) == 1
+    assert len(report_emails(callbacks)) == 1
 
 
 # --- content, timeline, meeting ---------------------------------------------------------------------------

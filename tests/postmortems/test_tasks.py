@@ -44,12 +44,12 @@ def test_before_due_and_overdue_reminders_fire_once_each(item, django_capture_on
     with at("2025-01-25T00:00:00+00:00"):
         assert tick(django_capture_on_commit_callbacks)["overdue"] == 0
     assert [m.subject for m in mail.outbox] == [
-        f"Action item due Jan 20, 2025 ({item.incident.reference}): Add index checks",
+        f"Action item due Mon 20 Jan 2025 ({item.incident.reference}): Add index checks",
         f"Overdue action item ({item.incident.reference}): Add index checks",
     ]
     assert all(m.to == ["owner@example.com"] for m in mail.outbox)
-    assert "due on Monday, January 20, 2025" in mail.outbox[0].body
-    assert "was due on Monday, January 20, 2025" in mail.outbox[1].body
+    assert "due on Mon 20 Jan 2025" in mail.outbox[0].body
+    assert "was due on Mon 20 Jan 2025" in mail.outbox[1].body
     assert "http://testserver" not in mail.outbox[0].body
     assert f"/postmortems/{item.postmortem_id}/#action-{item.pk}" in mail.outbox[0].body
     item.refresh_from_db()
@@ -127,8 +127,8 @@ def test_reminder_tick_is_registered_with_beat():
 def test_due_dates_carry_the_year_in_reports_and_do_not_wrap(client, item, responder):
     from postmortems.report import build_report, report_markdown
 
-    assert "Due: Jan 20, 2025" in report_markdown(build_report(item.postmortem_id))
+    assert "Due: Mon 20 Jan 2025" in report_markdown(build_report(item.postmortem_id))
     client.force_login(responder)
     body = client.get(item.postmortem.get_absolute_url()).content.decode()
     # "due" keeps the date on one line (white-space: nowrap); overdue or not depends on today, so not asserted.
-    assert re.search(r'<td class="due[^"]*"><time datetime="2025-01-20">Jan 20, 2025</time>', body)
+    assert re.search(r'<td class="due[^"]*"><time datetime="2025-01-20">Mon 20 Jan 2025</time>', body)

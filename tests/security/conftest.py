@@ -7,7 +7,7 @@ SECRET_UPDATE = "Marmalade-vortex public notice 91"
 
 
 @pytest.fixture
-def restricted_world(db):
+def restricted_world(db, settings):
     """A restricted (security) incident with everything the portal can hang off an incident, an insider
     (security), a public incident beside it, and outsiders: a responder and a staff incident manager who are
     not on it. Other areas' records (post-mortem, action items) are added through their services."""
@@ -19,7 +19,16 @@ def restricted_world(db):
     from incidents.audit.context import acting_as
     from incidents.audit.services import export_evidence
     from incidents.models import Role, Runbook
-    from tests.factories import ResponderFactory, SecurityFactory, ServiceFactory, UserFactory, declare
+    from tests.factories import (
+        ResponderFactory,
+        SecurityFactory,
+        ServiceFactory,
+        UserFactory,
+        declare,
+        timers_running,
+    )
+
+    timers_running(settings)  # /healthz is part of the sweep: 200 as on a running portal
 
     security = SecurityFactory(username="sec-lead", is_staff=True)
     scribe = ResponderFactory(username="insider-scribe")

@@ -7,7 +7,7 @@ from django.test import Client
 from incidents import services
 from incidents.audit.context import acting_as
 from incidents.markdown import render_markdown
-from tests.factories import ResponderFactory, ServiceFactory, UserFactory, declare
+from tests.factories import ResponderFactory, ServiceFactory, UserFactory, declare, timers_running
 
 from .corpus import COMBINED, CORPUS
 from .htmlcheck import csp_nonce, inline_style_count, script_problems
@@ -94,7 +94,8 @@ def html_responses(client, incident):
         yield target, response, content_type.startswith("text/html")
 
 
-def test_xss_corpus_is_inert_on_every_page():
+def test_xss_corpus_is_inert_on_every_page(settings):
+    timers_running(settings)  # /healthz is among the pages: 200 as on a running portal
     incident = seed_corpus_everywhere()
     client = Client(raise_request_exception=False)
     client.force_login(UserFactory(is_superuser=True, is_staff=True))

@@ -370,7 +370,8 @@ def test_a_large_fan_out_continues_in_further_tasks(client, responder, django_ca
         update = post_update(incident, by=responder)
     continued = []
     monkeypatch.setattr(tasks.send_update_emails, "delay", lambda update_id: continued.append(update_id))
-    [callback] = callbacks
+    # The update's own on-commit work is the email fan-out (the live pages' announcement of its timeline entry aside).
+    [callback] = [c for c in callbacks if "send_update_emails" in repr(c)]
     tasks.send_update_emails(*callback.args)
     assert len(mail.outbox) == 2 and continued == [update.pk]
     tasks.send_update_emails(update.pk)

@@ -213,26 +213,17 @@ class Command(BaseCommand):
         )
         return incident, story
 
-    @staticmethod
-    def _redraft_postmortem(incident: Incident, by) -> None:
-        """Resolving drafts the post-mortem (postmortems.services) from the times the services stamped, before the
-        story's clock was applied; draft it again from the restamped incident and timeline."""
-        try:
-            from postmortems.models import PostMortem
-            from postmortems.services import ensure_draft_for
-        except ImportError:  # the post-mortems area is optional for the incidents demo
-            return
-        if not PostMortem.objects.filter(incident=incident).exists():
-            return
-        PostMortem.objects.filter(incident=incident).delete()
-        # The first draft's timeline note names the wrong due date; the new draft writes its own.
-        incident.timeline.filter(event_type=EventType.POSTMORTEM_DRAFTED).delete()
-        last_entry = incident.timeline.aggregate(last=Max("id"))["last"] or 0
-        ensure_draft_for(incident=incident, by=by)
-        PostMortem.objects.filter(incident=incident).update(created_at=incident.resolved_at)
-        incident.timeline.filter(id__gt=last_entry).update(
-            occurred_at=incident.resolved_at, created_at=incident.resolved_at
-        )
+    def _redraft_postmortem(self, incident: Incident, by) -> None:
+        """Resolving drafted the post-mortem from the times the services stamped, before the story's clock was
+        applied; the post-mortems area (optional for the incidents demo) drafts it again from the restamped record."""
+        if "redraft_demo_postmortem" in get_commands():
+            call_command(
+                "redraft_demo_postmortem",
+                incident.reference,
+                by=by.get_username(),
+                stdout=self.stdout,
+                stderr=self.stderr,
+            )
 
     def _tick_phase(self, incident: Incident, phase: str, by, *, count: int | None = None) -> None:
         items = list(incident.checklist_items.filter(phase=phase).order_by("position"))

@@ -1,0 +1,30 @@
+"""Reads for the dashboard card and the service page."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from .models import MonitoredCertificate
+
+EXPIRING_WITHIN = timedelta(days=30)
+
+
+def expiring_certificates(*, now=None, within: timedelta = EXPIRING_WITHIN) -> list[MonitoredCertificate]:
+    """Endpoints whose certificate expires within `within` or is invalid, soonest first (one query)."""
+    now = now or timezone.now()
+    rows = MonitoredCertificate.objects.select_related("service").filter(not_after__lte=now + within) | (
+        MonitoredCertificate.objects.select_related("service").filter(chain_valid=False)
+    )
+    return [_with_days_left(row, now) for row in rows.order_by("not_after", "hostname")]
+
+
+def certificates_of(service, *, now=None) -> list[MonitoredCertificate]:
+    now = now or timezone.now()
+    return [_with_days_left(row, now) for row in service.certificates.order_by("hostname", "port")]
+
+
+def _with_days_left(row: MonitoredCertificate, now) -> MonitoredCertificate:
+    row.days_left = None if row.not_after is None else int((row.not_after - now).total_seconds() // 86400)
+    return row

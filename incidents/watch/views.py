@@ -1,0 +1,45 @@
+"""The service page (its certificates and probes) and "Run triage" on an incident."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from incidents import access, selectors
+from incidents.models import Incident, Service
+
+from . import services, tasks
+from .selectors import certificates_of
+
+
+@login_required
+def service_detail(request, slug: str):
+    service = get_object_or_404(Service.objects.select_related("owning_team"), slug=slug)
+    context = {
+        "service": service,
+        "certificates": certificates_of(service),
+        "probes": service.probes.filter(is_active=True).order_by("position", "id"),
+    }
+    return render(request, "watch/service.html", context)
+
+
+@login_required
+@require_POST
+def run_triage(request, reference: str):
+    try:
+        incident = selectors.access_incident(reference=reference, user=request.user)
+    except Incident.DoesNotExist:
+        raise Http404("No such incident.")
+    if not access.can_respond(request.user):
+        return render(request, "incidents/forbidden.html", {"message": "You need the responder role."}, status=403)
+    count = len(services.probes_for(incident))
+    if count:
+        transaction.on_commit(lambda: tasks.run_triage.delay(incident.pk))
+        messages.success(
+            request, f"Triage started: {count} probe{'s' if count != 1 else ''}; results appear on the timeline."
+        )
+    else:
+        messages.info(request, "The affected services have no triage probes.")
+    return redirect("incidents:detail", reference=incident.reference)

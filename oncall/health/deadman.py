@@ -1,0 +1,43 @@
+"""The dead-man's switch: every minute, while the portal is healthy, request DEADMAN_SWITCH_URL (a
+healthchecks.io check, Cronitor, or any monitor that alerts when the requests stop). When the timers stall, beat
+dies, the database goes or the outbox sticks, the requests stop and the monitor pages through its own path."""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+import urllib.request
+
+from . import checks, conf
+
+log = logging.getLogger(__name__)
+
+
+def should_ping() -> bool:
+    """A switch is configured and the portal is healthy (the broker is not checked: this runs as a task)."""
+    if not conf.get("DEADMAN_SWITCH_URL"):
+        return False
+    healthy, report = checks.report(include_broker=False)
+    if not healthy:
+        failing = [name for name, check in report["checks"].items() if not check["ok"]]
+        log.warning("dead-man's switch not pinged: unhealthy (%s)", ", ".join(failing))
+    return healthy
+
+
+def ping() -> bool:
+    url = conf.get("DEADMAN_SWITCH_URL")
+    if not url.startswith(("https://", "http://")):
+        log.error("DEADMAN_SWITCH_URL is not an http(s) address")
+        return False
+    request = urllib.request.Request(url, method="GET", headers={"User-Agent": "incident-portal-deadman/1"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=conf.get_float("DEADMAN_SWITCH_TIMEOUT_SECONDS")) as response:  # noqa: S310
+            response.read(1024)
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        log.warning("dead-man's switch ping failed: %s", error)
+        return False
+    return True
+
+
+def ping_if_healthy() -> bool:
+    return should_ping() and ping()
