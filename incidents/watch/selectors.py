@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db.models import Q
 from django.utils import timezone
+
+from incidents.models import Service
 
 from .models import MonitoredCertificate
 
@@ -28,3 +31,13 @@ def certificates_of(service, *, now=None) -> list[MonitoredCertificate]:
 def _with_days_left(row: MonitoredCertificate, now) -> MonitoredCertificate:
     row.days_left = None if row.not_after is None else int((row.not_after - now).total_seconds() // 86400)
     return row
+
+
+def certificates_due(*, now=None) -> bool:
+    """Whether the daily certificate check has work: an endpoint not yet read, one past its next check, or a service
+    HTTPS health URL not yet watched (two cheap queries)."""
+    now = now or timezone.now()
+    if MonitoredCertificate.objects.filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=now)).exists():
+        return True
+    watched = MonitoredCertificate.objects.values_list("service_id", flat=True)
+    return Service.objects.filter(health_check_url__startswith="https://").exclude(pk__in=watched).exists()

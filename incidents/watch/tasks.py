@@ -1,17 +1,18 @@
 """Celery tasks of the watch app: thin, idempotent, they call services.
 
 - run_triage (queue `default`): the probes of a just-declared incident (or one asked for from the page or API).
-- certificate_check (queue `default`, every 5 minutes; not on `timers`, since a TLS handshake may take seconds):
-  endpoints whose daily check is due.
+- certificate_tick (queue `timers`, every 5 minutes): only looks whether an endpoint's daily check is due, and if so
+  wakes check_certificates (queue `default`), which does the TLS handshakes: a slow handshake never delays the
+  escalation tick.
 """
 
 from celery import shared_task
 
 from incidents.models import Incident
 
-from . import services
+from . import selectors, services
 
-BEAT_TICKS = [("watch-certificate-check", "incidents.watch.tasks.certificate_check", 300)]
+BEAT_TICKS = [("watch-certificate-tick", "incidents.watch.tasks.certificate_tick", 300)]
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -23,5 +24,13 @@ def run_triage(incident_id: int):
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def certificate_check():
+def certificate_tick():
+    if selectors.certificates_due():
+        check_certificates.delay()
+        return True
+    return False
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def check_certificates():
     return services.check_due_certificates()

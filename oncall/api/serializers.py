@@ -139,8 +139,9 @@ class AddedResponderSerializer(serializers.Serializer):
     """An added responder's page and what is known about it."""
 
     id = serializers.IntegerField(source="pk")
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    person = serializers.PrimaryKeyRelatedField(source="target_person", read_only=True)
+    # Plain fields (not related fields): the serializer has no model, so the schema needs their types spelled out.
+    team = serializers.CharField(source="team.slug", read_only=True, allow_null=True, default=None)
+    person = serializers.IntegerField(source="target_person.pk", read_only=True, allow_null=True, default=None)
     target = serializers.CharField(source="target_label")
     message = serializers.CharField()
     state = serializers.CharField()

@@ -167,3 +167,18 @@ def test_stage_boundaries():
 
     assert [stage(d) for d in (31, 30, 15, 14, 8, 7, 2, 1, 0.5, 0, -3)] == [None, 30, 30, 14, 14, 7, 7, 1, 1, 0, 0]
     assert services.stage_for(not_after=None, chain_valid=False, now=now) == 0
+
+
+def test_the_timers_tick_only_wakes_the_check_when_an_endpoint_is_due(ca):
+    from incidents.watch import tasks
+    from incidents.watch.selectors import certificates_due
+
+    now = timezone.now()
+    assert not certificates_due(now=now)
+    with tls_server(certificate(ca, 40, now)) as port:
+        ServiceFactory(name="API", slug="api", health_check_url=f"https://localhost:{port}/healthz")
+        assert certificates_due(now=now)  # a health URL not watched yet
+        tasks.check_certificates()
+        assert not certificates_due(now=timezone.now())
+        assert certificates_due(now=timezone.now() + timedelta(days=1, minutes=1))
+    assert tasks.certificate_tick() is False
