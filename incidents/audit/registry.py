@@ -17,6 +17,8 @@ EXCLUDED_MODELS = {
     # Outbox rows (one per update per subscriber), their state flips on every send attempt.
     "statuspage.updatedelivery": "email outbox state; the update it delivers is audited",
     "statuspage.historyrollup": "rendered cache of the public page's history, rebuilt from audited rows",
+    "alerting.seensignature": "replay window of webhook signatures (pruned hourly); the deliveries it admits are "
+    "audited through their alert groups",
     # The paging outbox: one row per recipient and channel, state flips on every send attempt; the page it
     # belongs to (level, acknowledgement) is audited and failures are written to the incident timeline.
     "paging.notification": "paging outbox state; its page is audited and failures reach the timeline",

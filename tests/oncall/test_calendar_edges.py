@@ -27,4 +27,4 @@ def test_calendar_does_not_clip_shifts_at_its_window_edges(client):
 
     client.force_login(ViewerFactory())
     html = client.get(reverse("oncall:rotation", args=[rotation.pk]), {"start": "2026-01-13", "weeks": 1}).content
-    assert "Mon 12 Jan, 09:00" in html.decode() and "Tue 13 Jan, 00:00" not in html.decode()
+    assert "Mon 12 Jan 2026, 09:00 UTC" in html.decode() and "Tue 13 Jan 2026, 00:00" not in html.decode()
