@@ -96,6 +96,8 @@ class PrometheusHandler(BaseHTTPRequestHandler):
 def http_server(handler, *, context: ssl.SSLContext | None = None):
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
+    # A probe that times out closes its end first; the handler's broken pipe is expected, not worth a traceback.
+    server.handle_error = lambda request, client_address: None
     if context is not None:
         server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
