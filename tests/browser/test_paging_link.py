@@ -49,7 +49,8 @@ def test_acknowledge_link_from_the_page_email_then_the_panel_shows_it(live_serve
 
     page.reload()
     text = page.locator("#paging-panel").inner_text()
-    assert "Page acknowledged by Platform Engineer" in text
+    # One acknowledgement, one line: who, and through which channel.
+    assert "Acknowledged by Platform Engineer" in text and "via link in the page" in text
     assert page.locator("#acknowledge-button").count() == 0
     page.screenshot(path=str(tmp_path / "panel-acknowledged.png"))
     print("screenshots in", tmp_path)
