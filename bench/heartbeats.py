@@ -26,32 +26,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 from datetime import timedelta
 from pathlib import Path
+
+from support import ADMIN_URL, free_port, pg_url, psql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PYTHON = sys.executable
 DB_NAME = "ip_bench_heartbeats"
-ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
-
-
-def pg_url(name: str) -> str:
-    return urllib.parse.urlparse(ADMIN_URL)._replace(path=f"/{name}").geturl()
-
-
-def psql(url: str, sql: str) -> str:
-    return subprocess.run(
-        ["psql", url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -36,6 +36,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from support import ADMIN_URL, free_port, pg_url, psql
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 # Its own database, dropped and created again: "<name of DATABASE_URL>_ingest" (so parallel checkouts, each with its
@@ -43,24 +45,6 @@ PYTHON = sys.executable
 DB_NAME = (urllib.parse.urlparse(os.environ.get("DATABASE_URL", "")).path.lstrip("/") or "ip_bench") + "_ingest"
 if os.environ.get("DATABASE_URL", "").startswith("sqlite"):
     DB_NAME = "ip_bench_ingest"
-ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-
-
-def pg_url(name: str) -> str:
-    parsed = urllib.parse.urlparse(ADMIN_URL)
-    return parsed._replace(path=f"/{name}").geturl()
-
-
-def psql(url: str, sql: str) -> str:
-    return subprocess.run(
-        ["psql", url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def environment(port: int) -> dict:
