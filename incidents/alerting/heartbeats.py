@@ -17,6 +17,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from incidents.profiles.zones import format_moment_utc
+
 from .models import Heartbeat, HeartbeatState, Integration, IntegrationKind, RouteAction
 from .parsers import AlertEventIn
 from .services import ingest_alert_events
@@ -188,7 +190,7 @@ def open_missed_alerts(*, now: datetime | None = None, batch: int = 1000, budget
                     heartbeat,
                     "trigger",
                     summary=f"Heartbeat missed: {heartbeat.name} (no ping since "
-                    f"{(heartbeat.last_ping_at or heartbeat.created_at):%Y-%m-%d %H:%M} UTC)",
+                    f"{format_moment_utc(heartbeat.last_ping_at or heartbeat.created_at)})",
                     at=heartbeat.due_at,
                 )
                 for heartbeat in due

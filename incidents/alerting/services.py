@@ -34,6 +34,7 @@ from incidents.audit.models import AuditRecord
 from incidents.audit.recorder import BulkRecorder
 from incidents.errors import DomainError, PermissionDenied
 from incidents.models import DetectionSource, Incident, Service, SeverityPolicy
+from incidents.profiles.zones import format_moment
 from incidents.statuspage.selectors import is_under_maintenance
 
 from . import conf, redact
@@ -840,7 +841,7 @@ def check_api_token_expiry(expires_at: datetime | None, *, now: datetime | None 
         raise DomainError("The expiry must be in the future.", field="expires_at")
     if expires_at > latest:
         raise DomainError(
-            f"A token lives at most {max_days} days: choose an expiry on or before {latest:%Y-%m-%d %H:%M} UTC.",
+            f"A token lives at most {max_days} days: choose an expiry on or before {format_moment(latest)}.",
             field="expires_at",
         )
     return expires_at
