@@ -23,7 +23,7 @@ from incidentportal.db import prepared_cursor
 
 from .models import Heartbeat, HeartbeatState, Integration, IntegrationKind, RouteAction
 from .parsers import AlertEventIn
-from .services import ingest_alert_events
+from .services.ingestion import ingest_alert_events
 
 log = logging.getLogger(__name__)
 
