@@ -9,8 +9,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from incidents.alerting import services as alerting
 from incidents.alerting.models import AlertEvent
+from incidents.alerting.services.integrations import create_integration
 
 from . import cluster_paging as paging
 from .traffic import Webhooks
@@ -40,7 +40,7 @@ def wait_for_escalations(bed, due_at, deadline: float) -> None:
 
 
 def pagerduty_key(name: str) -> str:
-    _integration, key = alerting.create_integration(kind="pagerduty", name=name)
+    _integration, key = create_integration(kind="pagerduty", name=name)
     return key
 
 

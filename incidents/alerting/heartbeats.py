@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from .models import Heartbeat, HeartbeatState, Integration, IntegrationKind, RouteAction
 from .parsers import AlertEventIn
-from .services import ingest_alert_events
+from .services.ingestion import ingest_alert_events
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from incidentportal.celery import registered_task
 from incidents import access, timeline
 from incidents.alerting.models import AlertGroup, Integration, IntegrationKind, RouteAction, RoutingRule, Severity
 from incidents.alerting.parsers import AlertEventIn
-from incidents.alerting.services import ingest_alert_events
+from incidents.alerting.services.ingestion import ingest_alert_events
 from incidents.errors import PermissionDenied
 from incidents.models import Incident, Runbook, Service, SeverityPolicy
 from incidents.services import attach_runbook
