@@ -35,10 +35,10 @@ SENDER = Path(__file__).resolve().parent / "storm_sender.py"
 UI_TARGET = 0.200  # seconds, p95 of the alert-group pages
 
 
-def signed_in_cookie() -> str:
+def signed_in_cookie(username: str = "cluster-admin") -> str:
     """A staff member's session, second factor verified (production requires one for staff)."""
     user = get_user_model().objects.create_superuser(
-        "cluster-admin", "admin@cluster.example.com", secrets.token_urlsafe(24)
+        username, f"{username}@cluster.example.com", secrets.token_urlsafe(24)
     )
     device = StaticDevice.objects.create(user=user, name="cluster", confirmed=True)
     session = SessionStore()
