@@ -10,7 +10,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/incidentportal
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run venv install test test-fast test-next-year lint format migrate demo bench chromium wrk services oidc-provider check-deploy clean
+.PHONY: run venv install test test-fast test-next-year lint format migrate demo bench chromium wrk services oidc-provider check-deploy clean cluster-deps cluster-test cluster-test-ci
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -90,7 +90,8 @@ format: install
 	$(VENV)/bin/ruff format .
 
 # Benchmarks that work inside a rolled-back transaction use BENCH_DATABASE_URL (created and migrated here); the
-# others create and drop their own databases on the same server.
+# others create and drop their own databases on the same server. bench/cluster.py is not among them: it brings its own
+# servers on hosts of its own (make cluster-test).
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/incidentportal_bench
 
 bench: install services wrk
@@ -100,7 +101,28 @@ bench: install services wrk
 	  $(BENCH_DATABASE_URL)
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) manage.py migrate --noinput -v 0
 	@set -e; for script in bench/*.py; do \
+	  [ "$$script" = bench/cluster.py ] && continue; \
 	  echo "== $$script"; DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) $$script; done
+
+# bench/cluster.py: the portal on several hosts, each a network namespace on a private bridge (needs root, as CI has).
+# Debian's iproute2 (ip netns), haproxy (the balancer), PostgreSQL and Redis (their programs only: the test bed runs
+# its own servers, never the machine's). `make cluster-test` runs the issue's sizes (about 15 minutes on two idle
+# cores); CLUSTER_ARGS adds or overrides flags (`--help`). `make cluster-test-ci` is the few-minute run CI does.
+CLUSTER_ARGS ?=
+cluster-deps:
+	@{ command -v ip && command -v haproxy && command -v redis-server && command -v pg_isready && command -v wrk \
+	   && ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    iproute2 haproxy redis-server postgresql wrk; \
+	  else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    iproute2 haproxy redis-server postgresql wrk; fi; }
+
+cluster-test: install cluster-deps
+	$(PY) bench/cluster.py $(CLUSTER_ARGS)
+
+cluster-test-ci: install cluster-deps
+	$(PY) bench/cluster.py --incidents 300 --spread 20 --beat-pages 100 --beat-spread 10 --alerts 6000 --seconds 20 \
+	  --keys 600 --outage-pages 60 --web-workers 2 $(CLUSTER_ARGS)
 
 check-deploy: venv
 	DEBUG=0 SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \

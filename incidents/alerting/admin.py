@@ -10,7 +10,7 @@ from incidents.errors import DomainError
 from incidents.models import Incident
 from incidents.profiles.zones import format_moment
 
-from . import heartbeats, services
+from . import heartbeats
 from .models import (
     AlertEvent,
     AlertGroup,
@@ -22,6 +22,8 @@ from .models import (
     IntegrationError,
     RoutingRule,
 )
+from .services.integrations import rotate_integration_key
+from .services.tokens import check_api_token_expiry, create_api_token, rename_api_token, revoke_api_token
 
 
 class RoutingRuleInline(admin.TabularInline):
@@ -84,7 +86,7 @@ class IntegrationAdmin(admin.ModelAdmin):
     @admin.action(description="Rotate the key of the selected integrations (the old key stops working)")
     def rotate_keys(self, request, queryset):
         for integration in queryset:
-            key = services.rotate_integration_key(integration=integration)
+            key = rotate_integration_key(integration=integration)
             self.message_user(request, f"New key for {integration.name} (shown once): {key}", messages.WARNING)
 
 
@@ -183,7 +185,7 @@ class ApiTokenForm(forms.ModelForm):
     def clean_expires_at(self):
         value = self.cleaned_data.get("expires_at")
         try:
-            services.check_api_token_expiry(value)
+            check_api_token_expiry(value)
         except DomainError as error:
             raise forms.ValidationError(error.message) from None
         return value
@@ -230,9 +232,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            services.rename_api_token(token=obj, by=request.user, name=form.cleaned_data["name"])
+            rename_api_token(token=obj, by=request.user, name=form.cleaned_data["name"])
             return
-        token, key = services.create_api_token(
+        token, key = create_api_token(
             user=request.user, name=form.cleaned_data["name"], expires_at=form.cleaned_data.get("expires_at")
         )
         obj.pk, obj.user, obj.key_prefix, obj.created_at = token.pk, token.user, token.key_prefix, token.created_at
@@ -242,7 +244,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         count = 0
         for token in queryset.filter(revoked_at__isnull=True):
-            services.revoke_api_token(token=token, by=request.user)
+            revoke_api_token(token=token, by=request.user)
             count += 1
         self.message_user(request, f"Revoked {count} token(s) at {format_moment(timezone.now())}.")
 

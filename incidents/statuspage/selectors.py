@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 
 from django.db import connection
 from django.db.models import Prefetch, Q

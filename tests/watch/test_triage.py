@@ -164,7 +164,7 @@ def test_run_triage_from_the_incident_page(client, health, responder, viewer, dj
         celery_app.conf.task_always_eager = False
     assert response.status_code == 302
     entry = TimelineEntry.objects.get(incident=incident, event_type=EventType.TRIAGE_RESULTS)
-    assert "1 of 1 failing" in entry.body and entry.author is None
+    assert "1 of 1 failing" in entry.body and entry.author == responder  # who asked
     client.force_login(viewer)
     assert client.post(f"/incidents/{incident.reference}/triage/").status_code == 403
     assert client.post("/incidents/INC-99999/triage/").status_code == 404
