@@ -89,6 +89,8 @@ _UTC_MOMENT = re.compile(
     r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (\d{1,2}) (" + "|".join(_MONTH_NAMES) + r") (\d{4}), (\d\d):(\d\d) UTC\b"
 )
 
+_TAGS = re.compile(r"(<[^>]*>)")
+
 
 def localise_moments(html: str, tz: tzinfo | None = None) -> str:
     """Each UTC moment in the one format inside `html` (escaped text, e.g. a timeline entry's body_html) as a
@@ -104,7 +106,8 @@ def localise_moments(html: str, tz: tzinfo | None = None) -> str:
             return match.group(0)
         return f'<time datetime="{iso_utc(value)}" title="{format_utc(value)}">{format_moment(value, tz)}</time>'
 
-    return _UTC_MOMENT.sub(moment, html)
+    # Text between tags only: a moment inside an attribute (a link's title) stays as written.
+    return "".join(part if part.startswith("<") else _UTC_MOMENT.sub(moment, part) for part in _TAGS.split(html))
 
 
 def format_utc(value: datetime) -> str:

@@ -14,6 +14,7 @@ from incidents import services
 from incidents.models import TimelineEntry
 from incidents.profiles import services as profiles
 from incidents.profiles.models import Profile
+from incidents.profiles.zones import localise_moments
 from tests.factories import ResponderFactory, ServiceFactory, UserFactory, declare
 
 pytestmark = pytest.mark.django_db
@@ -171,3 +172,14 @@ def test_public_status_page_writes_utc_the_one_way(client):
     html = client.get("/status/").content.decode()
     assert 'title="2026-12-01 14:47 UTC">Tue 1 Dec 2026, 14:47 UTC</time>' in html  # posted
     assert ">Tue 1 Dec 2026, 15:17 UTC</time>" in html  # next update
+
+
+def test_localising_entry_text_touches_text_only():
+    html = '<p>due Tue 1 Dec 2026, 15:30 UTC <a title="Tue 1 Dec 2026, 15:30 UTC" href="/x">link</a></p>'
+    with timezone.override("Asia/Tokyo"):
+        shown = localise_moments(html)
+    assert shown == (
+        '<p>due <time datetime="2026-12-01T15:30:00.000Z" title="2026-12-01 15:30 UTC">Wed 2 Dec 2026, 00:30 JST'
+        '</time> <a title="Tue 1 Dec 2026, 15:30 UTC" href="/x">link</a></p>'
+    )
+    assert localise_moments("<p>Fri 31 Feb 2026, 10:00 UTC</p>") == "<p>Fri 31 Feb 2026, 10:00 UTC</p>"  # no such day
