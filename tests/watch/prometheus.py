@@ -13,10 +13,9 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler
 
 from .servers import closed_port, http_server
@@ -87,10 +86,8 @@ def real_prometheus(metrics: dict[str, float]):
             while missing and time.monotonic() < deadline:
                 if process.poll() is not None:
                     break
-                try:
+                with suppress(OSError, ValueError, KeyError):  # not listening yet, or not scraped yet
                     missing = {name for name in missing if not query(base, name)["data"]["result"]}
-                except (OSError, urllib.error.URLError, ValueError, KeyError):
-                    pass
                 if missing:
                     time.sleep(0.25)
             if missing:
