@@ -10,7 +10,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/incidentportal
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run venv install test test-fast test-next-year lint format migrate demo bench chromium wrk services oidc-provider check-deploy clean
+.PHONY: run venv install test test-fast test-next-year lint format migrate demo bench chromium prometheus wrk services oidc-provider check-deploy clean cluster-deps cluster-test cluster-test-ci
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,14 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; fi; }
 
+# Debian's Prometheus for the triage-probe tests (tests/watch/prometheus.py starts it on loopback with a temporary
+# config and storage, scraping a test target). The tests use only the binary; on a systemd machine the package also
+# enables its own service on :9090 (`systemctl disable --now prometheus` if you do not want it).
+prometheus:
+	@test -x /usr/bin/prometheus || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
+	  else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; fi; }
+
 # wrk (Debian's package) drives bench/ingest.py's single-event phase: a C load generator leaves the two cores to
 # the portal and PostgreSQL.
 wrk:
@@ -69,14 +77,14 @@ $(OIDC_PROVIDER_DIR)/node_modules/.package-lock.json: $(OIDC_PROVIDER_DIR)/packa
 
 oidc-provider: $(OIDC_PROVIDER_DIR)/node_modules/.package-lock.json
 
-test: install chromium services oidc-provider
+test: install chromium prometheus services oidc-provider
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest
 
-test-fast: install oidc-provider
+test-fast: install prometheus oidc-provider
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m "not browser and not reliability" -x -q
 
 # The non-browser suite with the clock a year ahead (ticking): nothing may depend on today's date.
-test-next-year: install services oidc-provider
+test-next-year: install prometheus services oidc-provider
 	TEST_CLOCK_SHIFT_DAYS=365 DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	  $(PY) -m pytest -m "not browser and not reliability"
 
@@ -90,7 +98,8 @@ format: install
 	$(VENV)/bin/ruff format .
 
 # Benchmarks that work inside a rolled-back transaction use BENCH_DATABASE_URL (created and migrated here); the
-# others create and drop their own databases on the same server.
+# others create and drop their own databases on the same server. bench/cluster.py is not among them: it brings its own
+# servers on hosts of its own (make cluster-test).
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/incidentportal_bench
 
 bench: install services wrk
@@ -100,7 +109,28 @@ bench: install services wrk
 	  $(BENCH_DATABASE_URL)
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) manage.py migrate --noinput -v 0
 	@set -e; for script in bench/*.py; do \
+	  [ "$$script" = bench/cluster.py ] && continue; \
 	  echo "== $$script"; DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) $$script; done
+
+# bench/cluster.py: the portal on several hosts, each a network namespace on a private bridge (needs root, as CI has).
+# Debian's iproute2 (ip netns), haproxy (the balancer), PostgreSQL and Redis (their programs only: the test bed runs
+# its own servers, never the machine's). `make cluster-test` runs the issue's sizes (about 15 minutes on two idle
+# cores); CLUSTER_ARGS adds or overrides flags (`--help`). `make cluster-test-ci` is the few-minute run CI does.
+CLUSTER_ARGS ?=
+cluster-deps:
+	@{ command -v ip && command -v haproxy && command -v redis-server && command -v pg_isready && command -v wrk \
+	   && ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    iproute2 haproxy redis-server postgresql wrk; \
+	  else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    iproute2 haproxy redis-server postgresql wrk; fi; }
+
+cluster-test: install cluster-deps
+	$(PY) bench/cluster.py $(CLUSTER_ARGS)
+
+cluster-test-ci: install cluster-deps
+	$(PY) bench/cluster.py --incidents 300 --spread 20 --beat-pages 100 --beat-spread 10 --alerts 6000 --seconds 20 \
+	  --keys 600 --outage-pages 60 --web-workers 2 $(CLUSTER_ARGS)
 
 check-deploy: venv
 	DEBUG=0 SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \

@@ -69,9 +69,9 @@ def environment(port: int) -> dict:
 
 SETUP = """
 import json
-from incidents.alerting import services
-pd, pd_key = services.create_integration(kind="pagerduty", name="bench pagerduty")
-am, am_key = services.create_integration(kind="alertmanager", name="bench alertmanager")
+from incidents.alerting.services.integrations import create_integration
+pd, pd_key = create_integration(kind="pagerduty", name="bench pagerduty")
+am, am_key = create_integration(kind="alertmanager", name="bench alertmanager")
 print(json.dumps({"pagerduty": [pd.pk, pd_key], "alertmanager": [am.pk, am_key]}))
 """
 

@@ -2,7 +2,7 @@
 
 Threads as well as processes: a request spends much of its time waiting on PostgreSQL, and the threads of one
 process share the integration-key cache, the rate limiter's reserved chunks and the ingestion group commit
-(incidents.alerting.services.GroupCommit). Every value can be overridden on the
+(incidents.alerting.services.group_commit.GroupCommit). Every value can be overridden on the
 command line or with GUNICORN_* / WEB_* environment variables.
 """
 

@@ -27,6 +27,7 @@ urlpatterns = [
     path("api/v1/", include("incidents.api.urls")),
     path("api/v1/", include("oncall.api.urls")),
     path("api/v1/", include("postmortems.api.urls")),
+    path("api/v1/", include("incidents.watch.api_urls")),
     path("api/", include("incidents.api.fallback_urls")),  # JSON 404 for unmatched API paths; keep last of api/
     path("events/", include("incidents.live.urls")),  # Server-Sent Events, served by the ASGI process
     path("status/", include("incidents.statuspage.urls")),
@@ -39,3 +40,6 @@ urlpatterns = [
     path("", include("postmortems.urls")),
     path("", include("incidents.urls")),
 ]
+
+# A database that cannot be reached answers 503 with Retry-After (incidentportal/errors.py), never a 500.
+handler500 = "incidentportal.errors.server_error_or_unavailable"

@@ -8,8 +8,9 @@ from django.utils.html import format_html
 
 from incidents.errors import DomainError
 from incidents.models import Incident
+from incidents.profiles.zones import format_moment
 
-from . import heartbeats, services
+from . import heartbeats
 from .models import (
     AlertEvent,
     AlertGroup,
@@ -21,6 +22,8 @@ from .models import (
     IntegrationError,
     RoutingRule,
 )
+from .services.integrations import rotate_integration_key
+from .services.tokens import check_api_token_expiry, create_api_token, rename_api_token, revoke_api_token
 
 
 class RoutingRuleInline(admin.TabularInline):
@@ -68,7 +71,7 @@ class IntegrationAdmin(admin.ModelAdmin):
             return "none"
         return format_html(
             "<br>".join(["{}"] * len(rows)),
-            *[f"{e.occurred_at:%Y-%m-%d %H:%M:%S} {e.status_code} {e.code}: {e.message}" for e in rows],
+            *[f"{format_moment(e.occurred_at)} {e.status_code} {e.code}: {e.message}" for e in rows],
         )
 
     def save_model(self, request, obj, form, change):
@@ -83,7 +86,7 @@ class IntegrationAdmin(admin.ModelAdmin):
     @admin.action(description="Rotate the key of the selected integrations (the old key stops working)")
     def rotate_keys(self, request, queryset):
         for integration in queryset:
-            key = services.rotate_integration_key(integration=integration)
+            key = rotate_integration_key(integration=integration)
             self.message_user(request, f"New key for {integration.name} (shown once): {key}", messages.WARNING)
 
 
@@ -182,7 +185,7 @@ class ApiTokenForm(forms.ModelForm):
     def clean_expires_at(self):
         value = self.cleaned_data.get("expires_at")
         try:
-            services.check_api_token_expiry(value)
+            check_api_token_expiry(value)
         except DomainError as error:
             raise forms.ValidationError(error.message) from None
         return value
@@ -229,9 +232,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            services.rename_api_token(token=obj, by=request.user, name=form.cleaned_data["name"])
+            rename_api_token(token=obj, by=request.user, name=form.cleaned_data["name"])
             return
-        token, key = services.create_api_token(
+        token, key = create_api_token(
             user=request.user, name=form.cleaned_data["name"], expires_at=form.cleaned_data.get("expires_at")
         )
         obj.pk, obj.user, obj.key_prefix, obj.created_at = token.pk, token.user, token.key_prefix, token.created_at
@@ -241,9 +244,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         count = 0
         for token in queryset.filter(revoked_at__isnull=True):
-            services.revoke_api_token(token=token, by=request.user)
+            revoke_api_token(token=token, by=request.user)
             count += 1
-        self.message_user(request, f"Revoked {count} token(s) at {timezone.now():%H:%M:%S}.")
+        self.message_user(request, f"Revoked {count} token(s) at {format_moment(timezone.now())}.")
 
 
 class HeartbeatForm(forms.ModelForm):
@@ -266,16 +269,32 @@ class HeartbeatAdmin(admin.ModelAdmin):
     "Heartbeat monitors" integration, whose routing rules decide what they do."""
 
     form = HeartbeatForm
-    list_display = ["name", "service", "state", "period", "grace", "last_ping_at", "ping_count", "due_at", "is_active"]
+    list_display = ["name", "service", "status", "period", "grace", "last_ping_at", "ping_count", "due_at", "is_active"]
     list_filter = ["state", "is_active"]
-    search_fields = ["name"]
+    search_fields = ["name", "tick"]
     list_select_related = ["service"]
-    readonly_fields = ["ping_url", "state", "last_ping_at", "ping_count", "last_start_at", "due_at", "alerted_at"]
+    readonly_fields = [
+        "ping_url", "portal_timer", "status", "last_ping_at", "ping_count", "last_start_at", "due_at", "alerted_at"
+    ]  # fmt: skip
+
+    @admin.display(description="State")
+    def status(self, obj):
+        """As of now, also before the missed-heartbeat check has looked: late, then down, when pings stop."""
+        code, words = obj.status_at(timezone.now())
+        return format_html('<span class="heartbeat-{}">{}</span>', code, words)
+
+    @admin.display(description="Portal timer")
+    def portal_timer(self, obj):
+        if not obj.tick:
+            return "No: a job or service pings it."
+        return f"Yes: the portal's {obj.tick} pings it after each successful run."
 
     @admin.display(description="Ping URL (GET or POST; add start or fail to the path)")
     def ping_url(self, obj):
         if obj.pk is None:
             return "Shown once the heartbeat is saved."
+        if obj.tick:
+            return "None: the portal pings it itself."
         url = f"{settings.SITE_URL}{reverse('heartbeats:ping', args=[obj.public_id])}"
         return format_html("<code>{}</code>", url)
 

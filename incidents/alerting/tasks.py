@@ -7,7 +7,8 @@
 from celery import shared_task
 from django.conf import settings
 
-from . import heartbeats, services
+from . import heartbeats
+from .services.integrations import prune_seen_signatures
 
 BEAT_TICKS = [
     ("alerting-heartbeat-tick", "incidents.alerting.tasks.heartbeat_tick"),
@@ -23,4 +24,4 @@ def heartbeat_tick():
 
 @shared_task(acks_late=True, ignore_result=True)
 def prune_signatures_tick() -> int:
-    return services.prune_seen_signatures()
+    return prune_seen_signatures()

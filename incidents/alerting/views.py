@@ -21,8 +21,11 @@ from django.db import DatabaseError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import conf, parsers, ratelimit, services
+from . import conf, parsers, ratelimit
 from .models import Integration, IntegrationKind
+from .services.changes import UnknownService, record_change_events
+from .services.ingestion import ingest_alert_events
+from .services.integrations import claim_signature, find_integration_by_key, forget_signature, log_integration_error
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +113,7 @@ def _by_key(request, kind: str) -> Integration:
             "Send the integration key as 'Authorization: Bearer <key>'.",
             field="Authorization",
         )
-    integration = services.find_integration_by_key(key)
+    integration = find_integration_by_key(key)
     if integration is None or integration.kind != kind:
         raise Refusal(
             401, "bad_credentials", "The integration key is not valid for this endpoint.", field="Authorization"
@@ -159,7 +162,7 @@ def _verify_signature(request, integration: Integration, body: bytes, *, header:
 
 
 def _claim(integration: Integration, signature: str) -> None:
-    if not services.claim_signature(integration, signature):
+    if not claim_signature(integration, signature):
         raise Refusal(
             409,
             "replayed",
@@ -265,7 +268,7 @@ def _endpoint(kind: str, *, by: str):
             return _handle(kind, integration, data, request)
         except Refusal as refusal:
             if refusal.log:
-                services.log_integration_error(
+                log_integration_error(
                     kind=kind,
                     integration=integration,
                     status_code=refusal.status,
@@ -281,7 +284,7 @@ def _endpoint(kind: str, *, by: str):
             log.exception("integration %s: database error", kind)
             if signature is not None:
                 try:
-                    services.forget_signature(integration, signature)  # so the identical retry is accepted
+                    forget_signature(integration, signature)  # so the identical retry is accepted
                 except DatabaseError:
                     log.exception("integration %s: could not forget the signature of a failed delivery", kind)
             return _error_response(
@@ -296,7 +299,7 @@ def _pagerduty_integration(data) -> Integration:
     key = data.get("routing_key") if isinstance(data, dict) else None
     if not isinstance(key, str) or not key:
         raise Refusal(401, "missing_routing_key", "'routing_key' is missing.", field="routing_key")
-    integration = services.find_integration_by_key(key)
+    integration = find_integration_by_key(key)
     if integration is None or integration.kind != IntegrationKind.PAGERDUTY:
         raise Refusal(401, "bad_routing_key", "Invalid routing key.", field="routing_key")
     return integration
@@ -315,17 +318,17 @@ def _handle(kind, integration, data, request) -> JsonResponse:
     if kind == IntegrationKind.CHANGE:
         try:
             changes = parsers.parse_changes(data)
-            rows = services.record_change_events(integration=integration, changes=changes)
+            rows = record_change_events(integration=integration, changes=changes)
         except parsers.PayloadError as exc:
             raise Refusal(400, "invalid_payload", exc.message, field=exc.field, errors=exc.errors)
-        except services.UnknownService as exc:
+        except UnknownService as exc:
             raise Refusal(400, "unknown_service", str(exc), field=exc.field)
         return JsonResponse({"status": "success", "changes": [row.pk for row in rows]}, status=202)
     try:
         events = PARSERS[kind](data, request.headers)
     except parsers.PayloadError as exc:
         raise Refusal(400, "invalid_payload", exc.message, field=exc.field, errors=exc.errors)
-    outcomes = services.ingest_alert_events(integration=integration, events=events) if events else []
+    outcomes = ingest_alert_events(integration=integration, events=events) if events else []
     if kind == IntegrationKind.PAGERDUTY:
         return JsonResponse(
             {"status": "success", "message": "Event processed", "dedup_key": outcomes[0].dedup_key}, status=202

@@ -21,8 +21,8 @@ from rest_framework.response import Response
 
 from incidents import merging, selectors, services
 from incidents.alerting import selectors as alerting_selectors
-from incidents.alerting import services as alerting_services
 from incidents.alerting.models import AlertGroup, ApiToken
+from incidents.alerting.services.tokens import create_api_token, revoke_api_token
 from incidents.models import (
     ACTIVE_STATUSES,
     ChecklistItem,
@@ -464,7 +464,7 @@ class ApiTokenViewSet(
             )
         form = s.ApiTokenSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        token, key = alerting_services.create_api_token(
+        token, key = create_api_token(
             user=request.user, name=form.validated_data["name"], expires_at=form.validated_data.get("expires_at")
         )
         token.key = key
@@ -473,5 +473,5 @@ class ApiTokenViewSet(
     def destroy(self, request, pk=None):
         token = self.get_object()
         using = request.auth if isinstance(request.auth, ApiToken) else None
-        alerting_services.revoke_api_token(token=token, by=request.user, using=using)
+        revoke_api_token(token=token, by=request.user, using=using)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
-from incidents.models import Service
+from incidents.models import Incident, Service, TimelineEntry
 
 from .models import MonitoredCertificate
 
@@ -41,3 +41,8 @@ def certificates_due(*, now=None) -> bool:
         return True
     watched = MonitoredCertificate.objects.values_list("service_id", flat=True)
     return Service.objects.filter(health_check_url__startswith="https://").exclude(pk__in=watched).exists()
+
+
+def last_timeline_id(incident: Incident) -> int:
+    """The incident's newest timeline entry id (0 when none): entries written later have larger ids."""
+    return TimelineEntry.objects.filter(incident=incident).aggregate(last=Max("id"))["last"] or 0

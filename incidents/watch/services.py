@@ -21,10 +21,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from incidentportal.celery import registered_task
 from incidents import access, timeline
 from incidents.alerting.models import AlertGroup, Integration, IntegrationKind, RouteAction, RoutingRule, Severity
 from incidents.alerting.parsers import AlertEventIn
-from incidents.alerting.services import ingest_alert_events
+from incidents.alerting.services.ingestion import ingest_alert_events
 from incidents.errors import PermissionDenied
 from incidents.models import Incident, Runbook, Service, SeverityPolicy
 from incidents.services import attach_runbook
@@ -58,6 +59,19 @@ def probes_for(incident: Incident) -> list[Probe]:
         .select_related("service")
         .order_by("service__name", "position", "id")
     )
+
+
+def request_triage(*, incident: Incident, by) -> list[Probe]:
+    """ "Run triage" from the incident page or the API: the same permission rule as running it, then the probes run in
+    a worker after this transaction commits (a hanging probe never holds a web worker). The results entry on the
+    timeline names who asked. Returns the probes that will run (none: nothing is queued)."""
+    if not access.can_respond(by):
+        raise PermissionDenied("You need the responder role to run triage.")
+    probes = probes_for(incident)
+    if probes:
+        task = registered_task("incidents.watch.tasks.run_triage")
+        transaction.on_commit(lambda: task.delay(incident.pk, by_id=by.pk))
+    return probes
 
 
 def run_triage(*, incident: Incident, by=None) -> int:

@@ -7,7 +7,9 @@
 """
 
 from celery import shared_task
+from django.contrib.auth import get_user_model
 
+from incidents.audit.context import acting_as
 from incidents.models import Incident
 
 from . import selectors, services
@@ -16,11 +18,13 @@ BEAT_TICKS = [("watch-certificate-tick", "incidents.watch.tasks.certificate_tick
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def run_triage(incident_id: int):
+def run_triage(incident_id: int, by_id: int | None = None):
     incident = Incident.objects.filter(pk=incident_id).first()
-    if incident is not None:
-        return services.run_triage(incident=incident)
-    return 0
+    if incident is None:
+        return 0
+    by = get_user_model().objects.filter(pk=by_id).first() if by_id is not None else None
+    with acting_as(by):  # the audit trail names who asked, like the timeline entry does
+        return services.run_triage(incident=incident, by=by)
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -2,15 +2,15 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from incidents import access, selectors
+from incidents import selectors
+from incidents.errors import PermissionDenied
 from incidents.models import Incident, Service
 
-from . import services, tasks
+from . import services
 from .selectors import certificates_of
 
 
@@ -32,11 +32,11 @@ def run_triage(request, reference: str):
         incident = selectors.access_incident(reference=reference, user=request.user)
     except Incident.DoesNotExist:
         raise Http404("No such incident.")
-    if not access.can_respond(request.user):
-        return render(request, "incidents/forbidden.html", {"message": "You need the responder role."}, status=403)
-    count = len(services.probes_for(incident))
+    try:
+        count = len(services.request_triage(incident=incident, by=request.user))
+    except PermissionDenied as error:
+        return render(request, "incidents/forbidden.html", {"message": error.message}, status=403)
     if count:
-        transaction.on_commit(lambda: tasks.run_triage.delay(incident.pk))
         messages.success(
             request, f"Triage started: {count} probe{'s' if count != 1 else ''}; results appear on the timeline."
         )

@@ -8,9 +8,10 @@ def _fresh_rate_limits(settings):
     import time
     import uuid
 
-    from incidents.alerting import ratelimit, services
+    from incidents.alerting import ratelimit
+    from incidents.alerting.services.integrations import forget_cached_keys
 
-    services.forget_cached_keys()
+    forget_cached_keys()
 
     ratelimit.NAMESPACE = uuid.uuid4().hex[:8]
     # One fixed moment per test: a test never straddles two rate-limit windows.

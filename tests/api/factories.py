@@ -7,8 +7,9 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from incidents.alerting import services as alerting_services
 from incidents.alerting.models import ApiToken, Integration
+from incidents.alerting.services.integrations import create_integration
+from incidents.alerting.services.tokens import create_api_token
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -44,8 +45,8 @@ def fixture_json(name: str) -> dict:
 
 
 def make_integration(kind: str, name: str | None = None, **fields) -> tuple[Integration, str]:
-    return alerting_services.create_integration(kind=kind, name=name or f"{kind} integration", **fields)
+    return create_integration(kind=kind, name=name or f"{kind} integration", **fields)
 
 
 def make_token(user, name: str = "tests") -> tuple[ApiToken, str]:
-    return alerting_services.create_api_token(user=user, name=name)
+    return create_api_token(user=user, name=name)

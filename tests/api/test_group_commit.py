@@ -1,5 +1,5 @@
-"""Group commit of single-statement ingests (incidents.alerting.services.GroupCommit): concurrent requests of one
-process share a statement, and each still gets exactly its own outcome, or the statement's error."""
+"""Group commit of single-statement ingests (incidents.alerting.services.group_commit.GroupCommit): concurrent
+requests of one process share a statement, and each still gets exactly its own outcome, or the statement's error."""
 
 import threading
 from datetime import UTC, datetime
@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from django.db import DatabaseError, connection
 
-from incidents.alerting import services
 from incidents.alerting.models import AlertEvent, AlertGroup
 from incidents.alerting.parsers import AlertEventIn
+from incidents.alerting.services import group_commit
+from incidents.alerting.services.ingestion import ingest_alert_events
 
 from .factories import make_integration
 
@@ -33,12 +34,12 @@ class HeldStatement:
     """Wraps _run_fast_statement: the first call waits until released, so the other threads queue behind it."""
 
     def __init__(self, monkeypatch, fail_second=False):
-        self.original = services._run_fast_statement
+        self.original = group_commit.run_fast_statement
         self.calls: list[list[dict]] = []
         self.entered = threading.Event()
         self.release = threading.Event()
         self.fail_second = fail_second
-        monkeypatch.setattr(services, "_run_fast_statement", self)
+        monkeypatch.setattr(group_commit, "run_fast_statement", self)
 
     def __call__(self, rows):
         self.calls.append(rows)
@@ -57,7 +58,7 @@ def ingest_in_threads(jobs: dict[str, tuple], held: HeldStatement):
 
     def work(name, integration, events):
         try:
-            results[name] = services.ingest_alert_events(integration=integration, events=events)
+            results[name] = ingest_alert_events(integration=integration, events=events)
         except Exception as exc:
             results[name] = exc
         finally:
@@ -72,7 +73,7 @@ def ingest_in_threads(jobs: dict[str, tuple], held: HeldStatement):
         thread.start()
     # Every other thread is queued behind the held statement before it is released.
     deadline = datetime.now().timestamp() + 30
-    while len(services._group_commit._queue) < len(others) and datetime.now().timestamp() < deadline:
+    while len(group_commit.shared._queue) < len(others) and datetime.now().timestamp() < deadline:
         threading.Event().wait(0.01)
     held.release.set()
     for thread in [first, *others]:
@@ -126,7 +127,7 @@ def test_inside_a_transaction_a_caller_runs_its_own_statement(monkeypatch):
     from django.db import transaction
 
     integration, _key = make_integration("pagerduty")
-    monkeypatch.setattr(services._group_commit, "run", lambda rows: pytest.fail("used the group commit"))
+    monkeypatch.setattr(group_commit.shared, "run", lambda rows: pytest.fail("used the group commit"))
     with transaction.atomic():
-        outcomes = services.ingest_alert_events(integration=integration, events=[trigger("host-1")])
+        outcomes = ingest_alert_events(integration=integration, events=[trigger("host-1")])
     assert [o.result for o in outcomes] == ["opened"]

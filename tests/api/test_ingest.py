@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from incidents.alerting import services as alerting_services
 from incidents.alerting.models import (
     AlertEvent,
     AlertGroup,
@@ -21,6 +20,7 @@ from incidents.alerting.models import (
     RoutingRule,
 )
 from incidents.alerting.selectors import recent_changes_for
+from incidents.alerting.services.integrations import forget_cached_keys
 from incidents.models import DetectionSource, EntryKind, Incident, TimelineEntry
 from tests.factories import ServiceFactory, declare, severity
 
@@ -450,7 +450,7 @@ def test_missing_and_wrong_credentials_are_401(client, checkout):
     integration.save()
     # Web processes remember a key for ALERTING_KEY_CACHE_SECONDS; after that, deactivation is seen.
     assert post(client, AM_URL, body, authorization=f"Bearer {key}").status_code == 202
-    alerting_services.forget_cached_keys()
+    forget_cached_keys()
     assert post(client, AM_URL, body, authorization=f"Bearer {key}").status_code == 401
     assert IntegrationError.objects.filter(code__in=["missing_credentials", "bad_credentials"]).count() == 4
 

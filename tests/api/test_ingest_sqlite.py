@@ -19,7 +19,7 @@ SCRIPT = """
     from django.test.utils import setup_test_environment
 
     from incidents.alerting.models import AlertEvent, AlertGroup, RouteAction
-    from incidents.alerting.services import create_integration
+    from incidents.alerting.services.integrations import create_integration
     from incidents.models import Incident, Service
 
     setup_test_environment()  # lets django.test.Client's "testserver" host in

@@ -15,8 +15,8 @@ from gunicorn.http.body import Body, ChunkedReader
 from gunicorn.http.unreader import IterUnreader
 
 from incidentportal import wsgi
-from incidents.alerting import services as alerting_services
 from incidents.alerting.models import AlertEvent, IntegrationError, SeenSignature
+from incidents.alerting.services.integrations import prune_seen_signatures, signature_digest
 from tests.factories import ServiceFactory
 
 from .factories import fixture_bytes, make_integration
@@ -138,9 +138,9 @@ def test_a_signature_seen_longer_ago_than_the_window_is_accepted_again(client, s
     assert post(client, url, body, **headers).status_code == 202
     SeenSignature.objects.update(seen_at=SeenSignature.objects.get().seen_at.replace(year=2000))
     assert post(client, url, body, **headers).status_code == 202
-    assert alerting_services.prune_seen_signatures() == 0  # the row was reused, not duplicated
+    assert prune_seen_signatures() == 0  # the row was reused, not duplicated
     SeenSignature.objects.update(seen_at=SeenSignature.objects.get().seen_at.replace(year=2000))
-    assert alerting_services.prune_seen_signatures() == 1
+    assert prune_seen_signatures() == 1
 
 
 def test_a_delivery_refused_for_the_rate_limit_may_be_retried_identically(client):
@@ -154,7 +154,7 @@ def test_a_delivery_refused_for_the_rate_limit_may_be_retried_identically(client
         == 202
     )
     assert post(client, url, body, **headers).status_code == 429
-    assert not SeenSignature.objects.filter(digest=alerting_services.signature_digest(integration, _sign("k", body)))
+    assert not SeenSignature.objects.filter(digest=signature_digest(integration, _sign("k", body)))
 
 
 # --- Finding 9: chunked bodies through the production WSGI application ------------------------------------------

@@ -88,10 +88,10 @@ def _enrich_from_other_areas(incident, by, owner, due):
     action item."""
     from django.utils import timezone
 
-    from incidents.alerting import services as alerting_services
     from incidents.alerting.models import AlertEvent, AlertGroup
+    from incidents.alerting.services.integrations import create_integration
 
-    integration, _ = alerting_services.create_integration(kind="generic", name="Sweep monitor")
+    integration, _ = create_integration(kind="generic", name="Sweep monitor")
     now = timezone.now()
     group = AlertGroup.objects.create(
         integration=integration,

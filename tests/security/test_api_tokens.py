@@ -12,8 +12,8 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from incidents.alerting import services as alerting_services
 from incidents.alerting.models import ApiToken
+from incidents.alerting.services.tokens import create_api_token, rename_api_token
 from incidents.errors import DomainError
 from tests.factories import ManagerFactory, UserFactory, ViewerFactory, declare
 
@@ -61,7 +61,7 @@ def test_the_add_form_has_no_user_field(manager_client):
 
 
 def test_editing_ones_own_token_cannot_move_it_to_admin(manager_client, manager, admin_user):
-    token, key = alerting_services.create_api_token(user=manager, name="laptop")
+    token, key = create_api_token(user=manager, name="laptop")
     response = manager_client.post(
         f"/admin/alerting/apitoken/{token.pk}/change/",
         {"user": admin_user.pk, "name": "renamed", "expires_at_0": "", "expires_at_1": ""},
@@ -75,7 +75,7 @@ def test_editing_ones_own_token_cannot_move_it_to_admin(manager_client, manager,
 
 
 def test_editing_ones_own_token_cannot_extend_its_expiry(manager_client, manager):
-    token, _ = alerting_services.create_api_token(user=manager, name="laptop")
+    token, _ = create_api_token(user=manager, name="laptop")
     expiry = token.expires_at
     manager_client.post(
         f"/admin/alerting/apitoken/{token.pk}/change/",
@@ -87,7 +87,7 @@ def test_editing_ones_own_token_cannot_extend_its_expiry(manager_client, manager
 
 def test_staff_may_only_revoke_someone_elses_token(manager_client, manager):
     owner = ViewerFactory()
-    token, _ = alerting_services.create_api_token(user=owner, name="ci")
+    token, _ = create_api_token(user=owner, name="ci")
     change = manager_client.post(
         f"/admin/alerting/apitoken/{token.pk}/change/", {"user": manager.pk, "name": "mine now"}
     )
@@ -103,9 +103,9 @@ def test_staff_may_only_revoke_someone_elses_token(manager_client, manager):
 
 
 def test_a_token_never_changes_owner_even_through_the_service_layer(manager):
-    token, _ = alerting_services.create_api_token(user=manager, name="laptop")
+    token, _ = create_api_token(user=manager, name="laptop")
     with pytest.raises(DomainError):
-        alerting_services.rename_api_token(token=token, by=ViewerFactory(), name="stolen")
+        rename_api_token(token=token, by=ViewerFactory(), name="stolen")
     token.refresh_from_db()
     assert token.name == "laptop"
 
@@ -124,7 +124,7 @@ def test_admin_group_member_cannot_create_a_token_for_another_user(client):
 
 
 def test_a_token_cannot_mint_another_token(viewer):
-    _, key = alerting_services.create_api_token(user=viewer, name="parent")
+    _, key = create_api_token(user=viewer, name="parent")
     response = _bearer(key).post("/api/v1/tokens/", {"name": "child"}, format="json")
     assert response.status_code == 403
     assert "browser" in response.json()["detail"]
@@ -132,8 +132,8 @@ def test_a_token_cannot_mint_another_token(viewer):
 
 
 def test_a_token_cannot_revoke_another_token_of_its_owner(viewer):
-    parent, _ = alerting_services.create_api_token(user=viewer, name="parent")
-    _, child_key = alerting_services.create_api_token(user=viewer, name="child")
+    parent, _ = create_api_token(user=viewer, name="parent")
+    _, child_key = create_api_token(user=viewer, name="child")
     response = _bearer(child_key).delete(f"/api/v1/tokens/{parent.pk}/")
     assert response.status_code == 403
     parent.refresh_from_db()
@@ -141,7 +141,7 @@ def test_a_token_cannot_revoke_another_token_of_its_owner(viewer):
 
 
 def test_a_token_may_revoke_itself(viewer):
-    token, key = alerting_services.create_api_token(user=viewer, name="leaked")
+    token, key = create_api_token(user=viewer, name="leaked")
     assert _bearer(key).delete(f"/api/v1/tokens/{token.pk}/").status_code == 204
     assert _bearer(key).get("/api/v1/incidents/").status_code == 401
 
@@ -183,7 +183,7 @@ def test_a_token_without_expiry_gets_the_maximum_lifetime_and_stops_after_it(vie
 
 
 def test_lowering_the_maximum_lifetime_ends_older_tokens(viewer, settings):
-    token, key = alerting_services.create_api_token(user=viewer, name="ci")
+    token, key = create_api_token(user=viewer, name="ci")
     ApiToken.objects.filter(pk=token.pk).update(created_at=timezone.now() - timedelta(days=40))
     assert _bearer(key).get("/api/v1/incidents/").status_code == 200
     settings.API_TOKEN_MAX_LIFETIME_DAYS = 30

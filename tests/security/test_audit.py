@@ -284,11 +284,11 @@ def test_api_token_request_is_attributed_to_the_token_owner():
     """Through the real API: DRF token authentication runs inside the view, after the audit middleware."""
     from django.test import Client
 
-    from incidents.alerting import services as alerting_services
+    from incidents.alerting.services.tokens import create_api_token
     from incidents.models import Incident
 
     owner = ResponderFactory(username="deploy-bot")
-    _, key = alerting_services.create_api_token(user=owner, name="deploys")
+    _, key = create_api_token(user=owner, name="deploys")
     response = Client().post(
         "/api/v1/incidents/",
         {"title": "Checkout failing", "severity": "P1"},

@@ -96,10 +96,10 @@ def test_bundle_round_trip_holds_everything_and_is_recorded(breach, security):
 def test_bundle_includes_alerts_attached_to_the_incident(breach, security):
     from django.utils import timezone
 
-    from incidents.alerting import services as alerting_services
     from incidents.alerting.models import AlertEvent, AlertGroup
+    from incidents.alerting.services.integrations import create_integration
 
-    integration, _ = alerting_services.create_integration(kind="generic", name="Evidence monitor")
+    integration, _ = create_integration(kind="generic", name="Evidence monitor")
     now = timezone.now()
     group = AlertGroup.objects.create(
         integration=integration,

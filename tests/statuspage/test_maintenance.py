@@ -215,7 +215,7 @@ def test_alerts_during_maintenance_are_recorded_without_declaring_an_incident(cl
 
 def test_should_auto_declare_asks_the_maintenance_windows():
     from incidents.alerting.models import RouteAction
-    from incidents.alerting.services import should_auto_declare
+    from incidents.alerting.services.routing import should_auto_declare
     from tests.api.factories import make_integration
 
     checkout, search = ServiceFactory(name="Checkout"), ServiceFactory(name="Search")

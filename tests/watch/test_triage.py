@@ -104,7 +104,7 @@ def test_prometheus_probe_compares_the_value_with_its_threshold(prometheus):
 
 def test_prometheus_errors_are_named(prometheus, settings):
     malformed = run_probe(probe(ProbeKind.PROMETHEUS, query="rate(", threshold=1))
-    assert not malformed.ok and "refused: 1:1: parse error" in malformed.summary
+    assert not malformed.ok and 'refused: invalid parameter "query": 1:1: parse error' in malformed.summary
     empty = run_probe(probe(ProbeKind.PROMETHEUS, query="absent_metric", threshold=1))
     assert not empty.ok and "returned no data" in empty.summary
     settings.PROMETHEUS_URL = ""
@@ -164,7 +164,7 @@ def test_run_triage_from_the_incident_page(client, health, responder, viewer, dj
         celery_app.conf.task_always_eager = False
     assert response.status_code == 302
     entry = TimelineEntry.objects.get(incident=incident, event_type=EventType.TRIAGE_RESULTS)
-    assert "1 of 1 failing" in entry.body and entry.author is None
+    assert "1 of 1 failing" in entry.body and entry.author == responder  # who asked
     client.force_login(viewer)
     assert client.post(f"/incidents/{incident.reference}/triage/").status_code == 403
     assert client.post("/incidents/INC-99999/triage/").status_code == 404
