@@ -2,7 +2,8 @@
 group through the heartbeat integration (its routing rules decide: attach, declare or record), and the next ping
 resolves it. `/fail` opens the alert at once, `/start` records that a run began.
 
-A ping is the hot path (every cron job of a company pings): when no alert is open it is one UPDATE in autocommit.
+A ping is the hot path (every cron job of a company pings): when no alert is open it is one prepared UPDATE in
+autocommit, which also counts the ping against the heartbeat's rate limit in the row (no Redis round trip).
 The missed-heartbeat check is a timer tick like the escalation tick: it claims due rows (`due_at`, a partial index)
 with SKIP LOCKED, marks them alerted and ingests the alerts in the same transaction, so an alert opens once.
 """
@@ -10,12 +11,15 @@ with SKIP LOCKED, marks them alerted and ingests the alerts in the same transact
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
+
+from incidentportal.db import prepared_cursor
 
 from .models import Heartbeat, HeartbeatState, Integration, IntegrationKind, RouteAction
 from .parsers import AlertEventIn
@@ -41,6 +45,36 @@ class PingResult:
     found: bool
     state: str = ""
     resolved_alert: bool = False
+    limited: bool = False  # over HEARTBEAT_RATE_LIMIT_PER_MINUTE: nothing was recorded
+    retry_after: int = 0
+
+
+RATE_WINDOW_SECONDS = 60
+
+
+def rate_window(now: datetime) -> tuple[int, int]:
+    """The rate-limit window of `now` (Unix time // 60) and the seconds until the next one."""
+    stamp = now.timestamp()
+    window = int(stamp // RATE_WINDOW_SECONDS)
+    return window, max(1, math.ceil((window + 1) * RATE_WINDOW_SECONDS - stamp))
+
+
+def _rate_limit() -> int:
+    return int(settings.HEARTBEAT_RATE_LIMIT_PER_MINUTE)
+
+
+def _count_ping(heartbeat: Heartbeat, window: int) -> bool:
+    """Count one ping against the locked row's window; False (nothing counted) when the limit is reached."""
+    if heartbeat.rate_window == window:
+        if heartbeat.rate_count >= _rate_limit():
+            return False
+        heartbeat.rate_count += 1
+    else:
+        heartbeat.rate_window, heartbeat.rate_count = window, 1
+    return True
+
+
+RATE_FIELDS = ["rate_window", "rate_count"]
 
 
 def heartbeat_integration() -> Integration:
@@ -83,15 +117,33 @@ def _event(heartbeat: Heartbeat, action: str, *, summary: str, at: datetime) -> 
     )
 
 
+# The common ping (active, no alert open, under its rate limit) is this one statement in autocommit, prepared once per
+# connection: the deadline, the count and the rate-limit window in the row, nothing else. It matches no row when the
+# heartbeat is unknown, paused, alerting or over its limit; ping() then takes the locked path below to tell which.
+FAST_PING = (
+    "UPDATE alerting_heartbeat SET last_ping_at = %(now)s, due_at = %(now)s + period + grace, state = 'up', "
+    "ping_count = ping_count + 1, rate_count = CASE WHEN rate_window = %(window)s THEN rate_count + 1 ELSE 1 END, "
+    "rate_window = %(window)s "
+    "WHERE public_id = %(public_id)s AND is_active AND NOT alert_open "
+    "AND (rate_window <> %(window)s OR rate_count < %(limit)s)"
+)
+
+
+def ping_fast(public_id, *, now: datetime) -> bool:
+    """The common ping in one statement; False when it is not the common case (ping() then tells which)."""
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            FAST_PING, {"now": now, "window": rate_window(now)[0], "public_id": public_id, "limit": _rate_limit()}
+        )
+        return cursor.rowcount == 1
+
+
 def ping(public_id, *, now: datetime | None = None) -> PingResult:
     """A successful run. Resolves the heartbeat's open alert, if any, and sets the next deadline."""
     now = now or timezone.now()
-    # The common case, no alert open: one statement, no transaction of our own.
-    updated = Heartbeat.objects.filter(public_id=public_id, is_active=True, alert_open=False).update(
-        last_ping_at=now, due_at=now + F("period") + F("grace"), state=HeartbeatState.UP, ping_count=F("ping_count") + 1
-    )
-    if updated:
+    if ping_fast(public_id, now=now):
         return PingResult(found=True, state=HeartbeatState.UP)
+    window, retry_after = rate_window(now)
     with transaction.atomic():
         heartbeat = (
             Heartbeat.objects.select_for_update(of=("self",))
@@ -101,6 +153,8 @@ def ping(public_id, *, now: datetime | None = None) -> PingResult:
         )
         if heartbeat is None:
             return PingResult(found=False)
+        if not _count_ping(heartbeat, window):
+            return PingResult(found=True, state=heartbeat.state, limited=True, retry_after=retry_after)
         heartbeat.last_ping_at = now
         heartbeat.ping_count += 1
         resolved = heartbeat.alert_open
@@ -116,19 +170,22 @@ def ping(public_id, *, now: datetime | None = None) -> PingResult:
         else:
             heartbeat.state = HeartbeatState.PAUSED
             heartbeat.due_at = None
-        heartbeat.save(update_fields=["last_ping_at", "ping_count", "alert_open", "state", "due_at"])
+        heartbeat.save(update_fields=["last_ping_at", "ping_count", "alert_open", "state", "due_at", *RATE_FIELDS])
         return PingResult(found=True, state=heartbeat.state, resolved_alert=resolved)
 
 
 def start(public_id, *, now: datetime | None = None) -> PingResult:
     """A run began (healthchecks.io's /start): recorded and shown; the deadline is unchanged."""
     now = now or timezone.now()
+    window, retry_after = rate_window(now)
     with transaction.atomic():
         heartbeat = Heartbeat.objects.select_for_update().filter(public_id=public_id).first()
         if heartbeat is None:
             return PingResult(found=False)
+        if not _count_ping(heartbeat, window):
+            return PingResult(found=True, state=heartbeat.state, limited=True, retry_after=retry_after)
         heartbeat.last_start_at = now
-        fields = ["last_start_at"]
+        fields = ["last_start_at", *RATE_FIELDS]
         if heartbeat.is_active and not heartbeat.alert_open:
             heartbeat.state = HeartbeatState.RUNNING
             fields.append("state")
@@ -139,6 +196,7 @@ def start(public_id, *, now: datetime | None = None) -> PingResult:
 def fail(public_id, *, now: datetime | None = None) -> PingResult:
     """The job reports a failure: the alert opens now rather than when the deadline passes."""
     now = now or timezone.now()
+    window, retry_after = rate_window(now)
     with transaction.atomic():
         heartbeat = (
             Heartbeat.objects.select_for_update(of=("self",))
@@ -148,8 +206,10 @@ def fail(public_id, *, now: datetime | None = None) -> PingResult:
         )
         if heartbeat is None:
             return PingResult(found=False)
+        if not _count_ping(heartbeat, window):
+            return PingResult(found=True, state=heartbeat.state, limited=True, retry_after=retry_after)
         heartbeat.last_ping_at = now
-        fields = ["last_ping_at"]
+        fields = ["last_ping_at", *RATE_FIELDS]
         if heartbeat.is_active:
             if not heartbeat.alert_open:
                 summary = f"Heartbeat reported failure: {heartbeat.name}"

@@ -381,6 +381,10 @@ class Heartbeat(models.Model):
     alert_open = models.BooleanField(default=False, editable=False)
     alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The ping rate limit, counted in the row by the ping's own UPDATE (no round trip of its own): pings in the
+    # minute `rate_window` (Unix time // 60) so far.
+    rate_window = models.BigIntegerField(default=0, editable=False)
+    rate_count = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["name"]
