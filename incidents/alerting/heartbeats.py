@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from incidentportal.db import prepared_cursor
+from incidents.profiles.zones import format_moment_utc
 
 from .models import Heartbeat, HeartbeatState, Integration, IntegrationKind, RouteAction
 from .parsers import AlertEventIn
@@ -124,7 +125,7 @@ FAST_PING = (
     "UPDATE alerting_heartbeat SET last_ping_at = %(now)s, due_at = %(now)s + period + grace, state = 'up', "
     "ping_count = ping_count + 1, rate_count = CASE WHEN rate_window = %(window)s THEN rate_count + 1 ELSE 1 END, "
     "rate_window = %(window)s "
-    "WHERE public_id = %(public_id)s AND is_active AND NOT alert_open "
+    "WHERE public_id = %(public_id)s AND tick = '' AND is_active AND NOT alert_open "
     "AND (rate_window <> %(window)s OR rate_count < %(limit)s)"
 )
 
@@ -138,10 +139,11 @@ def ping_fast(public_id, *, now: datetime) -> bool:
         return cursor.rowcount == 1
 
 
-def ping(public_id, *, now: datetime | None = None) -> PingResult:
-    """A successful run. Resolves the heartbeat's open alert, if any, and sets the next deadline."""
+def ping(public_id, *, now: datetime | None = None, limited: bool = True) -> PingResult:
+    """A successful run. Resolves the heartbeat's open alert, if any, and sets the next deadline. `limited=False`
+    (the portal's own timers) skips the rate limit."""
     now = now or timezone.now()
-    if ping_fast(public_id, now=now):
+    if limited and ping_fast(public_id, now=now):
         return PingResult(found=True, state=HeartbeatState.UP)
     window, retry_after = rate_window(now)
     with transaction.atomic():
@@ -151,9 +153,9 @@ def ping(public_id, *, now: datetime | None = None) -> PingResult:
             .filter(public_id=public_id)
             .first()
         )
-        if heartbeat is None:
+        if heartbeat is None or (heartbeat.tick and limited):  # a portal timer's heartbeat has no ping URL
             return PingResult(found=False)
-        if not _count_ping(heartbeat, window):
+        if limited and not _count_ping(heartbeat, window):
             return PingResult(found=True, state=heartbeat.state, limited=True, retry_after=retry_after)
         heartbeat.last_ping_at = now
         heartbeat.ping_count += 1
@@ -174,13 +176,58 @@ def ping(public_id, *, now: datetime | None = None) -> PingResult:
         return PingResult(found=True, state=heartbeat.state, resolved_alert=resolved)
 
 
+# A portal timer's heartbeat (Heartbeat.tick): pinged by the worker after each successful run of the tick, so the
+# tick's lateness is a heartbeat like any job's: listed with its state, alerting through the same integration.
+# Not rate-limited (the portal pings it, every TIMER_TICK_SECONDS).
+TICK_PERIOD = MIN_PERIOD
+TICK_GRACE = timedelta(seconds=30)
+TICK_PING = (
+    "UPDATE alerting_heartbeat SET last_ping_at = %(now)s, due_at = %(now)s + period + grace, state = 'up', "
+    "ping_count = ping_count + 1 WHERE tick = %(tick)s AND is_active AND NOT alert_open"
+)
+
+
+def tick_ran(tick: str, *, name: str, now: datetime | None = None) -> None:
+    """The timer `tick` finished a run. Its heartbeat is made at the first run (period 30 s, grace 30 s; managers may
+    change both), and an open alert is resolved like any heartbeat's next ping resolves it."""
+    now = now or timezone.now()
+    with prepared_cursor() as cursor:
+        cursor.execute(TICK_PING, {"now": now, "tick": tick})
+        if cursor.rowcount:
+            return
+    public_id = Heartbeat.objects.filter(tick=tick).values_list("public_id", flat=True).first()
+    if public_id is None:
+        public_id = _tick_heartbeat(tick, name=name, now=now).public_id
+    ping(public_id, now=now, limited=False)
+
+
+def _tick_heartbeat(tick: str, *, name: str, now: datetime) -> Heartbeat:
+    # Two workers at once make one row (the tick is unique); a manager's heartbeat with the same name leaves the
+    # tick's row its own name.
+    for candidate in (name, f"{name} [{tick}]"):
+        Heartbeat.objects.bulk_create(
+            [Heartbeat(name=candidate, tick=tick, period=TICK_PERIOD, grace=TICK_GRACE, created_at=now)],
+            ignore_conflicts=True,
+        )
+        heartbeat = Heartbeat.objects.filter(tick=tick).first()
+        if heartbeat is not None:
+            return heartbeat
+    raise HeartbeatError("name", f"No free name for the heartbeat of {tick}.")
+
+
+def open_missed_tick_alerts(*, now: datetime | None = None) -> int:
+    """The missed-heartbeat check for the portal's own timers only, for a process that is not a timer (the web's
+    /healthz when a timer is stale): when the timers queue itself has stopped, nothing else would open the alert."""
+    return open_missed_alerts(now=now, ticks_only=True)
+
+
 def start(public_id, *, now: datetime | None = None) -> PingResult:
     """A run began (healthchecks.io's /start): recorded and shown; the deadline is unchanged."""
     now = now or timezone.now()
     window, retry_after = rate_window(now)
     with transaction.atomic():
         heartbeat = Heartbeat.objects.select_for_update().filter(public_id=public_id).first()
-        if heartbeat is None:
+        if heartbeat is None or heartbeat.tick:
             return PingResult(found=False)
         if not _count_ping(heartbeat, window):
             return PingResult(found=True, state=heartbeat.state, limited=True, retry_after=retry_after)
@@ -204,7 +251,7 @@ def fail(public_id, *, now: datetime | None = None) -> PingResult:
             .filter(public_id=public_id)
             .first()
         )
-        if heartbeat is None:
+        if heartbeat is None or heartbeat.tick:
             return PingResult(found=False)
         if not _count_ping(heartbeat, window):
             return PingResult(found=True, state=heartbeat.state, limited=True, retry_after=retry_after)
@@ -226,7 +273,9 @@ def fail(public_id, *, now: datetime | None = None) -> PingResult:
         return PingResult(found=True, state=heartbeat.state)
 
 
-def open_missed_alerts(*, now: datetime | None = None, batch: int = 1000, budget_seconds: float = 20.0) -> int:
+def open_missed_alerts(
+    *, now: datetime | None = None, batch: int = 1000, budget_seconds: float = 20.0, ticks_only: bool = False
+) -> int:
     """The tick: every active heartbeat past its deadline without an open alert gets one. Returns how many."""
     started = timezone.now()
     total = 0
@@ -234,12 +283,12 @@ def open_missed_alerts(*, now: datetime | None = None, batch: int = 1000, budget
     while True:
         moment = now or timezone.now()
         with transaction.atomic():
-            due = list(
-                Heartbeat.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("service")
-                .filter(is_active=True, alert_open=False, due_at__lte=moment)
-                .order_by("due_at")[:batch]
+            due = Heartbeat.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+                is_active=True, alert_open=False, due_at__lte=moment
             )
+            if ticks_only:
+                due = due.exclude(tick="")
+            due = list(due.select_related("service").order_by("due_at")[:batch])
             if not due:
                 return total
             integration = integration or heartbeat_integration()
@@ -248,7 +297,7 @@ def open_missed_alerts(*, now: datetime | None = None, batch: int = 1000, budget
                     heartbeat,
                     "trigger",
                     summary=f"Heartbeat missed: {heartbeat.name} (no ping since "
-                    f"{(heartbeat.last_ping_at or heartbeat.created_at):%Y-%m-%d %H:%M} UTC)",
+                    f"{format_moment_utc(heartbeat.last_ping_at or heartbeat.created_at)})",
                     at=heartbeat.due_at,
                 )
                 for heartbeat in due
