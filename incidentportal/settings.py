@@ -190,6 +190,8 @@ LOGOUT_REDIRECT_URL = "login"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_I18N = True
+# The admin and `|date` without a format write moments the portal's one way (incidents.profiles.zones).
+FORMAT_MODULE_PATH = ["incidentportal.formats"]
 USE_TZ = True
 
 STATIC_URL = "/static/"

@@ -14,7 +14,7 @@ transaction) or `record_all(entries)` (one bulk insert, for the paging tick), an
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.utils import timezone
 from django.utils.html import escape
@@ -22,6 +22,7 @@ from django.utils.html import escape
 from . import lifecycle
 from .markdown import render_markdown
 from .models import KIND_OF_EVENT, DetectionSource, EventType, TimelineEntry
+from .profiles.zones import format_moment, format_moment_utc
 
 
 def build(
@@ -90,7 +91,9 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _utc_time(moment: datetime) -> str:
-    return f"{moment:%H:%M} UTC"
+    """A moment in an entry's text: the portal's one format in UTC (entries are read by many); the incident page
+    shows it in each reader's zone (incidents.profiles.zones.localise_moments)."""
+    return format_moment_utc(moment)
 
 
 # --- incidents ---------------------------------------------------------------------------------------------------
@@ -193,7 +196,7 @@ def _detail_phrase(change) -> str:
     if field == "is_restricted":
         return "now **restricted** (security incident)" if new else "restriction lifted"
     if field == "detected_at":
-        return f"detection time from {old.astimezone(UTC):%Y-%m-%d %H:%M} to {new.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        return f"detection time from {_utc_time(old)} to {_utc_time(new)}"
     if field == "detection_source":
         labels = dict(DetectionSource.choices)
         return f"detection source from {labels.get(old, old)} to {labels.get(new, new)}"
@@ -577,7 +580,7 @@ def close_reminder(incident, *, open_items: int, reminded: list[str]) -> Timelin
 
 
 def _local(moment: datetime) -> str:
-    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
+    return _utc_time(moment)
 
 
 def postmortem_drafted(incident, *, postmortem, by) -> TimelineEntry:
@@ -641,7 +644,7 @@ def action_item_added(incident, *, item, by) -> TimelineEntry:
     return build(
         incident,
         EventType.ACTION_ITEM_ADDED,
-        f"Action item added: {item.title} (owner {_owner_name(item.owner)}, due {item.due_date:%Y-%m-%d}).",
+        f"Action item added: {item.title} (owner {_owner_name(item.owner)}, due {format_moment(item.due_date)}).",
         data={
             "action_item_id": item.pk,
             "postmortem_id": item.postmortem_id,

@@ -24,6 +24,7 @@ from incidents.models import (
     Role,
     TimelineEntry,
 )
+from incidents.profiles.zones import format_moment_utc
 from incidents.selectors import current_holder
 from incidents.services import record_checklist_fact
 from oncall.models import Person
@@ -105,7 +106,7 @@ def draft_summary(incident: Incident, *, commander) -> str:
         f"- Duration: {humanize_duration(incident.duration)}",
         f"- Severity: {incident.severity.level} ({incident.severity.name})",
         f"- Incident Commander: {_name(commander)}",
-        f"- Detected: {_local(incident.detected_at):%Y-%m-%d %H:%M}, {incident.get_detection_source_display()}",
+        f"- Detected: {format_moment_utc(incident.detected_at)}, {incident.get_detection_source_display()}",
     ]
     lines += [f"- {label}: {humanize_duration(value)}" for label, value in response_times(incident)]
     text = "\n".join(lines)

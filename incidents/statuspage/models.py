@@ -21,8 +21,10 @@ class ServiceState(models.TextChoices):
 
     @property
     def rank(self) -> int:
-        return list(ServiceState).index(self)
+        return _STATE_RANKS[self]
 
+
+_STATE_RANKS = {state: rank for rank, state in enumerate(ServiceState)}
 
 # The guide's severities in users' words: P0 is a complete outage, P1 a major feature unavailable,
 # P2/P3 a minor feature broken or cosmetic.

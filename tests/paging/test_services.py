@@ -2,6 +2,7 @@
 repeats and hotlines, reminders, idempotent ticks."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -10,6 +11,8 @@ from django.test.utils import CaptureQueriesContext
 
 from incidents import services as incident_services
 from incidents.models import EntryKind, Role, Status
+from incidents.profiles.services import set_time_zone
+from incidents.profiles.zones import format_moment
 from oncall.models import EscalationPolicy
 from oncall.paging import reminders, services
 from oncall.paging.models import Notification, Page, Reminder
@@ -359,6 +362,7 @@ def test_update_cadence_missed_reminds_commander_and_communications_lead_once(cl
     from tests.paging.factories import with_methods
 
     comms = ResponderFactory(email="comms@example.com")
+    set_time_zone(user=comms, time_zone="Europe/Berlin")
     with_methods(PersonFactory(name="Comms Person", user=comms), "sms")
     incident = declare(by=responder, level="P1")
     incident_services.assign_role(incident=incident, role=Role.COMMUNICATIONS_LEAD, holder=comms, by=responder)
@@ -374,6 +378,12 @@ def test_update_cadence_missed_reminds_commander_and_communications_lead_once(cl
         ("email", responder.email),  # no on-call contact entry: the account's email
         ("sms", "+14155552671"),  # the Communications Lead's first contact method
     }
+    # Each reminder names the deadline in its reader's zone, in the portal's one format, the zone named.
+    due = at(30)
+    by_address = {row.address: row.message for row in rows}
+    assert f"was due at {format_moment(due, ZoneInfo('Europe/Berlin'))} (P1" in by_address["+14155552671"]
+    assert f"was due at {format_moment(due, UTC)} (P1" in by_address[responder.email]
+    assert " CET (P1" in by_address["+14155552671"] or " CEST (P1" in by_address["+14155552671"]
     note = incident.timeline.filter(body__startswith="Internal update overdue").get()
     assert "Incident Commander" in note.body and "Communications Lead" in note.body
     # A new internal update moves the deadline; missing that one reminds again.
@@ -395,6 +405,7 @@ def test_resolved_for_a_day_reminds_the_commander_to_close_once(clock, responder
     assert reminders.remind_to_close() == 0
     row = Notification.objects.get(purpose=Notification.Purpose.REMINDER)
     assert row.address == responder.email and "closure checklist" in row.message
+    assert f"(since {format_moment(at(0), UTC)})" in row.message
     assert incident.timeline.filter(body__startswith="Resolved for 24 hours").count() == 1
 
 
