@@ -219,3 +219,18 @@ def test_the_daily_check_walks_one_certificate_through_every_stage_and_renewal_r
         MonitoredCertificate.objects.filter(service=web).update(port=port)
         services.check_certificate(MonitoredCertificate.objects.get(service=web), now=timezone.now())
     assert open_groups() == []
+
+
+def test_an_endpoint_that_never_answers_the_handshake_times_out_without_an_alert(ca):
+    """A port that accepts the connection and then says nothing (a hung TLS terminator): the check gives up after
+    its timeout and records why; it never hangs the worker."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # connections complete in the kernel; nobody ever speaks TLS
+        endpoint = watched(silent.getsockname()[1])
+        assert services.check_certificate(endpoint, timeout=0.5) is None
+    endpoint.refresh_from_db()
+    assert endpoint.error == "no TLS handshake: timed out" and endpoint.chain_valid is None
+    assert not AlertGroup.objects.exists()
