@@ -44,7 +44,7 @@ from oncall.models import (
     Team,
 )
 
-from . import channels
+from . import channels, sentmarks
 from .models import Channel, Notification, Page, WebhookEndpoint
 
 logger = logging.getLogger("oncall.paging")
@@ -377,7 +377,8 @@ class EscalationWrites:
         if changed_pages:
             _update_page_timers(changed_pages)
         if self.entries:
-            timeline.record_all(self.entries)
+            # Every writer of escalations holds the pages' incident rows (the tick claims them with the pages).
+            timeline.record_all(self.entries, incidents_locked=True)
             for entry in self.entries:
                 audit.created(entry, incident_id=entry.incident_id)
         if self.notifications:
@@ -451,6 +452,9 @@ def _close_pages(
         )
         .values_list("pk", flat=True)
     )
+    # Rows sent by a sender whose worker died before its batch committed are recorded as sent, not cancelled.
+    sent = set(sentmarks.restore(waiting))
+    waiting = [pk for pk in waiting if pk not in sent]
     if waiting:
         Notification.objects.filter(pk__in=waiting).update(status=Notification.Status.CANCELLED, scheduled_for=None)
     return pages

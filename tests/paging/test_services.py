@@ -309,14 +309,19 @@ def test_running_the_same_step_twice_writes_nothing_twice(clock, responder):
     assert Notification.objects.filter(page=page).count() == count
 
 
-def test_escalation_tick_costs_a_fixed_number_of_queries_per_batch(clock, responder):
+def test_escalation_tick_costs_a_fixed_number_of_queries_per_batch(
+    clock, responder, settings, django_capture_on_commit_callbacks
+):
+    settings.LIVE_PUSH = True  # every timeline entry is announced to the live pages after the commit
     team = paged_team()
     incidents = [declare(by=responder, level="P1", services=[team.service]) for _ in range(8)]
     clock.move_to(at(30))
-    with CaptureQueriesContext(connection) as queries:
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True) as hooks:
         assert services.escalate_due_pages(limit=100) == len(incidents)
     # A fixed number of statements per batch, whatever the number of pages: the claim, the policy's levels,
-    # rotations, teams, contact methods, webhook endpoints, then bulk writes (pages, timeline, outbox, audit).
+    # rotations, teams, contact methods, webhook endpoints, then bulk writes (pages, timeline, outbox, audit);
+    # after the commit, the live pages hear of each timeline entry without reading its incident again.
+    assert len(hooks) >= len(incidents)
     assert len(queries.captured_queries) <= 20
 
 

@@ -1,6 +1,7 @@
 """Certificate expiry watch against real TLS servers on loopback, with certificates made by trustme."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -9,6 +10,8 @@ from django.utils import timezone
 
 from incidents.alerting.models import AlertGroup, GroupStatus, Severity
 from incidents.models import Incident
+from incidents.profiles.services import set_time_zone
+from incidents.profiles.zones import format_moment, format_utc
 from incidents.watch import services
 from incidents.watch.models import MonitoredCertificate
 from incidents.watch.selectors import expiring_certificates
@@ -157,6 +160,13 @@ def test_the_dashboard_card_and_the_service_page_show_days_left(client, responde
     assert "fine.example.com:443" in page and "<td>299</td>" in page  # 300 days less the seconds since
     assert "<strong>expired</strong>" in page and "<strong>invalid</strong>" in page
     assert client.get("/services/nope/").status_code == 404
+    # expiry dates in the reader's zone, the one format, UTC on hover
+    set_time_zone(user=responder, time_zone="Asia/Tokyo")
+    client.force_login(responder)  # the session takes the new zone at log-in
+    page = client.get("/services/web/").content.decode()
+    expiry = now + timedelta(days=300)
+    assert f'title="{format_utc(expiry)}">{format_moment(expiry, ZoneInfo("Asia/Tokyo"))}</time>' in page
+    assert " JST</time>" in page
 
 
 def test_stage_boundaries():
