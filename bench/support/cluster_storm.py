@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
+from django.db import connection
 from django.db.models import Count
 from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -122,6 +123,9 @@ def storm(bed, args) -> dict:
         detail_probe = Probe(lb, detail_pages, cookie, interval=0.3, seconds=args.seconds + 30)
         detail_probe.start()
     sleep_until(t0 + args.seconds / 2)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        locks.watched_pid = cursor.fetchone()[0]  # what the P0's declaration waits for
     declare_started = time.monotonic()
     p0 = declare(by=declarer, level="P0", services=[target.service], title="Payments down (unrelated to the storm)")
     declare_seconds = time.monotonic() - declare_started
