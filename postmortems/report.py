@@ -183,7 +183,7 @@ def build_report(postmortem_id: int, *, queryset=None) -> Report:
     declared = timezone.localtime(incident.declared_at)
     report.facts = [
         ("Incident", incident.reference),
-        ("Date", f"{declared:%Y-%m-%d}"),
+        ("Date", format_moment(declared.date())),
         ("Duration", humanize_duration(incident.duration)),
         ("Severity", f"{incident.severity.level} - {incident.severity.name}"),
         ("Incident Commander", _name(report.commander)),

@@ -24,7 +24,7 @@ from incidents.models import (
     Role,
     TimelineEntry,
 )
-from incidents.profiles.zones import format_moment_utc
+from incidents.profiles.zones import format_moment, format_moment_utc
 from incidents.selectors import current_holder
 from incidents.services import record_checklist_fact
 from oncall.models import Person
@@ -102,7 +102,7 @@ def draft_summary(incident: Incident, *, commander) -> str:
     declared = _local(incident.declared_at)
     lines = [
         f"- Incident #: {incident.reference}",
-        f"- Date: {declared:%Y-%m-%d}",
+        f"- Date: {format_moment(declared.date())}",
         f"- Duration: {humanize_duration(incident.duration)}",
         f"- Severity: {incident.severity.level} ({incident.severity.name})",
         f"- Incident Commander: {_name(commander)}",
@@ -243,7 +243,7 @@ def _require_editable(postmortem: PostMortem, field: str = "status") -> None:
 
 
 def _day(moment: datetime) -> str:
-    return f"{_local(moment):%Y-%m-%d}"
+    return format_moment(_local(moment).date())
 
 
 def check_meeting_time(incident: Incident, meeting_at: datetime) -> None:
@@ -265,7 +265,7 @@ def check_due_date(due_date: date) -> None:
         raise DomainError("The due date cannot be in the past.", field="due_date")
     latest = today + ACTION_ITEM_MAX_AHEAD
     if due_date > latest:
-        raise DomainError(f"Choose a due date within two years (by {latest:%Y-%m-%d}).", field="due_date")
+        raise DomainError(f"Choose a due date within two years (by {format_moment(latest)}).", field="due_date")
 
 
 def check_timeline_time(incident: Incident, occurred_at: datetime) -> None:

@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from incidents.profiles.zones import format_moment_utc
+
 
 class ServiceState(models.TextChoices):
     """What users see for a service. Ordered from best to worst; `rank` picks the worst of several causes."""
@@ -115,7 +117,7 @@ class MaintenanceWindow(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.title} ({self.starts_at:%Y-%m-%d %H:%M}-{self.ends_at:%H:%M} UTC)"
+        return f"{self.title} ({format_moment_utc(self.starts_at)} to {format_moment_utc(self.ends_at)})"
 
     def clean(self):
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:

@@ -18,6 +18,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from incidents.profiles.zones import format_moment
+
 
 class PageQuerySet(models.QuerySet):
     def open(self) -> PageQuerySet:
@@ -342,7 +344,7 @@ class AcknowledgeLinkUse(models.Model):
     used_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self):
-        return f"Acknowledge link of notification {self.notification_id} used at {self.used_at:%Y-%m-%d %H:%M}"
+        return f"Acknowledge link of notification {self.notification_id} used at {format_moment(self.used_at)}"
 
 
 class SentMark(models.Model):
