@@ -90,7 +90,8 @@ def load_data():
     from django.contrib.auth.models import Group, User
     from django.db import connection
 
-    from incidents.models import Incident, ReferenceCounter, Service, SeverityPolicy, Status
+    from incidents import numbering
+    from incidents.models import Incident, Service, SeverityPolicy, Status
 
     rng = random.Random(5)
     now = datetime.now(UTC)
@@ -188,7 +189,7 @@ def load_data():
     ]
     with connection.cursor() as cursor:
         copy_rows(cursor.cursor, "incidents_incident", columns, incident_rows)
-    ReferenceCounter.objects.update_or_create(name="incident", defaults={"value": INCIDENTS})
+    numbering.catch_up()  # the numbers were written directly
     ids = list(Incident.objects.order_by("number").values_list("id", flat=True))
     busy_id = ids[-1]  # the newest, active incident is the busy one
 

@@ -84,14 +84,15 @@ def seed_long_incident(responder):
 
 def seed_metrics(owner):
     # Imported here, not at the top: this script sets up Django (settings, database) first.
-    from incidents.models import Incident, ReferenceCounter, Service, SeverityPolicy
+    from incidents import numbering
+    from incidents.models import Incident, Service, SeverityPolicy
     from postmortems.models import ActionItem, PostMortem
 
     rng = random.Random(7)
     severities = list(SeverityPolicy.objects.order_by("rank"))
     catalogue = [Service.objects.create(name=f"Service {n:02d}", slug=f"service-{n:02d}") for n in range(SERVICES)]
     now = timezone.now()
-    counter, _ = ReferenceCounter.objects.get_or_create(name="incident")
+    numbers = numbering.take_numbers(INCIDENTS)
     rows = []
     for n in range(INCIDENTS):
         severity = severities[rng.choice([0, 1, 1, 2, 2, 2, 3, 3])]
@@ -101,7 +102,7 @@ def seed_metrics(owner):
         resolved = declared + timedelta(minutes=rng.randint(30, 600)) if rng.random() < 0.95 else None
         rows.append(
             Incident(
-                number=counter.value + n + 1,
+                number=numbers[n],
                 title=f"Bench incident {n}",
                 severity=severity,
                 status="resolved" if resolved else "investigating",
@@ -115,8 +116,6 @@ def seed_metrics(owner):
             )
         )
     Incident.objects.bulk_create(rows, batch_size=2000)
-    counter.value += INCIDENTS
-    counter.save()
     ids = list(Incident.objects.filter(title__startswith="Bench incident").values_list("pk", flat=True))
     through = Incident.services.through
     links = []

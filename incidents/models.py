@@ -137,7 +137,9 @@ class DetectionSource(models.TextChoices):
 
 
 class ReferenceCounter(models.Model):
-    """Gap-free human reference numbers (INC-<n>): the row is locked while a number is taken."""
+    """The INC-<n> counter on SQLite, locked while a number is taken. On PostgreSQL numbers come from a sequence
+    instead (incidents/numbering.py: unique and increasing, not gap-free) and this row is only written when that
+    migration is reversed."""
 
     name = models.CharField(max_length=40, unique=True)
     value = models.PositiveBigIntegerField(default=0)

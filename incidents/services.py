@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from django.db import transaction
 from django.utils import timezone
 
-from . import access, lifecycle, timeline
+from . import access, lifecycle, numbering, timeline
 from .errors import DomainError, InvalidTransition, PermissionDenied
 from .models import (
     ALLOWED_TRANSITIONS,
@@ -31,7 +31,6 @@ from .models import (
     Incident,
     IncidentResponder,
     IncidentRunbook,
-    ReferenceCounter,
     Role,
     RoleAssignment,
     Runbook,
@@ -67,13 +66,6 @@ def _require_responder(user) -> None:
 
 def _lock(incident: Incident) -> Incident:
     return Incident.objects.select_for_update().select_related("severity").get(pk=incident.pk)
-
-
-def _next_number() -> int:
-    counter, _ = ReferenceCounter.objects.select_for_update().get_or_create(name="incident")
-    counter.value += 1
-    counter.save(update_fields=["value"])
-    return counter.value
 
 
 def _utc(moment: datetime) -> str:
@@ -329,8 +321,9 @@ def declare_incident(
     incident_commander=None,
     runbook: Runbook | None = None,
 ) -> Incident:
-    """Create an incident with a gap-free INC number, the guide's checklists copied in, the Incident Commander
-    assigned (the declarer unless someone else is named) and its response and update deadlines set."""
+    """Create an incident with a new INC number (unique and increasing; a number a rolled-back declaration took
+    stays unused), the guide's checklists copied in, the Incident Commander assigned (the declarer unless someone
+    else is named) and its response and update deadlines set."""
     _require_responder(by)
     title = (title or "").strip()
     if not title:
@@ -342,7 +335,7 @@ def declare_incident(
     check_detected_at(detected_at, declared_at=now)
 
     incident = Incident.objects.create(
-        number=_next_number(),
+        number=numbering.next_number(),
         title=title[:200],
         summary=summary,
         severity=severity,

@@ -5,8 +5,8 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from incidentportal.celery import beat_ticks
-from incidents import services
-from incidents.models import Incident, ReferenceCounter, Service, SeverityPolicy
+from incidents import numbering, services
+from incidents.models import Incident, Service, SeverityPolicy
 from oncall.health import heartbeats
 
 
@@ -58,20 +58,13 @@ class ServiceFactory(factory.django.DjangoModelFactory):
     description = "A service in the catalogue."
 
 
-def next_number() -> int:
-    counter, _ = ReferenceCounter.objects.get_or_create(name="incident")
-    counter.value += 1
-    counter.save(update_fields=["value"])
-    return counter.value
-
-
 class IncidentFactory(factory.django.DjangoModelFactory):
     """A bare incident row (no checklists, roles or timeline). Use declare() for a fully declared one."""
 
     class Meta:
         model = Incident
 
-    number = factory.LazyFunction(next_number)
+    number = factory.LazyFunction(numbering.next_number)  # never a number a declaration takes later
     title = factory.Sequence(lambda n: f"Incident {n}")
     severity = factory.LazyFunction(lambda: severity("P2"))
     detected_at = factory.LazyFunction(timezone.now)

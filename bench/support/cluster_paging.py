@@ -15,7 +15,8 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from incidents.models import Incident, ReferenceCounter, SeverityPolicy
+from incidents import numbering
+from incidents.models import Incident, SeverityPolicy
 from oncall.models import ContactMethod, EscalationPolicy, NotificationRule, Person, Team
 from oncall.paging.models import Notification, Page
 from tests.reliability.backends import read_deliveries
@@ -29,10 +30,7 @@ def make_pages(count: int, prefix: str) -> list[int]:
     policy = EscalationPolicy.objects.get(is_default=True)
     far = timezone.now() + timedelta(days=1)
     with transaction.atomic():
-        counter, _ = ReferenceCounter.objects.select_for_update().get_or_create(name="incident", defaults={"value": 0})
-        first = counter.value + 1
-        counter.value += count
-        counter.save(update_fields=["value"])
+        numbers = numbering.take_numbers(count)
         leads = Person.objects.bulk_create(
             Person(name=f"{prefix} lead {i}", email=f"{prefix}-lead{i}@cluster.example.com") for i in range(count)
         )
@@ -47,7 +45,7 @@ def make_pages(count: int, prefix: str) -> list[int]:
         )
         now = timezone.now()
         incidents = Incident.objects.bulk_create(
-            Incident(number=first + i, title=f"{prefix} incident {i}", severity=p1, detected_at=now, declared_at=now)
+            Incident(number=numbers[i], title=f"{prefix} incident {i}", severity=p1, detected_at=now, declared_at=now)
             for i in range(count)
         )
         pages = Page.objects.bulk_create(
