@@ -234,3 +234,14 @@ def test_an_endpoint_that_never_answers_the_handshake_times_out_without_an_alert
     endpoint.refresh_from_db()
     assert endpoint.error == "no TLS handshake: timed out" and endpoint.chain_valid is None
     assert not AlertGroup.objects.exists()
+
+
+def test_a_certificate_that_expired_yesterday_is_the_expired_stage(ca):
+    now = timezone.now()
+    with tls_server(certificate(ca, -1, now)) as port:
+        endpoint = watched(port)
+        assert services.check_certificate(endpoint) == 0
+    [group] = open_groups()
+    assert group.severity == Severity.CRITICAL and "has expired" in group.summary
+    assert group.incident is not None and group.incident.severity.level == "P1"
+    assert group.incident.runbook_links.filter(runbook__slug="ssl-certificate-expired").exists()
