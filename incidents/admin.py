@@ -19,7 +19,6 @@ from django.db import models, transaction
 from django.db.models import Case, IntegerField, Value, When
 from django.http import Http404, HttpResponseRedirect
 
-from . import services
 from .errors import DomainError
 from .models import (
     ChecklistItem,
@@ -40,6 +39,10 @@ from .models import (
     TimelineEntry,
 )
 from .selectors import parse_reference
+from .services import checklist as checklist_services
+from .services import details as details_services
+from .services import roles as roles_services
+from .services import status as status_services
 from .templatetags.incident_tags import duration
 
 
@@ -269,7 +272,7 @@ class IncidentAdminForm(forms.ModelForm):
         "role": "assign_role",
         "holder": "role_holder",
         "runbook": "attach_runbook",
-        **{name: name for name in services.DETAIL_FIELDS},
+        **{name: name for name in details_services.DETAIL_FIELDS},
     }
 
     def clean(self):
@@ -302,40 +305,44 @@ def _detail_values(cleaned) -> dict:
 
 def check_requested_changes(incident: Incident, *, by, cleaned) -> None:
     """Every change the form asks for, checked by the service that would make it; raises DomainError."""
-    services.check_details_change(incident, by=by, **_detail_values(cleaned))
+    details_services.check_details_change(incident, by=by, **_detail_values(cleaned))
     if cleaned.get("new_severity"):
-        services.check_severity_change(
+        status_services.check_severity_change(
             incident, severity=cleaned["new_severity"], by=by, reason=cleaned.get("severity_reason", "")
         )
     elif cleaned.get("severity_reason"):
         raise DomainError("Choose the new severity, or leave the reason empty.", field="severity")
     if cleaned.get("assign_role"):
-        services.check_role_assignment(incident, role=cleaned["assign_role"], holder=cleaned.get("role_holder"), by=by)
+        roles_services.check_role_assignment(
+            incident, role=cleaned["assign_role"], holder=cleaned.get("role_holder"), by=by
+        )
     elif cleaned.get("role_holder"):
         raise DomainError("Choose the role to assign.", field="role")
     if cleaned.get("attach_runbook"):
-        services.check_runbook_attachment(incident, runbook=cleaned["attach_runbook"])
+        checklist_services.check_runbook_attachment(incident, runbook=cleaned["attach_runbook"])
     if cleaned.get("new_status"):
-        services.check_status_change(
+        status_services.check_status_change(
             incident, to=cleaned["new_status"], by=by, override_reason=cleaned.get("override_reason", "")
         )
 
 
 def apply_requested_changes(incident: Incident, *, by, cleaned) -> None:
     """The changes the form asked for, each through its service, in the order the checks assumed."""
-    services.update_incident_details(incident=incident, by=by, **_detail_values(cleaned))
+    details_services.update_incident_details(incident=incident, by=by, **_detail_values(cleaned))
     if cleaned.get("new_severity"):
-        services.change_severity(
+        status_services.change_severity(
             incident=incident, severity=cleaned["new_severity"], by=by, reason=cleaned.get("severity_reason", "")
         )
     if cleaned.get("assign_role"):
-        services.assign_role(incident=incident, role=cleaned["assign_role"], holder=cleaned.get("role_holder"), by=by)
+        roles_services.assign_role(
+            incident=incident, role=cleaned["assign_role"], holder=cleaned.get("role_holder"), by=by
+        )
     if cleaned.get("add_responder"):
-        services.add_responder(incident=incident, user=cleaned["add_responder"], by=by)
+        roles_services.add_responder(incident=incident, user=cleaned["add_responder"], by=by)
     if cleaned.get("attach_runbook"):
-        services.attach_runbook(incident=incident, runbook=cleaned["attach_runbook"], by=by)
+        checklist_services.attach_runbook(incident=incident, runbook=cleaned["attach_runbook"], by=by)
     if cleaned.get("new_status"):
-        services.change_status(
+        status_services.change_status(
             incident=incident,
             to=cleaned["new_status"],
             by=by,
@@ -530,7 +537,7 @@ class IncidentAdmin(admin.ModelAdmin):
         self._run(
             request,
             queryset,
-            lambda incident: services.change_status(
+            lambda incident: status_services.change_status(
                 incident=incident, to=status, by=request.user, note="Changed from the admin."
             ),
             done,
@@ -541,7 +548,7 @@ class IncidentAdmin(admin.ModelAdmin):
         self._run(
             request,
             queryset,
-            lambda incident: services.acknowledge_incident(incident=incident, by=request.user),
+            lambda incident: status_services.acknowledge_incident(incident=incident, by=request.user),
             "Acknowledged",
         )
 

@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import access, selectors, services
+from . import access, selectors
 from .errors import DomainError, PermissionDenied
 from .forms import (
     AcknowledgeForm,
@@ -43,6 +43,13 @@ from .forms import (
 )
 from .markdown import render_markdown
 from .models import ChecklistItem, ChecklistPhase, EventType, Incident, Role, Runbook, UpdateKind
+from .services import checklist as checklist_services
+from .services import entries as entries_services
+from .services import roles as roles_services
+from .services import status as status_services
+from .services.details import update_incident_details
+from .services.rules import may_backdate, may_edit_details
+from .services.updates import post_status_update
 from .statuspage import selectors as statuspage_selectors
 
 DETAIL = "incidents/detail.html"
@@ -153,7 +160,7 @@ def declare(request):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                incident = services.declare_incident(
+                incident = status_services.declare_incident(
                     title=data["title"],
                     severity=data["severity"],
                     by=request.user,
@@ -253,7 +260,7 @@ class IncidentPage:
 
     @cached_property
     def can_edit_details(self) -> bool:
-        return self.can_respond and services.may_edit_details(
+        return self.can_respond and may_edit_details(
             self.request.user, self.incident, current_roles=self.incident.current_roles
         )
 
@@ -281,7 +288,7 @@ class IncidentPage:
     @cached_property
     def can_backdate(self) -> bool:
         # The rule add_timeline_entry applies, asked with the roles the page already loaded.
-        return services.may_backdate(self.request.user, self.incident, current_roles=self.incident.current_roles)
+        return may_backdate(self.request.user, self.incident, current_roles=self.incident.current_roles)
 
     @cached_property
     def urls(self) -> dict[str, str]:
@@ -493,7 +500,7 @@ def _try(form, call) -> bool:
 @_action("header", "ack_form")
 def acknowledge(request, incident):
     form = AcknowledgeForm(request.POST)
-    ok = _try(form, lambda d: services.acknowledge_incident(incident=incident, by=request.user))
+    ok = _try(form, lambda d: status_services.acknowledge_incident(incident=incident, by=request.user))
     return form, ok, "Acknowledged."
 
 
@@ -502,7 +509,7 @@ def change_status(request, incident):
     form = StatusForm(request.POST, incident=incident)
     ok = _try(
         form,
-        lambda d: services.change_status(
+        lambda d: status_services.change_status(
             incident=incident, to=d["status"], by=request.user, note=d["note"], override_reason=d["override_reason"]
         ),
     )
@@ -514,7 +521,7 @@ def change_severity(request, incident):
     form = SeverityForm(request.POST, incident=incident)
     ok = _try(
         form,
-        lambda d: services.change_severity(
+        lambda d: status_services.change_severity(
             incident=incident, severity=d["severity"], by=request.user, reason=d["reason"]
         ),
     )
@@ -526,7 +533,7 @@ def assign_role(request, incident):
     form = RoleForm(request.POST)
     ok = _try(
         form,
-        lambda d: services.assign_role(
+        lambda d: roles_services.assign_role(
             incident=incident, role=d["role"], holder=request.user if d["claim"] else d["holder"], by=request.user
         ),
     )
@@ -540,7 +547,7 @@ def tick_checklist_item(request, incident, item_id):
     except ChecklistItem.DoesNotExist:
         raise Http404("No such checklist item on this incident.")
     form = ChecklistTickForm(request.POST)
-    ok = _try(form, lambda d: services.tick_checklist_item(item=item, by=request.user, checked=d["checked"]))
+    ok = _try(form, lambda d: checklist_services.tick_checklist_item(item=item, by=request.user, checked=d["checked"]))
     if not ok and not request.htmx:
         # The checklist has no form of its own to redraw: say what went wrong at the top of the page.
         messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
@@ -551,7 +558,9 @@ def tick_checklist_item(request, incident, item_id):
 @_action("checklists-card", "runbook_form")
 def attach_runbook(request, incident):
     form = AttachRunbookForm(request.POST)
-    ok = _try(form, lambda d: services.attach_runbook(incident=incident, runbook=d["runbook"], by=request.user))
+    ok = _try(
+        form, lambda d: checklist_services.attach_runbook(incident=incident, runbook=d["runbook"], by=request.user)
+    )
     return form, ok, "Runbook attached."
 
 
@@ -560,7 +569,7 @@ def record_five_whys(request, incident):
     form = FiveWhysForm(request.POST, five_whys=selectors.five_whys_of(incident=incident))
     ok = _try(
         form,
-        lambda d: services.record_five_whys(
+        lambda d: entries_services.record_five_whys(
             incident=incident, problem=d["problem"], whys=form.whys(), root_cause=d["root_cause"], by=request.user
         ),
     )
@@ -572,7 +581,7 @@ def post_internal_update(request, incident):
     form = InternalUpdateForm(request.POST)
     ok = _try(
         form,
-        lambda d: services.post_status_update(
+        lambda d: post_status_update(
             incident=incident,
             kind=UpdateKind.INTERNAL,
             status=d["status"],
@@ -596,7 +605,7 @@ def _post_external_update(request, incident, *, auto_id):
     form = _external_form(IncidentPage(request, incident), request.POST, auto_id=auto_id)
     ok = _try(
         form,
-        lambda d: services.post_status_update(
+        lambda d: post_status_update(
             incident=incident,
             kind=UpdateKind.EXTERNAL,
             status=d["status"],
@@ -629,7 +638,7 @@ def edit_details(request, incident):
     form = DetailsForm.for_incident(incident, request.POST)
     ok = _try(
         form,
-        lambda d: services.update_incident_details(
+        lambda d: update_incident_details(
             incident=incident,
             by=request.user,
             title=d["title"],
@@ -646,7 +655,7 @@ def add_note(request, incident):
     form = NoteForm(request.POST)
     ok = _try(
         form,
-        lambda d: services.add_timeline_entry(
+        lambda d: entries_services.add_timeline_entry(
             incident=incident, by=request.user, body=d["body"], kind=d["kind"], occurred_at=d["occurred_at"]
         ),
     )

@@ -9,7 +9,6 @@ from django.utils import timezone
 from incidents.errors import DomainError
 from incidents.models import Incident
 
-from . import services
 from .models import (
     MARKDOWN_SECTIONS,
     ActionItem,
@@ -18,6 +17,9 @@ from .models import (
     PostMortemStatus,
     PostMortemTimelineItem,
 )
+from .services import publishing as publishing_services
+from .services.action_items import add_action_item, change_action_item_status, update_action_item
+from .services.editing import EDITABLE_TEXT_FIELDS, assign_owner, update_content
 
 
 def _run(modeladmin, request, queryset, action, done: str):
@@ -141,12 +143,12 @@ class PostMortemAdmin(admin.ModelAdmin):
                 data = super().clean()
                 if self.errors or not self.instance.pk:
                     return data
-                content = {name: data[name] for name in self.changed_data if name in services.EDITABLE_TEXT_FIELDS}
+                content = {name: data[name] for name in self.changed_data if name in EDITABLE_TEXT_FIELDS}
                 try:
                     if content:
-                        services.update_content(postmortem=self.instance, by=request.user, **content)
+                        update_content(postmortem=self.instance, by=request.user, **content)
                     if "owner" in self.changed_data:
-                        services.assign_owner(postmortem=self.instance, owner=data.get("owner"), by=request.user)
+                        assign_owner(postmortem=self.instance, owner=data.get("owner"), by=request.user)
                 except DomainError as error:
                     self.add_error(error.field if error.field in self.fields else None, error.message)
                 return data
@@ -159,7 +161,9 @@ class PostMortemAdmin(admin.ModelAdmin):
             self,
             request,
             queryset,
-            lambda pm: services.change_postmortem_status(postmortem=pm, to=PostMortemStatus.IN_REVIEW, by=request.user),
+            lambda pm: publishing_services.change_postmortem_status(
+                postmortem=pm, to=PostMortemStatus.IN_REVIEW, by=request.user
+            ),
             "sent for review",
         )
 
@@ -169,14 +173,20 @@ class PostMortemAdmin(admin.ModelAdmin):
             self,
             request,
             queryset,
-            lambda pm: services.change_postmortem_status(postmortem=pm, to=PostMortemStatus.PUBLISHED, by=request.user),
+            lambda pm: publishing_services.change_postmortem_status(
+                postmortem=pm, to=PostMortemStatus.PUBLISHED, by=request.user
+            ),
             "published",
         )
 
     @admin.action(description="Re-send the report")
     def resend_report(self, request, queryset):
         _run(
-            self, request, queryset, lambda pm: services.resend_report(postmortem=pm, by=request.user), "reports queued"
+            self,
+            request,
+            queryset,
+            lambda pm: publishing_services.resend_report(postmortem=pm, by=request.user),
+            "reports queued",
         )
 
 
@@ -268,11 +278,11 @@ class ActionItemAdmin(admin.ModelAdmin):
                 fields = {name: data.get(name) for name in ("title", "owner", "due_date", "priority", "kind")}
                 try:
                     if self.instance.pk:
-                        self.saved_item = services.update_action_item(
+                        self.saved_item = update_action_item(
                             item=self.instance, by=request.user, description=data.get("description", ""), **fields
                         )
                     else:
-                        self.saved_item = services.add_action_item(
+                        self.saved_item = add_action_item(
                             postmortem=data["postmortem"],
                             by=request.user,
                             description=data.get("description", ""),
@@ -289,7 +299,7 @@ class ActionItemAdmin(admin.ModelAdmin):
             self,
             request,
             queryset,
-            lambda item: services.change_action_item_status(item=item, to=status, by=request.user),
+            lambda item: change_action_item_status(item=item, to=status, by=request.user),
             done,
         )
 

@@ -24,7 +24,7 @@ from incidents.errors import DomainError, PermissionDenied
 from incidents.markdown import render_markdown
 from incidents.templatetags.incident_tags import duration
 
-from . import charts, selectors, services
+from . import charts, selectors
 from .emails import render_report_html, report_recipients
 from .forms import (
     ActionItemForm,
@@ -38,6 +38,10 @@ from .forms import (
 from .metrics import csv_rows, default_period, incident_metrics
 from .models import MARKDOWN_SECTIONS, ActionItem, ActionItemStatus, PostMortem, PostMortemStatus
 from .report import build_report, report_markdown
+from .services import action_items as action_items_services
+from .services import rules as rules_services
+from .services.editing import add_timeline_item, schedule_meeting, update_content, update_timeline
+from .services.publishing import change_postmortem_status, resend_report
 
 DETAIL = "postmortems/detail.html"
 ACTION_LABELS = {
@@ -79,11 +83,11 @@ def _error_status(request) -> int:
 def _detail_context(request, postmortem: PostMortem, **forms) -> dict:
     report = build_report(postmortem.pk, queryset=PostMortem.objects.filter(pk=postmortem.pk))
     postmortem = report.postmortem
-    can_edit = services.can_edit(request.user, postmortem) and postmortem.is_editable
+    can_edit = rules_services.can_edit(request.user, postmortem) and postmortem.is_editable
     transitions = [
         {"value": status.value, "label": ACTION_LABELS[status]}
         for status in postmortem.allowed_transitions()
-        if status != PostMortemStatus.PUBLISHED or services.can_publish(request.user, postmortem)
+        if status != PostMortemStatus.PUBLISHED or rules_services.can_publish(request.user, postmortem)
     ]
     attendees = list(postmortem.attendees.all())
     meeting_initial = {
@@ -99,7 +103,7 @@ def _detail_context(request, postmortem: PostMortem, **forms) -> dict:
         "action_items": report.action_items,
         "can_edit": can_edit,
         "can_respond": access.can_respond(request.user),
-        "can_publish": services.can_publish(request.user, postmortem),
+        "can_publish": rules_services.can_publish(request.user, postmortem),
         "transitions": transitions,
         "meeting_form": forms.get("meeting_form") or MeetingForm(initial=meeting_initial),
         "action_item_form": forms.get("action_item_form") or ActionItemForm(),
@@ -178,7 +182,7 @@ def email_preview(request, pk: int):
 @login_required
 def edit(request, pk: int):
     postmortem = _postmortem_or_404(request, pk)
-    if not services.can_edit(request.user, postmortem):
+    if not rules_services.can_edit(request.user, postmortem):
         return _forbidden(request, "You need the responder role to edit post-mortems.")
     if not postmortem.is_editable:
         messages.warning(request, "The post-mortem is published; its content is final.")
@@ -188,7 +192,7 @@ def edit(request, pk: int):
     if request.method == "POST":
         if form.is_valid():
             try:
-                services.update_content(postmortem=postmortem, by=request.user, **form.cleaned_data)
+                update_content(postmortem=postmortem, by=request.user, **form.cleaned_data)
             except PermissionDenied as error:
                 return _forbidden(request, error.message)
             except DomainError as error:
@@ -228,13 +232,13 @@ def preview(request, pk: int):
 @login_required
 def timeline(request, pk: int):
     postmortem = _postmortem_or_404(request, pk)
-    if not services.can_edit(request.user, postmortem):
+    if not rules_services.can_edit(request.user, postmortem):
         return _forbidden(request, "You need the responder role to edit post-mortems.")
     error, status = "", 200
     if request.method == "POST":
         texts = {key[5:]: value for key, value in request.POST.items() if key.startswith("text-")}
         try:
-            services.update_timeline(
+            update_timeline(
                 postmortem=postmortem, by=request.user, include=request.POST.getlist("include"), texts=texts
             )
         except PermissionDenied as exc:
@@ -268,7 +272,7 @@ def timeline_add(request, pk: int):
     form = TimelineItemForm(request.POST)
     if form.is_valid():
         try:
-            services.add_timeline_item(postmortem=postmortem, by=request.user, **form.cleaned_data)
+            add_timeline_item(postmortem=postmortem, by=request.user, **form.cleaned_data)
         except PermissionDenied as error:
             return _forbidden(request, error.message)
         except DomainError as error:
@@ -287,7 +291,7 @@ def schedule(request, pk: int):
     if form.is_valid():
         data = form.cleaned_data
         try:
-            services.schedule_meeting(
+            schedule_meeting(
                 postmortem=postmortem,
                 by=request.user,
                 meeting_at=data["meeting_at"],
@@ -311,7 +315,7 @@ def change_status(request, pk: int):
     form = StatusForm(request.POST)
     if form.is_valid():
         try:
-            postmortem = services.change_postmortem_status(
+            postmortem = change_postmortem_status(
                 postmortem=postmortem, to=form.cleaned_data["status"], by=request.user
             )
         except PermissionDenied as error:
@@ -330,7 +334,7 @@ def change_status(request, pk: int):
 def resend(request, pk: int):
     postmortem = _postmortem_or_404(request, pk)
     try:
-        services.resend_report(postmortem=postmortem, by=request.user)
+        resend_report(postmortem=postmortem, by=request.user)
     except PermissionDenied as error:
         return _forbidden(request, error.message)
     except DomainError as error:
@@ -349,7 +353,7 @@ def add_action_item(request, pk: int):
     form = ActionItemForm(request.POST)
     if form.is_valid():
         try:
-            services.add_action_item(postmortem=postmortem, by=request.user, **form.cleaned_data)
+            action_items_services.add_action_item(postmortem=postmortem, by=request.user, **form.cleaned_data)
         except PermissionDenied as error:
             return _forbidden(request, error.message)
         except DomainError as error:
@@ -376,7 +380,7 @@ def edit_action_item(request, item_id: int):
     if request.method == "POST":
         if form.is_valid():
             try:
-                services.update_action_item(item=item, by=request.user, **form.cleaned_data)
+                action_items_services.update_action_item(item=item, by=request.user, **form.cleaned_data)
             except PermissionDenied as error:
                 return _forbidden(request, error.message)
             except DomainError as error:
@@ -400,7 +404,9 @@ def action_item_status(request, item_id: int):
         messages.error(request, f"Action item not changed: {message}")
         return redirect(_next_url(request, item))
     try:
-        item = services.change_action_item_status(item=item, to=form.cleaned_data["status"], by=request.user)
+        item = action_items_services.change_action_item_status(
+            item=item, to=form.cleaned_data["status"], by=request.user
+        )
     except PermissionDenied as error:
         return _forbidden(request, error.message)
     except DomainError as error:

@@ -4,9 +4,9 @@ service), fired reminders, and outgoing webhook endpoints (editable)."""
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from incidents import services as incident_services
 from incidents.errors import DomainError
 from incidents.models import Incident
+from incidents.services.status import acknowledge_incident
 
 from . import selectors
 from .models import AcknowledgeLinkUse, Notification, Page, Reminder, WebhookEndpoint
@@ -141,7 +141,7 @@ class PageAdmin(ChannelWarningMixin, admin.ModelAdmin):
         done = 0
         for page in queryset.select_related("incident"):
             try:
-                incident_services.acknowledge_incident(incident=page.incident, by=request.user)
+                acknowledge_incident(incident=page.incident, by=request.user)
                 done += 1
             except DomainError as error:
                 self.message_user(request, f"{page.incident.reference}: {error.message}", messages.ERROR)

@@ -39,7 +39,7 @@ from incidents.models import Incident, SeverityPolicy
 from . import channels, links
 from .channels import OutgoingMessage, PermanentFailure, TemporaryFailure
 from .models import Channel, Notification, Page, WebhookEndpoint
-from .services import wake_senders
+from .services.engine import wake_senders
 
 logger = logging.getLogger("oncall.paging.delivery")
 

@@ -23,7 +23,8 @@ from incidents.models import Incident, Role, RoleAssignment, Status
 from oncall.models import NotificationRule, Person
 
 from .models import Channel, Notification, Page, Reminder
-from .services import _wake_senders_on_commit, person_notifications
+from .services.engine import wake_senders_on_commit
+from .services.recipients import person_notifications
 
 CLOSE_AFTER_RESOLVED = timedelta(hours=24)
 
@@ -111,7 +112,7 @@ def _remind(reminder: Reminder, incident: Incident, roles, *, subject: str, mess
             names.append(f"{label} {name}")
     if rows:
         Notification.objects.bulk_create(rows, ignore_conflicts=True)
-        _wake_senders_on_commit()
+        wake_senders_on_commit()
     return names
 
 

@@ -19,15 +19,17 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
 from incidents import access
-from incidents import services as incident_services
 from incidents.errors import DomainError
 from incidents.models import Incident
 from incidents.selectors import incident_for_page
+from incidents.services.status import acknowledge_incident
 from oncall import services as oncall_services
 from oncall.forms import AddRespondersForm, ContactMethodForm, NotificationRuleForm
 from oncall.models import ContactMethod, NotificationRule
 
-from . import inbound, links, providers, selectors, services
+from . import inbound, links, providers, selectors
+from .services import responders
+from .services.recipients import send_test_page
 
 logger = logging.getLogger("oncall.paging.views")
 
@@ -59,7 +61,7 @@ def _escape(text: str) -> str:
 @login_required
 @require_POST
 def acknowledge(request, reference):
-    """Acknowledge the incident: stops escalation of its pages (incidents.services.acknowledge_incident)."""
+    """Acknowledge the incident: stops escalation of its pages (incidents.services.status.acknowledge_incident)."""
     incident = _incident_or_404(request, reference)
     if not access.can_respond(request.user):
         message = "You can read this incident but need the responder role to acknowledge it."
@@ -67,7 +69,7 @@ def acknowledge(request, reference):
             return _panel(request, incident, error=message, status=403)
         return render(request, "incidents/forbidden.html", {"message": message}, status=403)
     try:
-        incident_services.acknowledge_incident(incident=incident, by=request.user)
+        acknowledge_incident(incident=incident, by=request.user)
     except DomainError as error:
         if request.htmx:
             return _panel(request, incident, error=error.message, status=error.status_code)
@@ -295,7 +297,7 @@ def test_page(request, pk):
     person = _my_person(request)
     method = get_object_or_404(ContactMethod.objects.select_related("person"), pk=pk, person=person)
     try:
-        handed = services.send_test_page(contact_method=method, by=request.user)
+        handed = send_test_page(contact_method=method, by=request.user)
     except DomainError as error:
         return _rules_response(request, person, status=502 if not request.htmx else 200, test_error=error.message)
     label = {"logged": "only written to the log (no provider configured): it reached nobody"}.get(
@@ -328,7 +330,7 @@ def add_responders(request, reference):
     error = ""
     if form.is_valid():
         try:
-            services.add_responders(incident=incident, by=request.user, **form.cleaned_data)
+            responders.add_responders(incident=incident, by=request.user, **form.cleaned_data)
         except DomainError as exc:
             error = exc.message
     else:

@@ -8,10 +8,7 @@ from django.db import transaction
 from incidents.audit.recorder import BulkRecorder
 from incidents.models import Service
 
-from ..models import (
-    ChangeEvent,
-    Integration,
-)
+from ..models import ChangeEvent, Integration
 from ..parsers import ChangeIn, clamp_to_now
 
 

@@ -13,12 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .. import conf, redact
-from ..models import (
-    Integration,
-    IntegrationError,
-    SeenSignature,
-    hash_secret,
-)
+from ..models import Integration, IntegrationError, SeenSignature, hash_secret
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,7 @@ from incidents import access
 from incidents.errors import DomainError, PermissionDenied
 
 from .. import conf
-from ..models import (
-    ApiToken,
-    hash_secret,
-)
+from ..models import ApiToken, hash_secret
 
 
 def check_api_token_expiry(expires_at: datetime | None, *, now: datetime | None = None) -> datetime:

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from incidents import access, services
+from incidents import access
 from incidents.models import (
     ChecklistItem,
     ChecklistPhase,
@@ -34,6 +34,11 @@ from incidents.models import (
     StatusUpdate,
     TimelineEntry,
 )
+from incidents.services import status as status_services
+from incidents.services.checklist import tick_checklist_item
+from incidents.services.entries import add_timeline_entry, record_five_whys
+from incidents.services.roles import assign_role
+from incidents.services.updates import post_status_update
 
 # username, password, first name, last name, groups, is_staff, is_superuser, what they are for
 DEMO_USERS = [
@@ -196,7 +201,7 @@ class Command(BaseCommand):
     def _declare(self, *, declared_at: datetime, detected_at: datetime, **kwargs) -> tuple[Incident, Story]:
         # Declared now, then moved to the story's clock: the worked example was detected more than a year before
         # today, which declare_incident refuses for a declaration made now.
-        incident = services.declare_incident(**kwargs)
+        incident = status_services.declare_incident(**kwargs)
         severity = incident.severity
         story = Story(incident)
         # declare_incident stamps "now"; the story's incident was declared at declared_at.
@@ -228,7 +233,7 @@ class Command(BaseCommand):
     def _tick_phase(self, incident: Incident, phase: str, by, *, count: int | None = None) -> None:
         items = list(incident.checklist_items.filter(phase=phase).order_by("position"))
         for item in items[:count]:
-            services.tick_checklist_item(item=item, by=by)
+            tick_checklist_item(item=item, by=by)
 
     @transaction.atomic
     def worked_example(self, users, svc) -> Incident | None:
@@ -249,20 +254,20 @@ class Command(BaseCommand):
             declared_at=utc("2025-01-15 14:35"),
         )
         with story.at(utc("2025-01-15 14:36")):
-            services.acknowledge_incident(incident=incident, by=ic)
-            services.assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=lead, by=ic)
-            services.assign_role(incident=incident, role=Role.COMMUNICATIONS_LEAD, holder=comms, by=ic)
-            services.assign_role(incident=incident, role=Role.SCRIBE, holder=scribe, by=ic)
+            status_services.acknowledge_incident(incident=incident, by=ic)
+            assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=lead, by=ic)
+            assign_role(incident=incident, role=Role.COMMUNICATIONS_LEAD, holder=comms, by=ic)
+            assign_role(incident=incident, role=Role.SCRIBE, holder=scribe, by=ic)
         self._restamp(incident, acknowledged_at=utc("2025-01-15 14:36"))
         with story.at(utc("2025-01-15 14:37")):
             # The scribe records what happened before the incident was declared.
-            services.add_timeline_entry(
+            add_timeline_entry(
                 incident=incident,
                 by=scribe,
                 body="Database migration deployed (recent change).",
                 occurred_at=utc("2025-01-15 14:00"),
             )
-            services.add_timeline_entry(
+            add_timeline_entry(
                 incident=incident,
                 by=scribe,
                 body="Slow response alerts triggered: p95 latency on the Backend API above 5 s.",
@@ -271,7 +276,7 @@ class Command(BaseCommand):
             self._tick_phase(incident, ChecklistPhase.TRIAGE, ic)
             self._tick_phase(incident, ChecklistPhase.DETECTION, ic)
         with story.at(utc("2025-01-15 14:38")):
-            services.post_status_update(
+            post_status_update(
                 incident=incident,
                 kind="internal",
                 status="investigating",
@@ -283,7 +288,7 @@ class Command(BaseCommand):
                 "reviewing the recent migration.",
                 impact="30% of API requests > 5s response time.",
             )
-            services.post_status_update(
+            post_status_update(
                 incident=incident,
                 kind="external",
                 status="investigating",
@@ -297,13 +302,13 @@ class Command(BaseCommand):
         StatusUpdate.objects.filter(incident=incident, kind="external").update(next_update_at=utc("2025-01-15 15:05"))
         StatusUpdate.objects.filter(incident=incident, kind="internal").update(next_update_at=utc("2025-01-15 14:53"))
         with story.at(utc("2025-01-15 14:40")):
-            services.change_status(
+            status_services.change_status(
                 incident=incident,
                 to=Status.IDENTIFIED,
                 by=ic,
                 note="Root cause identified: missing index on `user_progress` after the migration.",
             )
-            services.record_five_whys(
+            record_five_whys(
                 incident=incident,
                 problem="API slow response times",
                 whys=[
@@ -319,15 +324,17 @@ class Command(BaseCommand):
             self._tick_phase(incident, ChecklistPhase.RESPONSE, ic)
         self._restamp(incident, identified_at=utc("2025-01-15 14:40"))
         with story.at(utc("2025-01-15 14:55")):
-            services.add_timeline_entry(
+            add_timeline_entry(
                 incident=incident,
                 by=lead,
                 kind=EntryKind.ACTION,
                 body="Fix deployed: `CREATE INDEX CONCURRENTLY` on `user_progress`.",
             )
         with story.at(utc("2025-01-15 15:10")):
-            services.change_status(incident=incident, to=Status.MONITORING, by=ic, note="Monitoring shows improvement.")
-            services.post_status_update(
+            status_services.change_status(
+                incident=incident, to=Status.MONITORING, by=ic, note="Monitoring shows improvement."
+            )
+            post_status_update(
                 incident=incident,
                 kind="external",
                 status="monitoring",
@@ -339,8 +346,8 @@ class Command(BaseCommand):
                 publish=True,
             )
         with story.at(utc("2025-01-15 16:45")):
-            services.change_status(incident=incident, to=Status.RESOLVED, by=ic, note="Incident resolved.")
-            services.post_status_update(
+            status_services.change_status(incident=incident, to=Status.RESOLVED, by=ic, note="Incident resolved.")
+            post_status_update(
                 incident=incident,
                 kind="external",
                 status="resolved",
@@ -394,21 +401,21 @@ class Command(BaseCommand):
             runbook=Runbook.objects.get(slug="ssl-certificate-expired"),
         )
         with story.at(declared + timedelta(minutes=2)):
-            services.acknowledge_incident(incident=incident, by=lead)
-            services.assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=lead, by=ic)
+            status_services.acknowledge_incident(incident=incident, by=lead)
+            assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=lead, by=ic)
         with story.at(declared + timedelta(minutes=10)):
             self._tick_phase(incident, ChecklistPhase.RUNBOOK, lead)
-            services.change_status(
+            status_services.change_status(
                 incident=incident, to=Status.IDENTIFIED, by=ic, note="Auto-renewal cron job was missing."
             )
         with story.at(declared + timedelta(minutes=18)):
-            services.change_status(incident=incident, to=Status.MONITORING, by=ic, note="Certificate renewed.")
+            status_services.change_status(incident=incident, to=Status.MONITORING, by=ic, note="Certificate renewed.")
         with story.at(declared + timedelta(minutes=50)):
-            services.change_status(incident=incident, to=Status.RESOLVED, by=ic)
+            status_services.change_status(incident=incident, to=Status.RESOLVED, by=ic)
         with story.at(declared + timedelta(days=1, hours=1)):
             for phase in ChecklistPhase.values:
                 self._tick_phase(incident, phase, ic)
-            services.change_status(incident=incident, to=Status.CLOSED, by=ic, note="Stable for 24 hours.")
+            status_services.change_status(incident=incident, to=Status.CLOSED, by=ic, note="Stable for 24 hours.")
         self._restamp(
             incident,
             acknowledged_at=declared + timedelta(minutes=2),
@@ -443,19 +450,19 @@ class Command(BaseCommand):
             declared_at=declared,
         )
         with story.at(declared + timedelta(minutes=1)):
-            services.acknowledge_incident(incident=incident, by=ic)
-            services.assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=lead, by=ic)
-            services.assign_role(incident=incident, role=Role.COMMUNICATIONS_LEAD, holder=comms, by=ic)
+            status_services.acknowledge_incident(incident=incident, by=ic)
+            assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=lead, by=ic)
+            assign_role(incident=incident, role=Role.COMMUNICATIONS_LEAD, holder=comms, by=ic)
             self._tick_phase(incident, ChecklistPhase.TRIAGE, ic, count=3)
             self._tick_phase(incident, ChecklistPhase.DETECTION, ic, count=3)
         self._restamp(incident, acknowledged_at=declared + timedelta(minutes=1))
         with story.at(declared + timedelta(minutes=4)):
-            services.add_timeline_entry(
+            add_timeline_entry(
                 incident=incident,
                 by=lead,
                 body="Gateway returns 502 for every `POST /charges`; the provider's status page shows no incident.",
             )
-            services.post_status_update(
+            post_status_update(
                 incident=incident,
                 kind="internal",
                 status="investigating",
@@ -466,7 +473,7 @@ class Command(BaseCommand):
                 eta="Unknown",
                 next_update_at=now + timedelta(minutes=10),
             )
-            services.post_status_update(
+            post_status_update(
                 incident=incident,
                 kind="external",
                 status="investigating",
@@ -503,19 +510,19 @@ class Command(BaseCommand):
             runbook=Runbook.objects.get(slug="memory-leak"),
         )
         with story.at(declared + timedelta(minutes=3)):
-            services.acknowledge_incident(incident=incident, by=lead)
-            services.assign_role(incident=incident, role=Role.SCRIBE, holder=scribe, by=lead)
+            status_services.acknowledge_incident(incident=incident, by=lead)
+            assign_role(incident=incident, role=Role.SCRIBE, holder=scribe, by=lead)
             self._tick_phase(incident, ChecklistPhase.RUNBOOK, lead, count=3)
         self._restamp(incident, acknowledged_at=declared + timedelta(minutes=3))
         with story.at(declared + timedelta(minutes=40)):
-            services.change_status(
+            status_services.change_status(
                 incident=incident, to=Status.IDENTIFIED, by=lead, note="Leak traced to an unbounded in-process cache."
             )
         with story.at(declared + timedelta(hours=2)):
-            services.change_status(
+            status_services.change_status(
                 incident=incident, to=Status.MONITORING, by=lead, note="Cache bounded; patch deployed."
             )
-            services.post_status_update(
+            post_status_update(
                 incident=incident,
                 kind="internal",
                 status="monitoring",
@@ -554,13 +561,13 @@ class Command(BaseCommand):
             declared_at=declared,
         )
         with story.at(declared + timedelta(minutes=10)):
-            services.acknowledge_incident(incident=incident, by=responder)
+            status_services.acknowledge_incident(incident=incident, by=responder)
         self._restamp(incident, acknowledged_at=declared + timedelta(minutes=10))
         with story.at(declared + timedelta(minutes=50)):
-            services.change_status(
+            status_services.change_status(
                 incident=incident, to=Status.IDENTIFIED, by=responder, note="Lock contention on `user_progress`."
             )
-            services.post_status_update(
+            post_status_update(
                 incident=incident,
                 kind="internal",
                 status="fixing",
@@ -619,13 +626,13 @@ class Command(BaseCommand):
             runbook=Runbook.objects.get(slug="data-breach"),
         )
         with story.at(declared + timedelta(minutes=2)):
-            services.acknowledge_incident(incident=incident, by=security)
+            status_services.acknowledge_incident(incident=incident, by=security)
             self._tick_phase(incident, ChecklistPhase.RUNBOOK, security, count=2)
         with story.at(declared + timedelta(minutes=25)):
-            services.change_status(
+            status_services.change_status(
                 incident=incident, to=Status.IDENTIFIED, by=security, note="The token belonged to a retired script."
             )
-            services.add_timeline_entry(
+            add_timeline_entry(
                 incident=incident, by=security, kind=EntryKind.ACTION, body="Token revoked; sessions flushed."
             )
         self._restamp(
