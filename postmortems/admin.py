@@ -3,10 +3,11 @@ call the same services as the pages, and a DomainError becomes a form error or a
 partial save. Post-mortems are drafted by resolving an incident, so they cannot be added by hand."""
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils import timezone
 
 from incidents.errors import DomainError
+from incidents.interface import ReadOnlyInline, run_admin_action
 from incidents.models import Incident
 
 from .models import (
@@ -22,42 +23,17 @@ from .services.action_items import add_action_item, change_action_item_status, u
 from .services.editing import EDITABLE_TEXT_FIELDS, assign_owner, update_content
 
 
-def _run(modeladmin, request, queryset, action, done: str):
-    ok = 0
-    for obj in queryset:
-        try:
-            action(obj)
-        except DomainError as error:
-            modeladmin.message_user(request, f"{obj}: {error.message}", level=messages.ERROR)
-        else:
-            ok += 1
-    if ok:
-        modeladmin.message_user(request, f"{ok} {done}.", level=messages.SUCCESS)
-
-
-class ActionItemInline(admin.TabularInline):
+class ActionItemInline(ReadOnlyInline):
     model = ActionItem
     fk_name = "postmortem"
-    extra = 0
     fields = ["title", "owner", "due_date", "priority", "kind", "status"]
-    readonly_fields = fields
-    can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-
-class TimelineItemInline(admin.TabularInline):
+class TimelineItemInline(ReadOnlyInline):
     model = PostMortemTimelineItem
-    extra = 0
     fields = ["occurred_at", "text", "is_included"]
-    readonly_fields = fields
-    can_delete = False
     classes = ["collapse"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(PostMortem)
@@ -157,36 +133,36 @@ class PostMortemAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send for review")
     def send_for_review(self, request, queryset):
-        _run(
+        run_admin_action(
             self,
             request,
             queryset,
             lambda pm: publishing_services.change_postmortem_status(
                 postmortem=pm, to=PostMortemStatus.IN_REVIEW, by=request.user
             ),
-            "sent for review",
+            done=lambda count: f"{count} sent for review.",
         )
 
     @admin.action(description="Publish and email the report")
     def publish(self, request, queryset):
-        _run(
+        run_admin_action(
             self,
             request,
             queryset,
             lambda pm: publishing_services.change_postmortem_status(
                 postmortem=pm, to=PostMortemStatus.PUBLISHED, by=request.user
             ),
-            "published",
+            done=lambda count: f"{count} published.",
         )
 
     @admin.action(description="Re-send the report")
     def resend_report(self, request, queryset):
-        _run(
+        run_admin_action(
             self,
             request,
             queryset,
             lambda pm: publishing_services.resend_report(postmortem=pm, by=request.user),
-            "reports queued",
+            done=lambda count: f"{count} reports queued.",
         )
 
 
@@ -295,12 +271,12 @@ class ActionItemAdmin(admin.ModelAdmin):
         return ServiceForm
 
     def _set(self, request, queryset, status, done):
-        _run(
+        run_admin_action(
             self,
             request,
             queryset,
             lambda item: change_action_item_status(item=item, to=status, by=request.user),
-            done,
+            done=lambda count: f"{count} {done}.",
         )
 
     @admin.action(description="Mark in progress")

@@ -11,12 +11,11 @@ from django.db import transaction
 from .. import timeline
 from ..errors import DomainError, PermissionDenied
 from ..models import DetectionSource, Incident
+from ..selectors import may_edit_details, may_lift_restriction
 from .rules import (
     TITLE_MAX_LENGTH,
     check_detected_at,
     lock_incident,
-    may_edit_details,
-    may_lift_restriction,
     require_responder,
 )
 

@@ -12,13 +12,13 @@ from django.utils import timezone
 from .. import timeline
 from ..errors import DomainError, PermissionDenied
 from ..models import EntryKind, FiveWhys, Incident
+from ..selectors import may_backdate
 from .rules import (
     BACKDATE_TOLERANCE,
     MAX_TIMELINE_ENTRY_LENGTH,
     check_entry_time,
     ensure_responder,
     lock_incident,
-    may_backdate,
     require_responder,
 )
 

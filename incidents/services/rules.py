@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from .. import access
 from ..errors import DomainError, PermissionDenied
-from ..models import Incident, IncidentResponder, Role
+from ..models import Incident, IncidentResponder
 from ..profiles.zones import format_moment
 
 BACKDATE_TOLERANCE = timedelta(minutes=1)
@@ -69,42 +69,6 @@ def check_next_update_at(next_update_at: datetime, *, now: datetime) -> None:
     latest = now + MAX_NEXT_UPDATE_AHEAD
     if next_update_at > latest:
         raise DomainError(f"Choose a next update within a week (by {_utc(latest)}).", field="next_update_at")
-
-
-def _current_holder_ids(incident: Incident, roles, current_roles=None) -> set[int]:
-    """Holders of these roles now; from prefetched assignments (the incident page's current_roles) when given."""
-    if current_roles is None:
-        current_roles = incident.role_assignments.filter(relieved_at__isnull=True, role__in=list(roles))
-    return {assignment.holder_id for assignment in current_roles if assignment.role in roles}
-
-
-def may_backdate(user, incident: Incident, *, current_roles=None) -> bool:
-    """Back-dating timeline entries is for the Scribe, the Incident Commander and managers."""
-    if user is None:
-        return True
-    if not access.can_respond(user):
-        return False
-    if access.is_manager(user):
-        return True
-    return user.pk in _current_holder_ids(incident, (Role.SCRIBE, Role.INCIDENT_COMMANDER), current_roles)
-
-
-def may_edit_details(user, incident: Incident, *, current_roles=None) -> bool:
-    """An incident's details (title, summary, impact, services, detection) are edited by its Incident
-    Commander and by managers."""
-    if user is None:
-        return True
-    if not access.can_respond(user):
-        return False
-    if access.is_manager(user):
-        return True
-    return user.pk in _current_holder_ids(incident, (Role.INCIDENT_COMMANDER,), current_roles)
-
-
-def may_lift_restriction(user) -> bool:
-    """Making a restricted incident visible to everyone is for the security team and admins: they own what
-    restricted incidents hold. Restricting (narrowing who sees it) needs only the right to edit details."""
-    return user is None or access.is_security(user) or access.is_admin(user)
 
 
 def ensure_responder(incident: Incident, user, *, by) -> bool:

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from incidents import timeline
 from incidents.errors import DomainError
+from incidents.timeline import paging as paging_timeline
 
 from . import links
 from .delivery import next_rule
@@ -111,7 +112,9 @@ def _reached_nobody(row: Notification, said: str, now) -> None:
         fallback.save(update_fields=["status", "scheduled_for"])
         transaction.on_commit(wake_senders)
     reason = f"{outcome}, Twilio said {said}"
-    timeline.record(timeline.notification_failed(row.incident, notification=row, reason=reason, fallback=fallback))
+    timeline.record(
+        paging_timeline.notification_failed(row.incident, notification=row, reason=reason, fallback=fallback)
+    )
 
 
 @dataclass

@@ -333,6 +333,10 @@ class Notification(models.Model):
         return self.status == self.Status.FAILED or self.receipt in (Receipt.LOGGED, *UNREACHED_RECEIPTS)
 
 
+# Rows that belong to a page's escalation: a sender drops them once the page is acknowledged or stopped.
+FENCED_PURPOSES = {Notification.Purpose.PAGE, Notification.Purpose.HOTLINE}
+
+
 class AcknowledgeLinkUse(models.Model):
     """A one-click acknowledge link that was used. The unique nonce makes each link single use without locking
     the notification row a sender may hold."""

@@ -20,6 +20,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from incidents import access
 from incidents.errors import DomainError
+from incidents.interface import error_status, forbidden
 from incidents.models import Incident
 from incidents.selectors import incident_for_page
 from incidents.services.status import acknowledge_incident
@@ -67,7 +68,7 @@ def acknowledge(request, reference):
         message = "You can read this incident but need the responder role to acknowledge it."
         if request.htmx:
             return _panel(request, incident, error=message, status=403)
-        return render(request, "incidents/forbidden.html", {"message": message}, status=403)
+        return forbidden(request, message)
     try:
         acknowledge_incident(incident=incident, by=request.user)
     except DomainError as error:
@@ -242,10 +243,6 @@ def my_rules(request):
     return _rules_response(request, selectors.person_for(request.user))
 
 
-def _form_error_status(request) -> int:
-    return 422 if request.htmx else 400
-
-
 @login_required
 @require_POST
 def add_contact_method(request):
@@ -262,7 +259,7 @@ def add_contact_method(request):
         except DomainError as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
     if form.errors:
-        return _rules_response(request, person, status=_form_error_status(request), method_form=form)
+        return _rules_response(request, person, status=error_status(request), method_form=form)
     return _rules_response(request, person, notice="Contact method added. Give it a rule to use it.")
 
 
@@ -277,7 +274,7 @@ def add_rule(request):
         except DomainError as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
     if form.errors:
-        return _rules_response(request, person, status=_form_error_status(request), rule_form=form)
+        return _rules_response(request, person, status=error_status(request), rule_form=form)
     return _rules_response(request, person, notice="Rule added.")
 
 
@@ -322,7 +319,7 @@ def add_responders(request, reference):
     incident = _incident_or_404(request, reference)
     if not access.can_respond(request.user):
         message = "You need the responder role to add responders."
-        return render(request, "incidents/forbidden.html", {"message": message}, status=403)
+        return forbidden(request, message)
     if request.method == "GET":
         template = "paging/add_responders.html#form" if request.htmx else "paging/add_responders.html"
         return render(request, template, {"incident": incident, "form": AddRespondersForm()})

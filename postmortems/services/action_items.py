@@ -10,6 +10,7 @@ from django.utils import timezone
 from incidents import access, timeline
 from incidents.errors import DomainError, PermissionDenied
 from incidents.models import Incident
+from incidents.timeline import postmortems as postmortem_timeline
 from oncall.models import Person
 
 from ..models import ActionItem, ActionItemPriority, ActionItemStatus, ActionItemType, PostMortem
@@ -66,7 +67,7 @@ def add_action_item(
         kind=kind,
         created_by=by,
     )
-    timeline.record(timeline.action_item_added(postmortem.incident, item=item, by=by))
+    timeline.record(postmortem_timeline.action_item_added(postmortem.incident, item=item, by=by))
     return item
 
 
@@ -131,6 +132,8 @@ def change_action_item_status(*, item: ActionItem, to: str, by) -> ActionItem:
     item.completed_at = timezone.now() if to in (ActionItemStatus.DONE, ActionItemStatus.WONT_DO) else None
     item.save(update_fields=["status", "completed_at"])
     timeline.record(
-        timeline.action_item_status_changed(item.incident, item=item, old=old, new=ActionItemStatus(to), by=by)
+        postmortem_timeline.action_item_status_changed(
+            item.incident, item=item, old=old, new=ActionItemStatus(to), by=by
+        )
     )
     return item

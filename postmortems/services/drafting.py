@@ -12,6 +12,7 @@ from incidents import timeline
 from incidents.markdown import render_markdown
 from incidents.models import FiveWhys, Incident, IncidentResponder, Role, TimelineEntry
 from incidents.selectors import current_holder
+from incidents.timeline import postmortems as postmortem_timeline
 
 from ..models import MEETING_WITHIN, PostMortem, PostMortemTimelineItem
 from .rules import local_time, person_name
@@ -153,5 +154,5 @@ def _create_draft(incident: Incident, *, by) -> PostMortem:
         timeline_item(postmortem, *row)
         for row in key_events.values_list("id", "occurred_at", "body", "body_html", "is_key_event")
     )
-    timeline.record(timeline.postmortem_drafted(incident, postmortem=postmortem, by=by))
+    timeline.record(postmortem_timeline.postmortem_drafted(incident, postmortem=postmortem, by=by))
     return postmortem

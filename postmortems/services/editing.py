@@ -13,6 +13,7 @@ from incidents.errors import DomainError
 from incidents.markdown import render_markdown
 from incidents.models import TimelineEntry
 from incidents.services.checklist import record_checklist_fact
+from incidents.timeline import postmortems as postmortem_timeline
 
 from ..models import MARKDOWN_SECTIONS, PostMortem, PostMortemTimelineItem
 from .drafting import TIMELINE_TEXT_MAX, timeline_item
@@ -41,7 +42,7 @@ def assign_owner(*, postmortem: PostMortem, owner, by) -> PostMortem:
         postmortem.owner = owner
         postmortem.save(update_fields=["owner", "updated_at"])
         timeline.record(
-            timeline.postmortem_owner_changed(postmortem.incident, postmortem=postmortem, owner=owner, by=by)
+            postmortem_timeline.postmortem_owner_changed(postmortem.incident, postmortem=postmortem, owner=owner, by=by)
         )
     return postmortem
 
@@ -172,7 +173,9 @@ def schedule_meeting(
         postmortem.attendees.set(list(attendees))
     incident = postmortem.incident
     timeline.record(
-        timeline.postmortem_meeting_scheduled(incident, postmortem=postmortem, rescheduled=was_scheduled, by=by)
+        postmortem_timeline.postmortem_meeting_scheduled(
+            incident, postmortem=postmortem, rescheduled=was_scheduled, by=by
+        )
     )
     # The closure checklist's "Post-mortem scheduled" (and recovery's "Schedule post-mortem") are now facts.
     record_checklist_fact(incident=incident, fact="postmortem_scheduled")

@@ -11,6 +11,7 @@ from incidentportal.celery import registered_task
 from incidents import timeline
 from incidents.errors import DomainError, InvalidTransition, PermissionDenied
 from incidents.models import FiveWhys
+from incidents.timeline import postmortems as postmortem_timeline
 
 from ..models import POSTMORTEM_TRANSITIONS, PostMortem, PostMortemStatus
 from .drafting import five_whys_snapshot
@@ -50,7 +51,7 @@ def change_postmortem_status(*, postmortem: PostMortem, to: str, by) -> PostMort
         fields += ["published_at", "published_by", "five_whys"]
     postmortem.save(update_fields=fields)
     timeline.record(
-        timeline.postmortem_status_changed(
+        postmortem_timeline.postmortem_status_changed(
             postmortem.incident,
             postmortem=postmortem,
             old=old,
@@ -76,7 +77,7 @@ def resend_report(*, postmortem: PostMortem, by) -> PostMortem:
     postmortem = lock_postmortem(postmortem)
     if not postmortem.is_published:
         raise InvalidTransition("Only a published post-mortem can be sent.", field="status")
-    timeline.record(timeline.postmortem_report_resent(postmortem.incident, postmortem=postmortem, by=by))
+    timeline.record(postmortem_timeline.postmortem_report_resent(postmortem.incident, postmortem=postmortem, by=by))
     _enqueue_report(postmortem)
     return postmortem
 

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from incidentportal.celery import registered_task
+from incidentportal.db import claim_due_rows
 
 from ..models import ActionItem, PostMortem, PostMortemStatus
 
@@ -22,20 +23,21 @@ REMINDER_BATCH = 200
 
 @transaction.atomic
 def send_due_reminders(*, now: datetime | None = None, limit: int = REMINDER_BATCH) -> dict[str, int]:
-    """Claim due reminders with FOR UPDATE SKIP LOCKED, stamp them (so each fires once, even with two ticks
-    running at once) and queue the emails after commit. Overdue wins over "due soon": an item found already
-    overdue gets only the overdue reminder."""
+    """Claim due reminders (incidentportal.db.claim_due_rows, SKIP LOCKED), stamp them (so each fires once, even
+    with two ticks running at once) and queue the emails after commit. Overdue wins over "due soon": an item found
+    already overdue gets only the overdue reminder."""
     send_action_item_reminder = registered_task("postmortems.tasks.send_action_item_reminder")
     send_schedule_reminder = registered_task("postmortems.tasks.send_schedule_reminder")
     now = now or timezone.now()
     today = timezone.localdate(now)
     counts = {"overdue": 0, "before_due": 0, "schedule": 0}
 
-    overdue = list(
-        ActionItem.objects.select_for_update(skip_locked=True)
-        .filter(status__in=("open", "in_progress"), reminded_overdue_at__isnull=True, due_date__lt=today)
-        .order_by("due_date", "id")
-        .values_list("pk", flat=True)[:limit]
+    overdue = claim_due_rows(
+        ActionItem.objects.filter(
+            status__in=("open", "in_progress"), reminded_overdue_at__isnull=True, due_date__lt=today
+        ).values_list("pk", flat=True),
+        order_by=("due_date", "id"),
+        limit=limit,
     )
     if overdue:
         ActionItem.objects.filter(pk__in=overdue).update(reminded_overdue_at=now)
@@ -44,16 +46,15 @@ def send_due_reminders(*, now: datetime | None = None, limit: int = REMINDER_BAT
         transaction.on_commit(partial(send_action_item_reminder.delay, pk, "overdue"))
     counts["overdue"] = len(overdue)
 
-    soon = list(
-        ActionItem.objects.select_for_update(skip_locked=True)
-        .filter(
+    soon = claim_due_rows(
+        ActionItem.objects.filter(
             status__in=("open", "in_progress"),
             reminded_before_at__isnull=True,
             due_date__gte=today,
             due_date__lte=today + timedelta(days=REMIND_DAYS_BEFORE_DUE),
-        )
-        .order_by("due_date", "id")
-        .values_list("pk", flat=True)[:limit]
+        ).values_list("pk", flat=True),
+        order_by=("due_date", "id"),
+        limit=limit,
     )
     if soon:
         ActionItem.objects.filter(pk__in=soon).update(reminded_before_at=now)
@@ -61,12 +62,12 @@ def send_due_reminders(*, now: datetime | None = None, limit: int = REMINDER_BAT
         transaction.on_commit(partial(send_action_item_reminder.delay, pk, "before_due"))
     counts["before_due"] = len(soon)
 
-    unscheduled = list(
-        PostMortem.objects.select_for_update(skip_locked=True)
-        .filter(meeting_at__isnull=True, schedule_reminded_at__isnull=True, due_at__lte=now)
+    unscheduled = claim_due_rows(
+        PostMortem.objects.filter(meeting_at__isnull=True, schedule_reminded_at__isnull=True, due_at__lte=now)
         .exclude(status=PostMortemStatus.PUBLISHED)
-        .order_by("due_at", "id")
-        .values_list("pk", flat=True)[:limit]
+        .values_list("pk", flat=True),
+        order_by=("due_at", "id"),
+        limit=limit,
     )
     if unscheduled:
         PostMortem.objects.filter(pk__in=unscheduled).update(schedule_reminded_at=now)

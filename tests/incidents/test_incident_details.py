@@ -15,12 +15,11 @@ from incidents.audit.context import acting_as
 from incidents.audit.models import AuditRecord
 from incidents.errors import DomainError, PermissionDenied
 from incidents.models import EntryKind, Incident, Role, Status
-from incidents.selectors import incident_for_page
+from incidents.selectors import IncidentPage, incident_for_page
 from incidents.services import details as details_services
 from incidents.services import roles as roles_services
 from incidents.services import status as status_services
 from incidents.services.entries import add_timeline_entry
-from incidents.views import IncidentPage
 from tests.factories import ManagerFactory, ResponderFactory, SecurityFactory, ServiceFactory, UserFactory, declare
 from tests.incidents.test_admin import change_form_data
 
@@ -237,9 +236,7 @@ def test_page_offers_backdating_exactly_when_the_service_accepts_it(who, may):
     incident = declare(by=commander)
     roles_services.assign_role(incident=incident, role=Role.SCRIBE, holder=scribe, by=commander)
     user = {"commander": commander, "scribe": scribe, "manager": ManagerFactory(), "other": other}[who]
-    request = RequestFactory().get("/")
-    request.user = user
-    page = IncidentPage(request, incident_for_page(reference=incident.reference, user=user))
+    page = IncidentPage(user, incident_for_page(reference=incident.reference, user=user))
     assert page.can_backdate is may
     earlier = incident.declared_at - timedelta(minutes=5)
     if may:

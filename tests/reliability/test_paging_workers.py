@@ -77,9 +77,9 @@ def test_kill_9_with_claimed_timers_and_unsent_notifications_loses_and_doubles_n
             "from django.db import transaction\n"
             "from django.utils import timezone\n"
             "from oncall.paging.models import Page\n"
-            "from oncall.paging.services.engine import _claim\n"
+            "from oncall.paging.services.engine import claim_page_rows\n"
             "transaction.atomic().__enter__()\n"
-            "pages = _claim(Page.objects.due(timezone.now()), 100)\n"
+            "pages = claim_page_rows(Page.objects.due(timezone.now()), 100)\n"
             "print('claimed', len(pages), flush=True)\n"
             "time.sleep(600)\n",
         ],

@@ -16,10 +16,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from incidentportal.celery import registered_task
+from incidentportal.db import claim_due_rows
 from incidents import timeline
 from incidents.audit.recorder import BulkRecorder, snapshot
 from incidents.errors import DomainError
 from incidents.models import Incident, TimelineEntry
+from incidents.timeline import paging as paging_timeline
 from oncall.escalation import escalation_times
 from oncall.models import EscalationLevel, Hotline, Person
 
@@ -182,7 +184,7 @@ def _fire_level(page: Page, levels, index: int, at: datetime, context, writes) -
     if page.acknowledge_due_at is None:
         page.acknowledge_due_at = at + settings.ACKNOWLEDGE_TARGET
     writes.entry(
-        timeline.level_paged(
+        paging_timeline.level_paged(
             page,
             level=index,
             level_name=level.name,
@@ -212,7 +214,9 @@ def _alert_hotlines(page: Page, context, writes) -> list[Notification]:
             )
         )
     writes.entry(
-        timeline.hotlines_alerted(page, hotlines=[str(h) for h in hotlines], passes=settings.PAGING_REPEAT_POLICY_TIMES)
+        paging_timeline.hotlines_alerted(
+            page, hotlines=[str(h) for h in hotlines], passes=settings.PAGING_REPEAT_POLICY_TIMES
+        )
     )
     page.hotlines_alerted_at = context.now
     page.state = Page.State.EXHAUSTED
@@ -253,7 +257,7 @@ def advance_page(page: Page, context: EscalationContext, writes: EscalationWrite
             # An added team that never acknowledged: said on the timeline; the hotlines are the incident's own
             # paging run's last resort, not every added team's.
             page.state, page.escalate_at = Page.State.EXHAUSTED, None
-            writes.entry(timeline.added_page_unanswered(page, target=page.target_label))
+            writes.entry(paging_timeline.added_page_unanswered(page, target=page.target_label))
             break
         if not levels or page.repeat + 1 >= settings.PAGING_REPEAT_POLICY_TIMES:
             rows.extend(_alert_hotlines(page, context, writes))
@@ -265,21 +269,13 @@ def advance_page(page: Page, context: EscalationContext, writes: EscalationWrite
     return rows
 
 
-def _claim(queryset, limit: int):
-    # Page and incident rows together, neither waited for: a busy incident is picked up by the next tick.
-    return list(
-        queryset.select_related("incident", "severity")
-        .select_for_update(of=("self", "incident"), skip_locked=True, no_key=True)
-        .order_by("escalate_at", "pk")[:limit]
-    )
-
-
 def escalate_due_pages(*, limit: int = 200, now: datetime | None = None) -> int:
     """One batch of the escalation tick, in one transaction: claim due pages (FOR UPDATE SKIP LOCKED), advance
     each, write their outbox rows. Returns the number of pages advanced; several ticks at once never double work."""
     now = now or timezone.now()
     with transaction.atomic():
-        pages = _claim(Page.objects.due(now), limit)
+        # Page and incident rows together, neither waited for: a busy incident is picked up by the next tick.
+        pages = claim_page_rows(Page.objects.due(now), limit)
         if not pages:
             return 0
         context = EscalationContext(now)
@@ -323,7 +319,17 @@ def escalate_now(*, page_id: int, person: Person | None, via: str) -> Page:
             page.pass_started_at -= times[next_index] - now
         page.escalate_at = now
         who = str(person) if person is not None else "Someone paged"
-        writes.entry(timeline.escalation_requested(page, name=who, via=via))
+        writes.entry(paging_timeline.escalation_requested(page, name=who, via=via))
         advance_page(page, context, writes)
         writes.flush()
     return page
+
+
+def claim_page_rows(queryset, limit: int) -> list[Page]:
+    """Due pages with their incidents, claimed for this tick (incidentportal.db.claim_due_rows)."""
+    return claim_due_rows(
+        queryset.select_related("incident", "severity"),
+        order_by=("escalate_at", "pk"),
+        limit=limit,
+        of=("self", "incident"),
+    )

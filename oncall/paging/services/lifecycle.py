@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from incidents import timeline
 from incidents.models import Incident
+from incidents.timeline import paging as paging_timeline
 from oncall import selectors as oncall_selectors
 from oncall.models import Person
 
@@ -37,7 +38,7 @@ def start_paging(*, incident: Incident, by, reason: str = "declared") -> Page | 
     )
     team, policy = paged_team_and_policy(incident)
     if policy is None:
-        timeline.record(timeline.paging_unavailable(incident))
+        timeline.record(paging_timeline.paging_unavailable(incident))
         return None
     page = Page.objects.create(
         incident=incident,
@@ -49,7 +50,7 @@ def start_paging(*, incident: Incident, by, reason: str = "declared") -> Page | 
         escalate_at=now,
     )
     timeline.record(
-        timeline.paging_started(
+        paging_timeline.paging_started(
             incident, page=page, team=team, policy=policy, superseded=bool(superseded), reason=reason
         )
     )
@@ -111,7 +112,9 @@ def acknowledge_pages(*, incident: Incident, by, person: Person | None = None, v
         name = str(who) if who is not None else "the portal"
         if by is not None and person is None:
             name = by.get_full_name() or by.get_username()
-        timeline.record(timeline.page_acknowledged(incident, page=page, name=name, via=via, by=by, person=person))
+        timeline.record(
+            paging_timeline.page_acknowledged(incident, page=page, name=name, via=via, by=by, person=person)
+        )
     return pages
 
 
@@ -120,5 +123,5 @@ def stop_paging(*, incident: Incident, by, reason: str, quiet: bool = False, onl
     page: added responders go on being paged)."""
     pages = _close_pages(incident, state=Page.State.STOPPED, reason=reason, only_primary=only_primary)
     if pages and not quiet:
-        timeline.record(timeline.paging_stopped(incident, reason=reason, pages=pages, by=by))
+        timeline.record(paging_timeline.paging_stopped(incident, reason=reason, pages=pages, by=by))
     return pages

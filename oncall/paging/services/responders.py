@@ -7,9 +7,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from incidents import access, timeline
+from incidents import access
 from incidents.errors import DomainError, PermissionDenied
 from incidents.models import Incident
+from incidents.timeline import paging as paging_timeline
 from oncall import selectors as oncall_selectors
 from oncall.models import Person, Team
 
@@ -58,7 +59,7 @@ def add_responders(
                 escalate_at=now,
             )
             writes.entry(
-                timeline.responders_paged(
+                paging_timeline.responders_paged(
                     incident, page=page, target=str(team), how=str(policy), message=message, by=by
                 )
             )
@@ -90,7 +91,7 @@ def add_responders(
             )
             channels_ = ", ".join(when_sent(row, now) for row in rows) or "no way to reach them"
             writes.entry(
-                timeline.responders_paged(
+                paging_timeline.responders_paged(
                     incident, page=page, target=str(person), how=channels_, message=message, by=by
                 )
             )
