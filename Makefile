@@ -10,7 +10,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/incidentportal
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run venv install test test-fast test-next-year lint format migrate demo bench chromium wrk services oidc-provider check-deploy clean cluster-deps cluster-test cluster-test-ci
+.PHONY: run venv install test test-fast test-next-year lint format migrate demo bench chromium prometheus wrk services oidc-provider check-deploy clean cluster-deps cluster-test cluster-test-ci
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,14 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; fi; }
 
+# Debian's Prometheus for the triage-probe tests (tests/watch/prometheus.py starts it on loopback with a temporary
+# config and storage, scraping a test target). The tests use only the binary; on a systemd machine the package also
+# enables its own service on :9090 (`systemctl disable --now prometheus` if you do not want it).
+prometheus:
+	@test -x /usr/bin/prometheus || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
+	  else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; fi; }
+
 # wrk (Debian's package) drives bench/ingest.py's single-event phase: a C load generator leaves the two cores to
 # the portal and PostgreSQL.
 wrk:
@@ -69,14 +77,14 @@ $(OIDC_PROVIDER_DIR)/node_modules/.package-lock.json: $(OIDC_PROVIDER_DIR)/packa
 
 oidc-provider: $(OIDC_PROVIDER_DIR)/node_modules/.package-lock.json
 
-test: install chromium services oidc-provider
+test: install chromium prometheus services oidc-provider
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest
 
-test-fast: install oidc-provider
+test-fast: install prometheus oidc-provider
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m "not browser and not reliability" -x -q
 
 # The non-browser suite with the clock a year ahead (ticking): nothing may depend on today's date.
-test-next-year: install services oidc-provider
+test-next-year: install prometheus services oidc-provider
 	TEST_CLOCK_SHIFT_DAYS=365 DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	  $(PY) -m pytest -m "not browser and not reliability"
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from support.testbed import ROOT, Testbed  # noqa: E402
 
-SCENARIOS = ("failover", "beats")  # storm and netfault: next
+SCENARIOS = ("failover", "beats", "storm", "netfault")
 
 
 def load() -> str:
@@ -89,9 +89,11 @@ def main(argv=None) -> int:
 
         django.setup()
         # The scenarios use the portal's models: imported once Django is set up.
+        from support.cluster_netfault import netfault
         from support.cluster_scenarios import beats, failover
+        from support.cluster_storm import storm
 
-        run = {"failover": failover, "beats": beats}
+        run = {"failover": failover, "beats": beats, "storm": storm, "netfault": netfault}
         for name in args.scenarios:
             result = run[name](bed, args)
             results.append(result)

@@ -40,3 +40,6 @@ urlpatterns = [
     path("", include("postmortems.urls")),
     path("", include("incidents.urls")),
 ]
+
+# A database that cannot be reached answers 503 with Retry-After (incidentportal/errors.py), never a 500.
+handler500 = "incidentportal.errors.server_error_or_unavailable"

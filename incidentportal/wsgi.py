@@ -75,4 +75,7 @@ class Dispatcher:
 
 
 portal = get_wsgi_application()
-application = Dispatcher(portal, WebhookHandler())
+# The common heartbeat ping is answered in one statement before the lean handler (incidentportal/heartbeat_pings.py).
+from incidentportal.heartbeat_pings import HeartbeatPings  # noqa: E402 -- imports models: after the setup above
+
+application = Dispatcher(portal, HeartbeatPings(WebhookHandler()))

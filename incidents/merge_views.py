@@ -59,6 +59,24 @@ def merge(request, reference: str):
 
 @login_required
 @require_POST
+def merge_duplicate(request, reference: str):
+    """The same merge from the other side: on A's page, "merge INC-B into this incident"."""
+    incident = _visible(request, reference)
+    duplicate = _other(request, "duplicate")
+    if duplicate is None:
+        return redirect(incident.get_absolute_url() + "#card-merge")
+    reason = request.POST.get("reason", "")
+    failed = _run(
+        request,
+        incident,
+        lambda: merging.merge_incident(source=duplicate, into=incident, by=request.user, reason=reason),
+        f"{duplicate.reference} was merged into {incident.reference}.",
+    )
+    return failed or redirect(incident.get_absolute_url())
+
+
+@login_required
+@require_POST
 def link_related(request, reference: str):
     incident = _visible(request, reference)
     other = _other(request, "other")

@@ -25,6 +25,7 @@ urlpatterns = [
     path(incident + "notes/", views.add_note, name="add_note"),
     path(incident + "notes/preview/", views.preview_note, name="preview_note"),
     path(incident + "merge/", merge_views.merge, name="merge"),
+    path(incident + "merge-duplicate/", merge_views.merge_duplicate, name="merge_duplicate"),
     path(incident + "related/", merge_views.link_related, name="link_related"),
     path(incident + "related/<str:other>/unlink/", merge_views.unlink_related, name="unlink_related"),
     path("runbooks/", list_views.runbook_list, name="runbooks"),

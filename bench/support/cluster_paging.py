@@ -132,3 +132,7 @@ def measure(path, due_at: dict[int, datetime]) -> Escalations:
 
 def due_between(due_at: dict[int, datetime], start: float, end: float) -> list[int]:
     return [pk for pk, due in due_at.items() if start <= due.timestamp() < end]
+
+
+def incident_ids(page_ids: list[int]) -> list[int]:
+    return list(Page.objects.filter(pk__in=page_ids).values_list("incident_id", flat=True))

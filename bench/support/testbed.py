@@ -114,6 +114,7 @@ class Testbed:
             "SITE_URL": f"https://{addr('lb')}",
             "FORWARDED_ALLOW_IPS": addr("lb"),
             "VAR_DIR": str(self.work / "var"),
+            "STATIC_ROOT": str(self.work / "static"),
             "TIMER_TICK_SECONDS": str(tick),
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
@@ -171,6 +172,11 @@ class Testbed:
         )  # fmt: skip
         if migrate.returncode:
             raise RuntimeError(f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
+        # A release step of any deployment: the pages' stylesheets and scripts, hashed (ManifestStaticFilesStorage).
+        subprocess.run(
+            [PYTHON, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+            cwd=ROOT, env=self.env, check=True, capture_output=True, timeout=600,
+        )  # fmt: skip
 
     # --- web hosts and the balancer -----------------------------------------------------------------------------
 

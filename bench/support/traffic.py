@@ -145,3 +145,39 @@ class Probe(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join(60)
+
+
+class LockWatch(threading.Thread):
+    """Samples, twice a second, which statements wait for a lock and which statement holds it (pg_stat_activity):
+    where a slow request spends its time when the cores are not the reason."""
+
+    SQL = """
+        SELECT left(regexp_replace(w.query, '\\s+', ' ', 'g'), 90), left(regexp_replace(b.query, '\\s+', ' ', 'g'), 90)
+        FROM pg_stat_activity w
+        JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS blocker(pid) ON true
+        JOIN pg_stat_activity b ON b.pid = blocker.pid
+        WHERE w.wait_event_type = 'Lock'
+    """
+
+    def __init__(self, database_url: str, seconds: float):
+        super().__init__(daemon=True)
+        self.url, self.seconds = database_url, seconds
+        self.waits: Counter = Counter()
+        self.samples = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + self.seconds
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop_event.is_set() and time.monotonic() < deadline:
+                self.samples += 1
+                for waiting, holding in conn.execute(self.SQL).fetchall():
+                    self.waits[(waiting, holding)] += 1
+                self._stop_event.wait(0.5)
+
+    def stop(self) -> list[str]:
+        self._stop_event.set()
+        self.join(10)
+        return [f"{n}x waiting: {w} | held by: {h}" for (w, h), n in self.waits.most_common(6)]

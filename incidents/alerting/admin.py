@@ -268,16 +268,32 @@ class HeartbeatAdmin(admin.ModelAdmin):
     "Heartbeat monitors" integration, whose routing rules decide what they do."""
 
     form = HeartbeatForm
-    list_display = ["name", "service", "state", "period", "grace", "last_ping_at", "ping_count", "due_at", "is_active"]
+    list_display = ["name", "service", "status", "period", "grace", "last_ping_at", "ping_count", "due_at", "is_active"]
     list_filter = ["state", "is_active"]
-    search_fields = ["name"]
+    search_fields = ["name", "tick"]
     list_select_related = ["service"]
-    readonly_fields = ["ping_url", "state", "last_ping_at", "ping_count", "last_start_at", "due_at", "alerted_at"]
+    readonly_fields = [
+        "ping_url", "portal_timer", "status", "last_ping_at", "ping_count", "last_start_at", "due_at", "alerted_at"
+    ]  # fmt: skip
+
+    @admin.display(description="State")
+    def status(self, obj):
+        """As of now, also before the missed-heartbeat check has looked: late, then down, when pings stop."""
+        code, words = obj.status_at(timezone.now())
+        return format_html('<span class="heartbeat-{}">{}</span>', code, words)
+
+    @admin.display(description="Portal timer")
+    def portal_timer(self, obj):
+        if not obj.tick:
+            return "No: a job or service pings it."
+        return f"Yes: the portal's {obj.tick} pings it after each successful run."
 
     @admin.display(description="Ping URL (GET or POST; add start or fail to the path)")
     def ping_url(self, obj):
         if obj.pk is None:
             return "Shown once the heartbeat is saved."
+        if obj.tick:
+            return "None: the portal pings it itself."
         url = f"{settings.SITE_URL}{reverse('heartbeats:ping', args=[obj.public_id])}"
         return format_html("<code>{}</code>", url)
 

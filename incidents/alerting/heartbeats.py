@@ -2,7 +2,8 @@
 group through the heartbeat integration (its routing rules decide: attach, declare or record), and the next ping
 resolves it. `/fail` opens the alert at once, `/start` records that a run began.
 
-A ping is the hot path (every cron job of a company pings): when no alert is open it is one UPDATE in autocommit.
+A ping is the hot path (every cron job of a company pings): when no alert is open it is one prepared UPDATE in
+autocommit, which also counts the ping against the heartbeat's rate limit in the row (no Redis round trip).
 The missed-heartbeat check is a timer tick like the escalation tick: it claims due rows (`due_at`, a partial index)
 with SKIP LOCKED, marks them alerted and ingests the alerts in the same transaction, so an alert opens once.
 """
@@ -10,12 +11,15 @@ with SKIP LOCKED, marks them alerted and ingests the alerts in the same transact
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
+
+from incidentportal.db import prepared_cursor
 
 from .models import Heartbeat, HeartbeatState, Integration, IntegrationKind, RouteAction
 from .parsers import AlertEventIn
@@ -41,6 +45,36 @@ class PingResult:
     found: bool
     state: str = ""
     resolved_alert: bool = False
+    limited: bool = False  # over HEARTBEAT_RATE_LIMIT_PER_MINUTE: nothing was recorded
+    retry_after: int = 0
+
+
+RATE_WINDOW_SECONDS = 60
+
+
+def rate_window(now: datetime) -> tuple[int, int]:
+    """The rate-limit window of `now` (Unix time // 60) and the seconds until the next one."""
+    stamp = now.timestamp()
+    window = int(stamp // RATE_WINDOW_SECONDS)
+    return window, max(1, math.ceil((window + 1) * RATE_WINDOW_SECONDS - stamp))
+
+
+def _rate_limit() -> int:
+    return int(settings.HEARTBEAT_RATE_LIMIT_PER_MINUTE)
+
+
+def _count_ping(heartbeat: Heartbeat, window: int) -> bool:
+    """Count one ping against the locked row's window; False (nothing counted) when the limit is reached."""
+    if heartbeat.rate_window == window:
+        if heartbeat.rate_count >= _rate_limit():
+            return False
+        heartbeat.rate_count += 1
+    else:
+        heartbeat.rate_window, heartbeat.rate_count = window, 1
+    return True
+
+
+RATE_FIELDS = ["rate_window", "rate_count"]
 
 
 def heartbeat_integration() -> Integration:
@@ -83,15 +117,34 @@ def _event(heartbeat: Heartbeat, action: str, *, summary: str, at: datetime) -> 
     )
 
 
-def ping(public_id, *, now: datetime | None = None) -> PingResult:
-    """A successful run. Resolves the heartbeat's open alert, if any, and sets the next deadline."""
+# The common ping (active, no alert open, under its rate limit) is this one statement in autocommit, prepared once per
+# connection: the deadline, the count and the rate-limit window in the row, nothing else. It matches no row when the
+# heartbeat is unknown, paused, alerting or over its limit; ping() then takes the locked path below to tell which.
+FAST_PING = (
+    "UPDATE alerting_heartbeat SET last_ping_at = %(now)s, due_at = %(now)s + period + grace, state = 'up', "
+    "ping_count = ping_count + 1, rate_count = CASE WHEN rate_window = %(window)s THEN rate_count + 1 ELSE 1 END, "
+    "rate_window = %(window)s "
+    "WHERE public_id = %(public_id)s AND tick = '' AND is_active AND NOT alert_open "
+    "AND (rate_window <> %(window)s OR rate_count < %(limit)s)"
+)
+
+
+def ping_fast(public_id, *, now: datetime) -> bool:
+    """The common ping in one statement; False when it is not the common case (ping() then tells which)."""
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            FAST_PING, {"now": now, "window": rate_window(now)[0], "public_id": public_id, "limit": _rate_limit()}
+        )
+        return cursor.rowcount == 1
+
+
+def ping(public_id, *, now: datetime | None = None, limited: bool = True) -> PingResult:
+    """A successful run. Resolves the heartbeat's open alert, if any, and sets the next deadline. `limited=False`
+    (the portal's own timers) skips the rate limit."""
     now = now or timezone.now()
-    # The common case, no alert open: one statement, no transaction of our own.
-    updated = Heartbeat.objects.filter(public_id=public_id, is_active=True, alert_open=False).update(
-        last_ping_at=now, due_at=now + F("period") + F("grace"), state=HeartbeatState.UP, ping_count=F("ping_count") + 1
-    )
-    if updated:
+    if limited and ping_fast(public_id, now=now):
         return PingResult(found=True, state=HeartbeatState.UP)
+    window, retry_after = rate_window(now)
     with transaction.atomic():
         heartbeat = (
             Heartbeat.objects.select_for_update(of=("self",))
@@ -99,8 +152,10 @@ def ping(public_id, *, now: datetime | None = None) -> PingResult:
             .filter(public_id=public_id)
             .first()
         )
-        if heartbeat is None:
+        if heartbeat is None or (heartbeat.tick and limited):  # a portal timer's heartbeat has no ping URL
             return PingResult(found=False)
+        if limited and not _count_ping(heartbeat, window):
+            return PingResult(found=True, state=heartbeat.state, limited=True, retry_after=retry_after)
         heartbeat.last_ping_at = now
         heartbeat.ping_count += 1
         resolved = heartbeat.alert_open
@@ -116,19 +171,67 @@ def ping(public_id, *, now: datetime | None = None) -> PingResult:
         else:
             heartbeat.state = HeartbeatState.PAUSED
             heartbeat.due_at = None
-        heartbeat.save(update_fields=["last_ping_at", "ping_count", "alert_open", "state", "due_at"])
+        heartbeat.save(update_fields=["last_ping_at", "ping_count", "alert_open", "state", "due_at", *RATE_FIELDS])
         return PingResult(found=True, state=heartbeat.state, resolved_alert=resolved)
+
+
+# A portal timer's heartbeat (Heartbeat.tick): pinged by the worker after each successful run of the tick, so the
+# tick's lateness is a heartbeat like any job's: listed with its state, alerting through the same integration.
+# Not rate-limited (the portal pings it, every TIMER_TICK_SECONDS).
+TICK_PERIOD = MIN_PERIOD
+TICK_GRACE = timedelta(seconds=30)
+TICK_PING = (
+    "UPDATE alerting_heartbeat SET last_ping_at = %(now)s, due_at = %(now)s + period + grace, state = 'up', "
+    "ping_count = ping_count + 1 WHERE tick = %(tick)s AND is_active AND NOT alert_open"
+)
+
+
+def tick_ran(tick: str, *, name: str, now: datetime | None = None) -> None:
+    """The timer `tick` finished a run. Its heartbeat is made at the first run (period 30 s, grace 30 s; managers may
+    change both), and an open alert is resolved like any heartbeat's next ping resolves it."""
+    now = now or timezone.now()
+    with prepared_cursor() as cursor:
+        cursor.execute(TICK_PING, {"now": now, "tick": tick})
+        if cursor.rowcount:
+            return
+    public_id = Heartbeat.objects.filter(tick=tick).values_list("public_id", flat=True).first()
+    if public_id is None:
+        public_id = _tick_heartbeat(tick, name=name, now=now).public_id
+    ping(public_id, now=now, limited=False)
+
+
+def _tick_heartbeat(tick: str, *, name: str, now: datetime) -> Heartbeat:
+    # Two workers at once make one row (the tick is unique); a manager's heartbeat with the same name leaves the
+    # tick's row its own name.
+    for candidate in (name, f"{name} [{tick}]"):
+        Heartbeat.objects.bulk_create(
+            [Heartbeat(name=candidate, tick=tick, period=TICK_PERIOD, grace=TICK_GRACE, created_at=now)],
+            ignore_conflicts=True,
+        )
+        heartbeat = Heartbeat.objects.filter(tick=tick).first()
+        if heartbeat is not None:
+            return heartbeat
+    raise HeartbeatError("name", f"No free name for the heartbeat of {tick}.")
+
+
+def open_missed_tick_alerts(*, now: datetime | None = None) -> int:
+    """The missed-heartbeat check for the portal's own timers only, for a process that is not a timer (the web's
+    /healthz when a timer is stale): when the timers queue itself has stopped, nothing else would open the alert."""
+    return open_missed_alerts(now=now, ticks_only=True)
 
 
 def start(public_id, *, now: datetime | None = None) -> PingResult:
     """A run began (healthchecks.io's /start): recorded and shown; the deadline is unchanged."""
     now = now or timezone.now()
+    window, retry_after = rate_window(now)
     with transaction.atomic():
         heartbeat = Heartbeat.objects.select_for_update().filter(public_id=public_id).first()
-        if heartbeat is None:
+        if heartbeat is None or heartbeat.tick:
             return PingResult(found=False)
+        if not _count_ping(heartbeat, window):
+            return PingResult(found=True, state=heartbeat.state, limited=True, retry_after=retry_after)
         heartbeat.last_start_at = now
-        fields = ["last_start_at"]
+        fields = ["last_start_at", *RATE_FIELDS]
         if heartbeat.is_active and not heartbeat.alert_open:
             heartbeat.state = HeartbeatState.RUNNING
             fields.append("state")
@@ -139,6 +242,7 @@ def start(public_id, *, now: datetime | None = None) -> PingResult:
 def fail(public_id, *, now: datetime | None = None) -> PingResult:
     """The job reports a failure: the alert opens now rather than when the deadline passes."""
     now = now or timezone.now()
+    window, retry_after = rate_window(now)
     with transaction.atomic():
         heartbeat = (
             Heartbeat.objects.select_for_update(of=("self",))
@@ -146,10 +250,12 @@ def fail(public_id, *, now: datetime | None = None) -> PingResult:
             .filter(public_id=public_id)
             .first()
         )
-        if heartbeat is None:
+        if heartbeat is None or heartbeat.tick:
             return PingResult(found=False)
+        if not _count_ping(heartbeat, window):
+            return PingResult(found=True, state=heartbeat.state, limited=True, retry_after=retry_after)
         heartbeat.last_ping_at = now
-        fields = ["last_ping_at"]
+        fields = ["last_ping_at", *RATE_FIELDS]
         if heartbeat.is_active:
             if not heartbeat.alert_open:
                 summary = f"Heartbeat reported failure: {heartbeat.name}"
@@ -166,7 +272,9 @@ def fail(public_id, *, now: datetime | None = None) -> PingResult:
         return PingResult(found=True, state=heartbeat.state)
 
 
-def open_missed_alerts(*, now: datetime | None = None, batch: int = 1000, budget_seconds: float = 20.0) -> int:
+def open_missed_alerts(
+    *, now: datetime | None = None, batch: int = 1000, budget_seconds: float = 20.0, ticks_only: bool = False
+) -> int:
     """The tick: every active heartbeat past its deadline without an open alert gets one. Returns how many."""
     started = timezone.now()
     total = 0
@@ -174,12 +282,12 @@ def open_missed_alerts(*, now: datetime | None = None, batch: int = 1000, budget
     while True:
         moment = now or timezone.now()
         with transaction.atomic():
-            due = list(
-                Heartbeat.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("service")
-                .filter(is_active=True, alert_open=False, due_at__lte=moment)
-                .order_by("due_at")[:batch]
+            due = Heartbeat.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+                is_active=True, alert_open=False, due_at__lte=moment
             )
+            if ticks_only:
+                due = due.exclude(tick="")
+            due = list(due.select_related("service").order_by("due_at")[:batch])
             if not due:
                 return total
             integration = integration or heartbeat_integration()

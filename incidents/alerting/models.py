@@ -381,6 +381,13 @@ class Heartbeat(models.Model):
     alert_open = models.BooleanField(default=False, editable=False)
     alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The ping rate limit, counted in the row by the ping's own UPDATE (no round trip of its own): pings in the
+    # minute `rate_window` (Unix time // 60) so far.
+    rate_window = models.BigIntegerField(default=0, editable=False)
+    rate_count = models.PositiveIntegerField(default=0, editable=False)
+    # The portal's own timer this heartbeat watches (a beat tick's name, e.g. "paging-escalation-tick"): the worker
+    # pings it after each successful run (oncall.health). Empty for the jobs managers add.
+    tick = models.CharField(max_length=100, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -394,6 +401,7 @@ class Heartbeat(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(period__gt=timedelta(0)), name="heartbeat_period_positive"),
             models.CheckConstraint(condition=Q(grace__gte=timedelta(0)), name="heartbeat_grace_not_negative"),
+            models.UniqueConstraint(fields=["tick"], condition=~Q(tick=""), name="heartbeat_one_per_tick"),
         ]
 
     def __str__(self):
@@ -402,3 +410,28 @@ class Heartbeat(models.Model):
     @property
     def dedup_key(self) -> str:
         return f"heartbeat:{self.public_id}"
+
+    def status_at(self, now) -> tuple[str, str]:
+        """(code, words) as the heartbeat list shows it now, whether or not the tick has looked yet: "late" once the
+        deadline has passed, "down" once a second deadline has passed too (no ping for two periods and graces)."""
+        if not self.is_active:
+            return "paused", "Paused"
+        if self.due_at is not None and now > self.due_at:
+            overdue = now - self.due_at
+            silent = now - (self.last_ping_at or self.created_at)
+            words = f"no ping for {_duration(silent)}"
+            if self.state == HeartbeatState.FAILED:
+                return "failed", f"Reported failure; {words}"
+            if overdue > self.period + self.grace:
+                return "down", f"Down: {words}"
+            return "late", f"Late: {words}"
+        return self.state, self.get_state_display()
+
+
+def _duration(delta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"

@@ -152,7 +152,8 @@ def probe_prometheus(probe: Probe) -> ProbeResult:
     if not base:
         return ProbeResult(probe.name, False, "PROMETHEUS_URL is not set: the query was not run")
     url = f"{base.rstrip('/')}/api/v1/query?" + urlencode(
-        {"query": probe.query, "timeout": f"{probe.timeout_seconds}s"}
+        # Prometheus durations are whole numbers with a unit ("3.0s" is refused): milliseconds.
+        {"query": probe.query, "timeout": f"{max(1, round(probe.timeout_seconds * 1000))}ms"}
     )
     try:
         status, body, latency = _http_get(url, probe.timeout_seconds, headers={"Accept": "application/json"})

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 
+from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from prometheus_client.exposition import choose_encoder
 
+from incidents.alerting import heartbeats as portal_heartbeats
+
 from . import checks, conf, metrics
+
+log = logging.getLogger(__name__)
 
 
 @never_cache
@@ -19,6 +25,13 @@ def healthz(request):
     """200 when the database and broker answer, every timer ticked recently and the page outbox drains; else 503.
     The body says which check failed and why."""
     healthy, body = checks.report()
+    if not body["checks"]["timers"].get("ok", True) and body["checks"]["database"]["ok"]:
+        # A timer is stale. If the timers queue itself has stopped, the missed-heartbeat check (a timer too) is not
+        # running either: open the portal timers' missed-heartbeat alerts from here (once: rows are claimed).
+        try:
+            portal_heartbeats.open_missed_tick_alerts()
+        except DatabaseError:
+            log.exception("could not open the missed-heartbeat alerts of the portal's timers")
     return JsonResponse(body, status=200 if healthy else 503)
 
 

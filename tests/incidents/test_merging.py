@@ -198,3 +198,47 @@ def test_the_api_merges_and_links(client, responder):
     assert linked.status_code == 200
     assert linked.json() == {"duplicate_of": None, "duplicates": [b.reference], "related": [c.reference]}
     assert client.get(f"/api/v1/incidents/{b.reference}/related/", headers=auth).json()["duplicate_of"] == a.reference
+
+
+def test_a_duplicate_is_merged_in_from_the_surviving_incidents_page(client, responder):
+    a = declare(by=responder, title="Payments failing")
+    b = declare(by=responder, title="Checkout errors")
+    bystander = ResponderFactory()
+    client.force_login(bystander)  # neither incident's commander, not a manager
+    refused = client.post(f"/incidents/{a.reference}/merge-duplicate/", {"duplicate": b.reference}, follow=True)
+    assert "Only the Incident Commander of either incident" in refused.content.decode()
+    assert Incident.objects.get(pk=b.pk).duplicate_of is None
+    client.force_login(responder)  # the commander of both
+    page = client.get(a.get_absolute_url()).content.decode()
+    assert "Merge a duplicate into this incident" in page
+    response = client.post(
+        f"/incidents/{a.reference}/merge-duplicate/", {"duplicate": b.reference.lower(), "reason": "same outage"}
+    )
+    assert response.status_code == 302 and response["Location"] == a.get_absolute_url()
+    assert Incident.objects.get(pk=b.pk).duplicate_of_id == a.pk
+    assert client.get(b.get_absolute_url())["Location"] == a.get_absolute_url()
+    missing = client.post(f"/incidents/{a.reference}/merge-duplicate/", {"duplicate": ""}, follow=True)
+    assert "reference, e.g. INC-12" in missing.content.decode()
+
+
+def test_status_page_subscribers_of_the_duplicate_follow_the_surviving_incident(responder):
+    from incidents.statuspage.models import Subscriber
+    from incidents.statuspage.selectors import subscribers_for_update
+
+    payments = ServiceFactory(name="Payments", slug="payments", is_public=True)
+    checkout = ServiceFactory(name="Checkout", slug="checkout", is_public=True)
+    reader = Subscriber.objects.create(email="reader@example.com", all_services=False, confirmed_at=MONDAY_10)
+    reader.services.set([checkout])
+    a = declare(by=responder, title="Payments failing", services=[payments])
+    b = declare(by=responder, title="Checkout errors", services=[checkout])
+
+    def next_update_reaches_reader(incident) -> bool:
+        update = services.post_status_update(
+            incident=incident, kind="external", status=incident.status, by=responder, title="Investigating",
+            description="We are looking into it.",
+        )  # fmt: skip
+        return reader in subscribers_for_update(update)
+
+    assert not next_update_reaches_reader(a)  # before: the reader follows B's service only
+    merging.merge_incident(source=b, into=a, by=responder)
+    assert next_update_reaches_reader(Incident.objects.get(pk=a.pk))

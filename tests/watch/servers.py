@@ -1,10 +1,12 @@
 """Real servers on 127.0.0.1 for the probe and certificate tests: an HTTP(S) health endpoint that can be slow, fail,
-hang or redirect; a server speaking Prometheus's documented HTTP API (/api/v1/query); TLS servers with certificates
-made by trustme. Each runs in a daemon thread and is shut down by its fixture; every sleep is bounded."""
+hang or redirect; a stand-in speaking Prometheus's documented HTTP API (/api/v1/query) for fixed answers (Debian's
+real Prometheus runs in tests/watch/prometheus.py); TLS servers with certificates made by trustme. Each runs in a
+daemon thread and is shut down by its fixture; every sleep is bounded."""
 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import threading
@@ -75,13 +77,17 @@ class PrometheusHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         if parts.path != "/api/v1/query":
             return self._json(404, {"status": "error", "errorType": "not_found", "error": "not found"})
-        query = parse_qs(parts.query).get("query", [""])[0]
+        params = parse_qs(parts.query)
+        query = params.get("query", [""])[0]
+        timeout = params.get("timeout", ["1s"])[0]
+        if not re.fullmatch(r"[0-9]+(ms|s|m)", timeout):
+            # Like the real server (tests/watch/test_prometheus_real.py): durations are whole numbers with a unit.
+            error = f'invalid parameter "timeout": cannot parse "{timeout}" to a valid duration'
+            return self._json(400, {"status": "error", "errorType": "bad_data", "error": error})
         if query not in PROMQL:
             # What Prometheus answers for a query it cannot parse (HTTP 400, errorType bad_data).
-            return self._json(
-                400,
-                {"status": "error", "errorType": "bad_data", "error": f'1:1: parse error: unexpected "{query[:1]}"'},
-            )
+            error = f'invalid parameter "query": 1:1: parse error: unexpected "{query[:1]}"'
+            return self._json(400, {"status": "error", "errorType": "bad_data", "error": error})
         kind, value = PROMQL[query]
         now = time.time()
         if kind == "scalar":

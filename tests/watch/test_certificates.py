@@ -182,3 +182,30 @@ def test_the_timers_tick_only_wakes_the_check_when_an_endpoint_is_due(ca):
         assert not certificates_due(now=timezone.now())
         assert certificates_due(now=timezone.now() + timedelta(days=1, minutes=1))
     assert tasks.certificate_tick() is False
+
+
+def test_the_daily_check_walks_one_certificate_through_every_stage_and_renewal_resolves(ca):
+    """Day by day (the portal's clock travels; the certificate stays): an alert group at 30, 14, 7 and 1 days left
+    and when expired, each stage once; a renewed certificate resolves the last one."""
+    now = timezone.now()
+    with tls_server(certificate(ca, 31.5, now)) as port:
+        web = ServiceFactory(name="Web App", slug="web", health_check_url=f"https://localhost:{port}/healthz")
+        stages = []
+        for day in range(34):
+            with time_machine.travel(now + timedelta(days=day, minutes=5), tick=False):
+                services.check_due_certificates(now=timezone.now())
+                endpoint = MonitoredCertificate.objects.get(service=web)
+                if endpoint.alerted_stage is not None and (not stages or stages[-1] != endpoint.alerted_stage):
+                    stages.append(endpoint.alerted_stage)
+    assert stages == [30, 14, 7, 1, 0]
+    groups = list(AlertGroup.objects.order_by("id"))
+    assert [g.severity for g in groups] == [Severity.WARNING, Severity.WARNING, Severity.ERROR, Severity.ERROR,
+                                            Severity.CRITICAL]  # fmt: skip
+    assert [g.status for g in groups[:-1]] == [GroupStatus.RESOLVED] * 4  # each stage moved on to the next
+    assert "has expired" in groups[-1].summary and groups[-1].status == GroupStatus.TRIGGERED
+    assert Incident.objects.filter(runbook_links__runbook__slug="ssl-certificate-expired").exists()
+    later = now + timedelta(days=34, minutes=10)
+    with tls_server(certificate(ca, 400, later)) as port, time_machine.travel(later, tick=False):
+        MonitoredCertificate.objects.filter(service=web).update(port=port)
+        services.check_certificate(MonitoredCertificate.objects.get(service=web), now=timezone.now())
+    assert open_groups() == []

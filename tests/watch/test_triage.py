@@ -104,7 +104,7 @@ def test_prometheus_probe_compares_the_value_with_its_threshold(prometheus):
 
 def test_prometheus_errors_are_named(prometheus, settings):
     malformed = run_probe(probe(ProbeKind.PROMETHEUS, query="rate(", threshold=1))
-    assert not malformed.ok and "refused: 1:1: parse error" in malformed.summary
+    assert not malformed.ok and 'refused: invalid parameter "query": 1:1: parse error' in malformed.summary
     empty = run_probe(probe(ProbeKind.PROMETHEUS, query="absent_metric", threshold=1))
     assert not empty.ok and "returned no data" in empty.summary
     settings.PROMETHEUS_URL = ""
