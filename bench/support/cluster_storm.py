@@ -20,8 +20,8 @@ from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_static.models import StaticDevice
 
-from incidents.alerting import services as alerting
 from incidents.alerting.models import AlertEvent, AlertGroup
+from incidents.alerting.services.integrations import create_integration
 from incidents.models import Incident, Service
 from oncall.paging.models import Page
 from tests.factories import ResponderFactory, declare
@@ -73,9 +73,7 @@ def storm(bed, args) -> dict:
     senders = []
     for index in range(args.senders):
         kind = "alertmanager" if index % 2 == 0 else "generic"
-        _integration, key = alerting.create_integration(
-            kind=kind, name=f"storm sender {index}", default_action="declare"
-        )
+        _integration, key = create_integration(kind=kind, name=f"storm sender {index}", default_action="declare")
         senders.append((index, kind, key))
     target = paged_team(name="Unrelated", oncall_channels=("email", "sms"))
     declarer = ResponderFactory()

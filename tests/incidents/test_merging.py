@@ -12,6 +12,7 @@ from incidents.errors import DomainError, PermissionDenied
 from incidents.models import EventType, Incident, Role, RoleAssignment, Status, TimelineEntry
 from incidents.services.entries import add_timeline_entry
 from incidents.services.roles import assign_role
+from incidents.services.updates import post_status_update
 from oncall.paging.models import Notification, Page
 from postmortems.services.drafting import ensure_draft_for
 from tests.api.factories import make_token
@@ -233,7 +234,7 @@ def test_status_page_subscribers_of_the_duplicate_follow_the_surviving_incident(
     b = declare(by=responder, title="Checkout errors", services=[checkout])
 
     def next_update_reaches_reader(incident) -> bool:
-        update = services.post_status_update(
+        update = post_status_update(
             incident=incident, kind="external", status=incident.status, by=responder, title="Investigating",
             description="We are looking into it.",
         )  # fmt: skip
