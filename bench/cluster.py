@@ -32,7 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from support.testbed import ROOT, Testbed  # noqa: E402
+from support.testbed import ROOT, SWITCH_PORT, Testbed  # noqa: E402
+from support.traffic import SwitchMonitor  # noqa: E402
 
 SCENARIOS = ("failover", "beats", "storm", "netfault")
 
@@ -82,6 +83,8 @@ def main(argv=None) -> int:
     started = time.monotonic()
     try:
         bed.start()
+        switch = SwitchMonitor(bed.net.addr("client"), SWITCH_PORT)
+        switch_since = time.time()
         print(f"test bed up in {time.monotonic() - started:.0f}s (load {load()}); logs in {work}", flush=True)
         os.environ.update(bed.env)
         os.chdir(ROOT)
@@ -98,6 +101,14 @@ def main(argv=None) -> int:
             result = run[name](bed, args)
             results.append(result)
             print("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()), flush=True)
+        # Two beats tick the dead-man's switch the whole run (but for seconds of scenario 2): one ping a minute at
+        # most (while healthy), not two.
+        minutes = (time.time() - switch_since) / 60
+        switch.stop()
+        pings = {"scenario": "deadman", "pings": len(switch.hits), "minutes": f"{minutes:.1f}"}
+        pings["correct"] = int(len(switch.hits) <= minutes + 1)
+        results.append(pings)
+        print("RESULT " + " ".join(f"{k}={v}" for k, v in pings.items()), flush=True)
     except KeyboardInterrupt:
         print("interrupted: stopping the test bed", file=sys.stderr)
         return 130
@@ -107,7 +118,7 @@ def main(argv=None) -> int:
             shutil.rmtree(work, ignore_errors=True)
         elif results:
             print(f"logs kept in {work}", file=sys.stderr)
-    correct = all(r["correct"] for r in results) and len(results) == len(args.scenarios)
+    correct = all(r["correct"] for r in results) and len(results) == len(args.scenarios) + 1
     timely = all(r.get("targets_met", 1) for r in results)
     print(
         f"RESULT scenarios={len(results)} correct={int(correct)} targets_met={int(timely)} "

@@ -12,10 +12,16 @@ many escalations were lost (never delivered) or duplicated (delivered more than 
 Every team lead (the level that escalates) has two notification rules, email and SMS at once, so each escalation
 makes two notifications; lost and duplicated count notifications (by idempotency key), lateness is per notification.
 
+Lateness splits in two: `tick` (the notification's row written by the escalation tick, minus `escalate_at`) and
+`send` (delivered minus written: the senders' backlog). The sender settings (PAGING_SENDER_BATCH,
+PAGING_SENDER_BATCH_SECONDS; set them in the environment to compare) and the load average before and after the
+run are printed with the result: this machine may be shared, so compare runs made close together.
+
 The database `ip_bench_escalation` (BENCH_DB_NAME; on BENCH_PG_ADMIN_URL's server) is dropped and created afresh;
 the Redis database of REDIS_URL is flushed. Prints one final line:
 RESULT escalations=10000 notifications=20000 lost=0 duplicated=0 lateness_p50_s=... lateness_p99_s=...
-throughput_per_s=...
+throughput_per_s=... tick_lateness_p99_s=... send_lateness_p99_s=... sender_batch=... sender_concurrency=...
+load_before=... load_after=... cores=...
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ def main() -> int:
     parser.add_argument("--sender-concurrency", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300.0, help="give up this long after the last due time")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
 
     redis_url = os.environ.get("BENCH_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/10"
     database_url = pg_url(DB_NAME)
@@ -92,12 +99,13 @@ def main() -> int:
 
     django.setup()
     import redis
+    from django.conf import settings
     from django.db import connection
     from django.utils import timezone
 
     from incidents.models import Incident, ReferenceCounter, SeverityPolicy
     from oncall.models import ContactMethod, EscalationPolicy, NotificationRule, Person, Team
-    from oncall.paging.models import Page
+    from oncall.paging.models import Notification, Page
     from tests.reliability.backends import read_deliveries
     from tests.reliability.harness import Cluster, wait_until
 
@@ -186,15 +194,22 @@ def main() -> int:
         finally:
             cluster.stop()
         deliveries = [row for row in read_deliveries(cluster.deliveries) if ":l1:" in row[2]]
+    load_after = os.getloadavg()[0]
+    written_at = {
+        key: created.timestamp()
+        for key, created in Notification.objects.filter(level=1).values_list("idempotency_key", "created_at")
+    }
 
     counts = Counter(key for _t, _pid, key in deliveries)
     first_delivery: dict[str, float] = {}
     for delivered_at, _pid, key in deliveries:
         first_delivery.setdefault(key, delivered_at)
-    lateness = []
+    lateness, tick_lateness, send_lateness = [], [], []
     for key, delivered_at in first_delivery.items():
         page_id = int(key.split(":")[1])
         lateness.append(delivered_at - due_at[page_id].timestamp())
+        tick_lateness.append(written_at[key] - due_at[page_id].timestamp())
+        send_lateness.append(delivered_at - written_at[key])
     lost = expected - len(first_delivery)
     duplicated = sum(count - 1 for count in counts.values())
     span = max(first_delivery.values()) - min(d.timestamp() for d in due_at.values()) if first_delivery else 0
@@ -206,7 +221,10 @@ def main() -> int:
     print(
         f"RESULT escalations={n} notifications={expected} lost={lost} duplicated={duplicated} "
         f"lateness_p50_s={percentile(lateness, 0.50):.3f} lateness_p99_s={percentile(lateness, 0.99):.3f} "
-        f"throughput_per_s={throughput:.1f}"
+        f"throughput_per_s={throughput:.1f} tick_lateness_p99_s={percentile(tick_lateness, 0.99):.3f} "
+        f"send_lateness_p99_s={percentile(send_lateness, 0.99):.3f} sender_batch={settings.PAGING_SENDER_BATCH} "
+        f"sender_batch_seconds={settings.PAGING_SENDER_BATCH_SECONDS} sender_concurrency={args.sender_concurrency} "
+        f"load_before={load_before:.2f} load_after={load_after:.2f} cores={os.cpu_count()}"
     )
     if not os.environ.get("BENCH_KEEP_DATABASE"):
         psql(ADMIN_URL, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")

@@ -190,6 +190,8 @@ LOGOUT_REDIRECT_URL = "login"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_I18N = True
+# The admin and `|date` without a format write moments the portal's one way (incidents.profiles.zones).
+FORMAT_MODULE_PATH = ["incidentportal.formats"]
 USE_TZ = True
 
 STATIC_URL = "/static/"
@@ -302,10 +304,11 @@ PAGING_WEBHOOK_TIMEOUT = env_int("PAGING_WEBHOOK_TIMEOUT", 5)
 PAGING_CHAT_WEBHOOK_URL = env("PAGING_CHAT_WEBHOOK_URL", "")
 # Sender tasks started per batch of new notifications (match the notifications worker's concurrency).
 PAGING_SENDER_PARALLELISM = env_int("PAGING_SENDER_PARALLELISM", 2)
-# Notifications a sender claims per transaction. 1 = each send commits on its own, so a worker killed mid-batch
-# never causes a repeat; more trades that (on a crash only) for throughput. An acknowledgement waits for at most
-# one batch of sends.
-PAGING_SENDER_BATCH = env_int("PAGING_SENDER_BATCH", 1)
+# Notifications a sender claims per transaction (PostgreSQL; SQLite sends one per transaction). Each send commits
+# a sent mark on its own, so a worker killed mid-batch repeats nothing (oncall/paging/sentmarks.py); a batch stops
+# sending after PAGING_SENDER_BATCH_SECONDS, the longest an acknowledgement waits for in-flight sends.
+PAGING_SENDER_BATCH = env_int("PAGING_SENDER_BATCH", 20)
+PAGING_SENDER_BATCH_SECONDS = float(env("PAGING_SENDER_BATCH_SECONDS", "1.0"))
 # Pages the escalation tick claims per transaction; smaller batches commit (and reach the senders) sooner.
 PAGING_TICK_BATCH = env_int("PAGING_TICK_BATCH", 50)
 # Heartbeat monitors: pings per minute one heartbeat URL accepts, and missed heartbeats alerted per tick batch.

@@ -90,10 +90,13 @@ class IncidentMerged(LifecycleEvent):
 
 @dataclass(frozen=True)
 class TimelineRecorded(LifecycleEvent):
-    """A timeline entry was written (for mirrors such as the incident's chat channel, which read `event_type`)."""
+    """A timeline entry was written (for mirrors such as the incident's chat channel, which read `event_type`).
+    `number` and `restricted` are the incident's, when the writer held the incident row (else None: read them)."""
 
     entry_id: int = 0
     event_type: str = ""
+    number: int | None = None
+    restricted: bool | None = None
 
 
 Handler = Callable[[LifecycleEvent], None]

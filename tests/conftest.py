@@ -106,6 +106,7 @@ def _restores_itself(item) -> bool:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     yield  # every fixture, including the flush, has been torn down
+    _close_sent_mark_connection()
     # nextitem None: the session's fixtures, the test database among them, are gone already.
     if nextitem is None or not _flushes_database(item) or _restores_itself(nextitem):
         return
@@ -113,3 +114,12 @@ def pytest_runtest_teardown(item, nextitem):
 
     with item.config.stash[blocking_manager_key].unblock():
         restore_seed_data()
+
+
+def _close_sent_mark_connection() -> None:
+    """The paging sender's own connection (oncall.paging.sentmarks) is closed after each test, once the test's
+    transaction is rolled back, so none is left open on the test database when it is dropped; the sent marks it
+    committed go with it (the rollback undid the deletes of the test's batch commits)."""
+    from oncall.paging import sentmarks
+
+    sentmarks.close(discard_marks=True)

@@ -216,3 +216,31 @@ def test_every_beat_tick_is_a_registered_task_on_a_queue_the_worker_consumes():
         assert entry["task"] in app.tasks, (name, entry["task"])
         route = app.amqp.router.route({}, entry["task"])
         assert route["queue"].name == "timers", (name, route["queue"].name)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"PORT": "8201"}, "http://localhost:8201 start -p 8201"),
+        ({}, "http://localhost:8000 start -p 8000"),
+        ({"PORT": "8201", "SITE_URL": "https://incidents.example.com"}, "https://incidents.example.com start -p 8201"),
+    ],
+)
+def test_make_run_sets_site_url_from_port_unless_it_is_set(tmp_path, extra, expected):
+    """The command `make run` starts the processes with (from `make -n`), run with a stand-in honcho that prints
+    the SITE_URL it was given: every link in pages, emails and SMS is built on it."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    honcho = venv / "bin" / "honcho"
+    honcho.write_text('#!/bin/sh\necho "$SITE_URL $*"\n')
+    honcho.chmod(0o755)
+    env = bare_env(tmp_path)
+    env.pop("PORT", None)
+    plan = subprocess.run(  # noqa: S603 - fixed argv
+        ["make", "-n", "run", f"VENV={venv}"], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+    [line] = [line for line in plan.stdout.splitlines() if "honcho start" in line]
+    result = subprocess.run(  # noqa: S603 - the Makefile's own line
+        ["bash", "-c", line], env={**env, **extra}, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == expected

@@ -136,3 +136,23 @@ def due_between(due_at: dict[int, datetime], start: float, end: float) -> list[i
 
 def incident_ids(page_ids: list[int]) -> list[int]:
     return list(Page.objects.filter(pk__in=page_ids).values_list("incident_id", flat=True))
+
+
+def repeated_in_flight(path, killed_at: float) -> int:
+    """Repeats of sends that were in flight when a host lost power: the first delivery was made by a process that
+    made none after `killed_at` (it died), within two seconds before it, and another process made it again. The
+    provider had taken the message but the sender died before it committed "sent": the row is claimed and sent
+    again. Nothing can close that window on the sender's side; the repeat carries the same idempotency key, for
+    providers that deduplicate by it."""
+    rows = read_deliveries(path)
+    alive_after = {pid for at, pid, _key in rows if at > killed_at}
+    first: dict[str, tuple[float, int]] = {}
+    repeats = 0
+    for at, pid, key in rows:
+        if key not in first:
+            first[key] = (at, pid)
+        elif pid != first[key][1]:
+            at0, pid0 = first[key]
+            if pid0 not in alive_after and killed_at - 2.0 <= at0 <= killed_at:
+                repeats += 1
+    return repeats

@@ -80,6 +80,11 @@ def storm(bed, args) -> dict:
     cookie = signed_in_cookie()
     lb = bed.net.addr("lb")
     list_pages = [reverse("admin:alerting_alertgroup_changelist"), "/api/v1/alert-groups/"]
+    # The same pages before the storm, for a ratio on a machine whose absolute speed depends on its other load.
+    quiet = Probe(lb, list_pages, cookie, interval=0.2, seconds=6)
+    quiet.start()
+    quiet.join(30)
+    quiet_ms = [seconds for _t, _path, status, seconds in quiet.samples if status == 200]
     procs = []
     for index, kind, key in senders:
         arguments = {
@@ -120,7 +125,6 @@ def storm(bed, args) -> dict:
     declare_started = time.monotonic()
     p0 = declare(by=declarer, level="P0", services=[target.service], title="Payments down (unrelated to the storm)")
     declare_seconds = time.monotonic() - declare_started
-    committed_at = time.time()
     log(f"declared an unrelated P0 in {declare_seconds:.2f}s")
     outputs = []
     for proc in procs:
@@ -141,7 +145,6 @@ def storm(bed, args) -> dict:
     while time.time() < deadline and p0_lateness(bed.deliveries, page, 0)[0] < 2:
         time.sleep(1)
     p0_sent, p0_late = p0_lateness(bed.deliveries, page, page.incident.declared_at.timestamp())
-    _sent, p0_after_commit = p0_lateness(bed.deliveries, page, committed_at)
 
     accepted = sum(o.get("accepted", 0) for o in outputs)
     sent = sum(o.get("alerts", 0) for o in outputs)
@@ -169,6 +172,7 @@ def storm(bed, args) -> dict:
         "accepted": accepted,
         "stored": stored,
         "lost": max(0, accepted - stored),
+        "unsent_by_deadline": sent - accepted,
         "alerts_per_s": f"{accepted / span:.0f}" if span else "0",
         "groups": groups,
         "incidents": incidents,
@@ -181,15 +185,17 @@ def storm(bed, args) -> dict:
         "ui_answers": "/".join(f"{k}:{v}" for k, v in sorted(Counter(s[2] for s in samples).items())),
         "ui_p50_ms": f"{percentile(ui, 0.5) * 1000:.0f}",
         "ui_p95_ms": f"{percentile(ui, 0.95) * 1000:.0f}",
+        "ui_p95_ms_before_storm": f"{percentile(quiet_ms, 0.95) * 1000:.0f}",
         "p0_notifications": p0_sent,
         "p0_declare_s": f"{declare_seconds:.3f}",
         "p0_paging_lateness_s": f"{p0_late:.3f}",
-        "p0_sent_after_commit_s": f"{p0_after_commit:.3f}",
     }
+    # Correct: every accepted alert stored, one incident a service at most, every dedup key one group, the P0
+    # paged, no 500. Alerts the senders could not get accepted by their deadline are capacity (targets_met).
     result["correct"] = int(
-        stored >= accepted and accepted == sent and most <= 1 and groups == min(args.keys, args.alerts)
-        and p0_sent >= 2 and statuses.get("500", 0) == 0
+        stored >= accepted and most <= 1 and groups == min(args.keys, args.alerts) and p0_sent >= 2
+        and statuses.get("500", 0) == 0
     )  # fmt: skip
-    result["targets_met"] = int(percentile(ui, 0.95) <= UI_TARGET and p0_late <= LATENESS_TARGET)
+    result["targets_met"] = int(accepted == sent and percentile(ui, 0.95) <= UI_TARGET and p0_late <= LATENESS_TARGET)
     result["load"] = load_average()
     return result

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 HOSTS = {"db": 10, "web1": 21, "web2": 22, "wk1": 31, "wk2": 32, "lb": 40, "client": 50}
 WEB_HOSTS = ("web1", "web2")
+SWITCH_PORT = 8099
 WORKER_HOSTS = ("wk1", "wk2")
 BACKEND = "tests.reliability.backends.RecordingBackend"
 CHANNELS = ("EMAIL", "SMS", "VOICE", "PUSH", "CHAT", "WEBHOOK")
@@ -120,6 +121,8 @@ class Testbed:
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
             "RELIABILITY_DELIVERIES": str(self.deliveries),
+            # The dead-man's switch pings a monitor on the client host (bench/support/traffic.SwitchMonitor).
+            "DEADMAN_SWITCH_URL": f"http://{addr('client')}:{SWITCH_PORT}/ping",
             **{f"PAGING_{channel}_BACKEND": BACKEND for channel in CHANNELS},
             **(extra_env or {}),
         }

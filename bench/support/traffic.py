@@ -5,11 +5,14 @@ database."""
 from __future__ import annotations
 
 import http.client
+import http.server
 import json
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+
+import psycopg
 
 
 def percentile(values, q: float) -> float:
@@ -167,8 +170,6 @@ class LockWatch(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        import psycopg
-
         deadline = time.monotonic() + self.seconds
         with psycopg.connect(self.url, autocommit=True) as conn:
             while not self._stop_event.is_set() and time.monotonic() < deadline:
@@ -181,3 +182,28 @@ class LockWatch(threading.Thread):
         self._stop_event.set()
         self.join(10)
         return [f"{n}x waiting: {w} | held by: {h}" for (w, h), n in self.waits.most_common(6)]
+
+
+class SwitchMonitor:
+    """A dead-man's-switch monitor (healthchecks.io's role) on this script's own host: counts the portal's pings."""
+
+    def __init__(self, address: str, port: int):
+        hits = self.hits = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                hits.append(time.time())
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"OK")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((address, port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

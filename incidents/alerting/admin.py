@@ -8,6 +8,7 @@ from django.utils.html import format_html
 
 from incidents.errors import DomainError
 from incidents.models import Incident
+from incidents.profiles.zones import format_moment
 
 from . import heartbeats
 from .models import (
@@ -70,7 +71,7 @@ class IntegrationAdmin(admin.ModelAdmin):
             return "none"
         return format_html(
             "<br>".join(["{}"] * len(rows)),
-            *[f"{e.occurred_at:%Y-%m-%d %H:%M:%S} {e.status_code} {e.code}: {e.message}" for e in rows],
+            *[f"{format_moment(e.occurred_at)} {e.status_code} {e.code}: {e.message}" for e in rows],
         )
 
     def save_model(self, request, obj, form, change):
@@ -245,7 +246,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         for token in queryset.filter(revoked_at__isnull=True):
             revoke_api_token(token=token, by=request.user)
             count += 1
-        self.message_user(request, f"Revoked {count} token(s) at {timezone.now():%H:%M:%S}.")
+        self.message_user(request, f"Revoked {count} token(s) at {format_moment(timezone.now())}.")
 
 
 class HeartbeatForm(forms.ModelForm):

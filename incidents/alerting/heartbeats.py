@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from incidentportal.db import prepared_cursor
+from incidents.profiles.zones import format_moment_utc
 
 from .models import Heartbeat, HeartbeatState, Integration, IntegrationKind, RouteAction
 from .parsers import AlertEventIn
@@ -296,7 +297,7 @@ def open_missed_alerts(
                     heartbeat,
                     "trigger",
                     summary=f"Heartbeat missed: {heartbeat.name} (no ping since "
-                    f"{(heartbeat.last_ping_at or heartbeat.created_at):%Y-%m-%d %H:%M} UTC)",
+                    f"{format_moment_utc(heartbeat.last_ping_at or heartbeat.created_at)})",
                     at=heartbeat.due_at,
                 )
                 for heartbeat in due

@@ -45,6 +45,9 @@ def timeline_recorded(event) -> None:
     """After the commit of a timeline entry (lifecycle.TimelineRecorded)."""
     if not enabled():
         return
+    if event.number is not None and event.restricted is not None:  # the writer held the incident row
+        publish(message(incident_id=event.incident_id, number=event.number, restricted=event.restricted))
+        return
     row = Incident.objects.filter(pk=event.incident_id).values_list("number", "is_restricted").first()
     if row is not None:
         publish(message(incident_id=event.incident_id, number=row[0], restricted=row[1]))

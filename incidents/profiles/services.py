@@ -23,6 +23,13 @@ def zone_of(user) -> tzinfo:
     return zone(profile_zone_name(user) if user is not None and user.pk else "") or UTC
 
 
+def zones_of(users) -> dict[int, tzinfo]:
+    """{user pk: zone} for messages written to several people one by one (reminders), in one query: each user's
+    profile zone; users without one are left out (the caller picks the fallback)."""
+    rows = Profile.objects.filter(user__in=[user.pk for user in users]).values_list("user_id", "time_zone")
+    return {user_id: found for user_id, name in rows if (found := zone(name)) is not None}
+
+
 def remember_zone_in_session(sender, request, user, **kwargs) -> None:
     if request is not None and hasattr(request, "session"):
         request.session[SESSION_KEY] = profile_zone_name(user)

@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from incidents.profiles.zones import format_moment_utc
+
 
 class ServiceState(models.TextChoices):
     """What users see for a service. Ordered from best to worst; `rank` picks the worst of several causes."""
@@ -21,8 +23,10 @@ class ServiceState(models.TextChoices):
 
     @property
     def rank(self) -> int:
-        return list(ServiceState).index(self)
+        return _STATE_RANKS[self]
 
+
+_STATE_RANKS = {state: rank for rank, state in enumerate(ServiceState)}
 
 # The guide's severities in users' words: P0 is a complete outage, P1 a major feature unavailable,
 # P2/P3 a minor feature broken or cosmetic.
@@ -113,7 +117,7 @@ class MaintenanceWindow(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.title} ({self.starts_at:%Y-%m-%d %H:%M}-{self.ends_at:%H:%M} UTC)"
+        return f"{self.title} ({format_moment_utc(self.starts_at)} to {format_moment_utc(self.ends_at)})"
 
     def clean(self):
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:

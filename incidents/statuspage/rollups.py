@@ -20,7 +20,7 @@ from . import selectors
 from .models import HistoryRollup
 
 # Part of every key: bump it when the history templates change, so rendered days are redone after a deploy.
-FORMAT = "2"
+FORMAT = "4"
 TEMPLATE = "statuspage/partials/history_day.html"
 
 
@@ -86,9 +86,12 @@ def history(page: selectors.StatusPage) -> list[selectors.HistoryDay]:
     ]
     windows = [window for window in page.past_maintenance if _utc_day(window.starts_at) >= first_day]
     keys = _day_keys(incident_rows, windows, page.public_services)
-    stored = {rollup.day: rollup for rollup in HistoryRollup.objects.filter(day__in=list(keys))}
-    stale = {day for day, key in keys.items() if day not in stored or stored[day].key != key}
-    html = {day: stored[day].html for day in keys if day not in stale}
+    stored = {
+        day: (key, html)
+        for day, key, html in HistoryRollup.objects.filter(day__in=list(keys)).values_list("day", "key", "html")
+    }
+    stale = {day for day, key in keys.items() if day not in stored or stored[day][0] != key}
+    html = {day: stored[day][1] for day in keys if day not in stale}
     if stale:
         fresh = _render_days(stale, incident_rows, windows)
         now = timezone.now()

@@ -14,6 +14,7 @@ from incidentportal.celery import registered_task
 from incidents import access
 from incidents.errors import DomainError, PermissionDenied
 from incidents.models import Service, StatusUpdate, UpdateKind
+from incidents.profiles.zones import format_moment
 
 from . import emails, selectors, tokens
 from .models import (
@@ -289,8 +290,8 @@ def validate_maintenance_window(*, title: str, starts_at, ends_at, services, cur
         now = timezone.now()
         if not now - MAINTENANCE_START_HORIZON <= starts_at <= now + MAINTENANCE_START_HORIZON:
             raise DomainError(
-                f"The maintenance must start between {(now - MAINTENANCE_START_HORIZON):%Y-%m-%d} and "
-                f"{(now + MAINTENANCE_START_HORIZON):%Y-%m-%d}.",
+                f"The maintenance must start between {format_moment(now - MAINTENANCE_START_HORIZON)} and "
+                f"{format_moment(now + MAINTENANCE_START_HORIZON)}.",
                 field="starts_at",
             )
     if not services:

@@ -12,7 +12,7 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from incidents.models import EntryKind, Role
-from incidents.profiles.zones import format_moment, format_utc, iso_utc
+from incidents.profiles.zones import format_moment, format_utc, iso_utc, localise_moments
 
 register = template.Library()
 
@@ -201,5 +201,5 @@ def _entry_html(entry) -> str:
         f"{format_moment(occurred)}</time> "
         f'<span class="kind-label">{escape(KIND_LABELS.get(entry.kind, entry.kind))}</span> '
         f'<span class="author">{escape(person(entry.author))}</span>{backdated}{origin}</div>'
-        f'<div class="markdown">{entry.body_html}</div></li>'
+        f'<div class="markdown">{localise_moments(entry.body_html)}</div></li>'
     )

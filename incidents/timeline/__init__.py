@@ -15,7 +15,7 @@ transaction) or `record_all(entries)` (one bulk insert, for the paging tick), an
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.utils import timezone
 from django.utils.html import escape
@@ -23,6 +23,7 @@ from django.utils.html import escape
 from .. import lifecycle
 from ..markdown import render_markdown
 from ..models import KIND_OF_EVENT, DetectionSource, EventType, TimelineEntry
+from ..profiles.zones import format_moment_utc
 
 
 def build(
@@ -59,19 +60,24 @@ def record(entry: TimelineEntry) -> TimelineEntry:
     return entry
 
 
-def record_all(entries: Sequence[TimelineEntry]) -> list[TimelineEntry]:
+def record_all(entries: Sequence[TimelineEntry], *, incidents_locked: bool = False) -> list[TimelineEntry]:
     """Save built entries in one INSERT (bulk_create: no per-row signals, so no audit rows; the caller writes
-    those) and publish TimelineRecorded for each."""
+    those) and publish TimelineRecorded for each. `incidents_locked`: the caller holds the entries' incident rows
+    (locked, loaded on the entries), so the events carry the incidents' number and restriction and subscribers
+    need not read them again (the paging tick: one query per entry saved)."""
     saved = TimelineEntry.objects.bulk_create(entries)
     for entry in saved:
-        _published(entry)
+        _published(entry, with_incident=incidents_locked)
     return saved
 
 
-def _published(entry: TimelineEntry) -> None:
+def _published(entry: TimelineEntry, *, with_incident: bool = False) -> None:
+    facts = {}
+    if with_incident and TimelineEntry.incident.is_cached(entry):
+        facts = {"number": entry.incident.number, "restricted": entry.incident.is_restricted}
     lifecycle.publish(
         lifecycle.TimelineRecorded(
-            incident_id=entry.incident_id, by=entry.author, entry_id=entry.pk, event_type=entry.event_type
+            incident_id=entry.incident_id, by=entry.author, entry_id=entry.pk, event_type=entry.event_type, **facts
         )
     )
 
@@ -91,7 +97,9 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def utc_time(moment: datetime) -> str:
-    return f"{moment:%H:%M} UTC"
+    """A moment in an entry's text: the portal's one format in UTC (entries are read by many); the incident page
+    shows it in each reader's zone (incidents.profiles.zones.localise_moments)."""
+    return format_moment_utc(moment)
 
 
 # --- incidents ---------------------------------------------------------------------------------------------------
@@ -198,7 +206,7 @@ def _detail_phrase(change) -> str:
     if field == "is_restricted":
         return "now **restricted** (security incident)" if new else "restriction lifted"
     if field == "detected_at":
-        return f"detection time from {old.astimezone(UTC):%Y-%m-%d %H:%M} to {new.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        return f"detection time from {utc_time(old)} to {utc_time(new)}"
     if field == "detection_source":
         labels = dict(DetectionSource.choices)
         return f"detection source from {labels.get(old, old)} to {labels.get(new, new)}"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.utils import timezone
-
 from ..models import EventType, TimelineEntry
-from . import build, iso, person_name
+from ..profiles.zones import format_moment
+from . import build, iso, person_name, utc_time
 
 
 def _local(moment: datetime) -> str:
-    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
+    return utc_time(moment)
 
 
 def postmortem_drafted(incident, *, postmortem, by) -> TimelineEntry:
@@ -75,7 +74,7 @@ def action_item_added(incident, *, item, by) -> TimelineEntry:
     return build(
         incident,
         EventType.ACTION_ITEM_ADDED,
-        f"Action item added: {item.title} (owner {_owner_name(item.owner)}, due {item.due_date:%Y-%m-%d}).",
+        f"Action item added: {item.title} (owner {_owner_name(item.owner)}, due {format_moment(item.due_date)}).",
         data={
             "action_item_id": item.pk,
             "postmortem_id": item.postmortem_id,

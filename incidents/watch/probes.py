@@ -104,13 +104,16 @@ def _describe_error(error: BaseException) -> str:
     if isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
         detail = getattr(reason, "verify_message", "") or "verification failed"
         return f"TLS certificate invalid: {detail}"
-    # Before the time-out test: urllib3's NewConnectionError is a subclass of its ConnectTimeoutError.
+    # Before the time-out test: urllib3's NewConnectionError (and its NameResolutionError) is a subclass of its
+    # ConnectTimeoutError.
     if "Connection refused" in text:
         return "connection refused"
+    if isinstance(reason, urllib3.exceptions.NameResolutionError | socket.gaierror) or any(
+        words in text for words in ("Name or service not known", "nodename nor servname", "Failed to resolve")
+    ):
+        return "host not found"
     if isinstance(error, urllib3.exceptions.TimeoutError | TimeoutError) or "timed out" in text.lower():
         return "timed out"
-    if "Name or service not known" in text or "nodename nor servname" in text:
-        return "host not found"
     return text[:200]
 
 

@@ -5,12 +5,14 @@ from celery import shared_task
 
 from . import deadman
 
-BEAT_TICKS = [("health-deadman-switch", "oncall.health.tasks.deadman_tick", 60)]
+PING_EVERY_SECONDS = 60
+BEAT_TICKS = [("health-deadman-switch", "oncall.health.tasks.deadman_tick", PING_EVERY_SECONDS)]
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def deadman_tick() -> bool:
-    if not deadman.should_ping():
+    # Claimed after the health check: with a beat on each worker host the tick runs twice an interval, the ping once.
+    if not deadman.should_ping() or not deadman.claim_ping(interval_seconds=PING_EVERY_SECONDS):
         return False
     send_deadman_ping.delay()
     return True

@@ -1,18 +1,19 @@
-"""The sender: claim a due outbox row, check it is still wanted, send it, mark it sent — in one transaction.
+"""The sender: claim due outbox rows, check they are still wanted, send them, mark them sent.
 
-- Claim: FOR UPDATE SKIP LOCKED, so parallel senders and redelivered Celery messages never take the same row.
-- Fence: FOR KEY SHARE on the incident and the page while sending. An acknowledgement (FOR UPDATE on both) waits
-  for in-flight sends to finish and a sender that starts after it sees the page acknowledged and cancels its row:
-  never a notification after the acknowledgement is committed.
-- A worker killed mid-send rolls its transaction back; the row is pending again and the next sender takes it.
-  Backends get the idempotency key, so a receiver that honours it drops the repeat of such a send.
-- Batches: a sender claims up to PAGING_SENDER_BATCH due rows per transaction (a fixed number of statements per
-  batch). The default, 1, commits each send on its own: a worker killed mid-batch would otherwise roll back the
-  "sent" marks of the batch's earlier sends, and they would go out again. Larger batches trade that (only on a
-  crash) for throughput; the fence holds an acknowledgement back for at most one batch of sends.
+- Claim: up to PAGING_SENDER_BATCH due rows per transaction, FOR UPDATE SKIP LOCKED, so parallel senders and
+  redelivered Celery messages never take the same row; one prepared statement loads everything a send needs.
+- Fence: FOR KEY SHARE on the incidents and pages of the batch while sending. An acknowledgement (FOR UPDATE on
+  both) waits for the batch's in-flight sends to finish — at most PAGING_SENDER_BATCH_SECONDS of sends, then the
+  batch commits and leaves the rows it has not reached yet — and a sender that claims after it sees the page
+  acknowledged and cancels its rows: never a notification after the acknowledgement is committed.
+- Exactly once: each send commits a sent mark on the sender's own connection before the next send (sentmarks).
+  A worker killed mid-batch rolls its transaction back and its rows are pending again; the next sender records the
+  marked ones as sent without sending them and sends the rest. Only a send cut off between the provider's answer
+  and its mark can repeat, with the same idempotency key (backends pass it on). On SQLite (no marks) a sender
+  sends one row per transaction, which gives the same guarantee.
 - Rate limit: one message per channel per address per PAGING_RATE_LIMIT_SECONDS (a transaction-scoped advisory
   lock serialises senders per address); rows due inside the window wait for it and go out together as one
-  batched message.
+  batched message, as do a contact's rows claimed together.
 - Failures: temporary ones are retried with exponential backoff up to PAGING_MAX_ATTEMPTS; permanent ones (or
   attempts exhausted) are recorded on the row and on the incident timeline, and the person's next contact method
   is tried.
@@ -36,10 +37,10 @@ from incidents import timeline
 from incidents.models import Incident, SeverityPolicy
 from incidents.timeline import paging as paging_timeline
 
-from . import channels
+from . import channels, sentmarks
 from .channels import PermanentFailure, TemporaryFailure
-from .messages import build_message
-from .models import FENCED_PURPOSES, Channel, Notification, Page, WebhookEndpoint
+from .messages import FENCED_PURPOSES, build_message
+from .models import Channel, Notification, Page, SentMark, WebhookEndpoint
 from .services.engine import wake_senders
 
 logger = logging.getLogger("oncall.paging.delivery")
@@ -116,7 +117,8 @@ _E_FIELDS, _E_COLS = _columns(WebhookEndpoint, "e")
 #   the fence against acknowledgements, returning the pages' states as committed once any acknowledgement ahead
 #   of us has finished;
 # - `held`: the contact's advisory lock (the rate limit's; skipped for cancelled rows and webhook endpoints) and
-#   `last_sent`: the contact's latest send inside the rate-limit window.
+#   `last_sent`: the contact's latest send inside the rate-limit window;
+# - whether the row carries a sent mark (its sender died after sending it: recorded, not sent again).
 # Written out rather than built by the ORM per send: building it cost more than the send itself.
 CLAIM_SQL = f"""
 WITH claimed AS MATERIALIZED (
@@ -131,7 +133,7 @@ WITH claimed AS MATERIALIZED (
     WHERE id IN (SELECT page_id FROM claimed) AND (SELECT count(*) FROM fenced_incidents) >= 0
     ORDER BY id FOR KEY SHARE
 )
-SELECT {_N_COLS}, {_I_COLS}, {_S_COLS}, {_E_COLS}, p.state,
+SELECT {_N_COLS}, {_I_COLS}, {_S_COLS}, {_E_COLS}, p.state, m.notification_id IS NOT NULL,
     CASE WHEN n.channel = 'webhook' OR (n.purpose IN ('page', 'hotline') AND p.state IN ('acknowledged', 'stopped'))
         THEN NULL ELSE pg_try_advisory_xact_lock(hashtext('paging:' || n.channel || ':' || n.address)) END,
     (SELECT max(r.sent_at) FROM {Notification._meta.db_table} r
@@ -143,6 +145,7 @@ JOIN {Incident._meta.db_table} i ON i.id = n.incident_id
 JOIN {SeverityPolicy._meta.db_table} s ON s.id = i.severity_id
 LEFT JOIN {WebhookEndpoint._meta.db_table} e ON e.id = n.endpoint_id
 LEFT JOIN fenced_pages p ON p.id = n.page_id
+LEFT JOIN {SentMark._meta.db_table} m ON m.notification_id = n.id
 ORDER BY n.scheduled_for, n.id
 """  # noqa: S608
 
@@ -156,6 +159,7 @@ class Claim:
         self.page_states: dict[int, str] = {}
         self.held: dict[tuple[str, str], bool] = {}
         self.last_sent: dict[tuple[str, str], datetime] = {}
+        self.marked: list[int] = []
 
 
 def _hydrate(values: tuple, claim: Claim) -> None:
@@ -167,8 +171,10 @@ def _hydrate(values: tuple, claim: Claim) -> None:
     incident.severity = SeverityPolicy.from_db("default", _S_FIELDS, values[b:c])
     row.incident = incident
     row.endpoint = WebhookEndpoint.from_db("default", _E_FIELDS, values[c:d]) if row.endpoint_id else None
-    page_state, held, last_sent = values[d:]
+    page_state, marked, held, last_sent = values[d:]
     claim.rows.append(row)
+    if marked:
+        claim.marked.append(row.pk)
     if row.page_id:
         claim.page_states[row.page_id] = page_state
     contact = (row.channel, row.address)
@@ -232,15 +238,18 @@ def _mark_sent(batches: list[list[Notification]]) -> None:
             ],
         )
         return
-    # One plain UPDATE from arrays: bulk_update's CASE per column costs more to build than the send itself.
+    # One plain UPDATE from arrays (bulk_update's CASE per column costs more to build than the send itself), which
+    # deletes the rows' sent marks: from this commit on, the rows say it themselves.
     with prepared_cursor() as cursor:
         cursor.execute(
+            f"WITH marks AS (DELETE FROM {SentMark._meta.db_table} WHERE notification_id = ANY(%s::bigint[])) "  # noqa: S608
             f"UPDATE {Notification._meta.db_table} AS n SET status = 'sent', sent_at = v.sent_at, "  # noqa: S608
             "last_attempt_at = v.sent_at, attempts = v.attempts, batched_into_id = v.batched_into, "
             "receipt = v.receipt, receipt_at = v.sent_at, provider_id = v.provider_id "
             "FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[], %s::bigint[], %s::varchar[], %s::varchar[]) "
             "AS v(id, sent_at, attempts, batched_into, receipt, provider_id) WHERE n.id = v.id",
             [
+                [row.pk for row in rows],
                 [row.pk for row in rows],
                 [row.sent_at for row in rows],
                 [row.attempts for row in rows],
@@ -321,17 +330,27 @@ def deliver_batch(*, skip: set[int], now: datetime | None = None, size: int | No
     """Claim up to `size` due notifications in one transaction and handle them: cancel those whose page was
     acknowledged or stopped, defer those inside their contact's rate-limit window, send the rest (rows for the
     same contact go out as one message) and record the outcome. Returns the outcomes, or None when nothing is
-    due. Rows whose contact another sender holds right now are added to `skip`."""
+    due. Rows whose contact another sender holds right now are added to `skip`.
+
+    Sends stop once PAGING_SENDER_BATCH_SECONDS have passed (an acknowledgement waits for the batch's commit);
+    the claimed rows not reached yet stay pending for the next claim."""
     now = now or timezone.now()
-    size = size or settings.PAGING_SENDER_BATCH
+    marks = sentmarks.enabled()
+    size = (size or settings.PAGING_SENDER_BATCH) if marks else 1
+    deadline = time.monotonic() + settings.PAGING_SENDER_BATCH_SECONDS
     outcomes: Counter = Counter()
     window = timedelta(seconds=settings.PAGING_RATE_LIMIT_SECONDS)
     with transaction.atomic():
         claim = _claim(now, skip, size, since=now - window)
         if not claim.rows:
             return None
+        # Rows a sender sent before its worker died: recorded as sent from their marks, not sent again.
+        restored = set(sentmarks.restore(claim.marked))
+        outcomes["recovered"] += len(restored)
         live = []
         for row in claim.rows:
+            if row.pk in restored:
+                continue
             if row.purpose in FENCED_PURPOSES and claim.page_states.get(row.page_id) in CLOSED_PAGE_STATES:
                 row.status, row.scheduled_for = Notification.Status.CANCELLED, None
                 row.save(update_fields=["status", "scheduled_for"])
@@ -347,6 +366,8 @@ def deliver_batch(*, skip: set[int], now: datetime | None = None, size: int | No
         recent = claim.last_sent if window else {}
         sent: list[list[Notification]] = []
         for key, batch in groups.items():
+            if sent and time.monotonic() > deadline:
+                break  # the rest stay pending: released at the commit, claimed again at once
             if key[0] != "webhook":
                 if not held.get(key):
                     skip.update(row.pk for row in batch)
@@ -365,9 +386,11 @@ def deliver_batch(*, skip: set[int], now: datetime | None = None, size: int | No
             outcome = _send(batch, now)
             outcomes[outcome] += 1
             if outcome == "sent":
+                if marks:
+                    sentmarks.write(batch)
                 sent.append(batch)
         _mark_sent(sent)
-    return outcomes
+    return +outcomes
 
 
 def _companions(batch: list[Notification], now: datetime) -> list[Notification]:

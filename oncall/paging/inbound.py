@@ -23,7 +23,7 @@ from incidents import timeline
 from incidents.errors import DomainError
 from incidents.timeline import paging as paging_timeline
 
-from . import links
+from . import links, sentmarks
 from .delivery import next_rule
 from .models import RECEIPT_RANK, UNREACHED_RECEIPTS, Channel, Notification, Page, Receipt
 from .services.engine import escalate_now, wake_senders
@@ -73,12 +73,7 @@ def record_status(*, sid: str, status: str, error_code: str = "") -> Notificatio
         raise BadCallback("The callback has no MessageSid or CallSid.", field="MessageSid")
     now = timezone.now()
     with transaction.atomic():
-        row = (
-            Notification.objects.select_for_update(of=("self",))
-            .select_related("incident", "page")
-            .filter(provider_id=sid)
-            .first()
-        )
+        row = _sent_as(sid)
         if row is None:
             raise UnknownMessage(f"No notification was sent as {sid}.", field="MessageSid")
         table = CALL_STATUSES if row.channel == Channel.VOICE else MESSAGE_STATUSES
@@ -98,6 +93,22 @@ def record_status(*, sid: str, status: str, error_code: str = "") -> Notificatio
             for each in rows:
                 _reached_nobody(each, said, now)
     return row
+
+
+def _sent_as(sid: str) -> Notification | None:
+    """The notification sent as this SID, locked. A callback can come while the sender's batch is still open: the
+    row shows the SID only once the batch commits, its sent mark already; the lock waits for that commit."""
+    locked = Notification.objects.select_for_update(of=("self",)).select_related("incident", "page")
+    row = locked.filter(provider_id=sid).first()
+    if row is not None:
+        return row
+    marked = sentmarks.notification_for_provider_id(sid)
+    if marked is None:  # the batch may have committed (and dropped its marks) in between
+        return locked.filter(provider_id=sid).first()
+    row = locked.filter(pk=marked).first()
+    if row is not None and row.status == Notification.Status.PENDING and sentmarks.restore([row.pk]):
+        row.refresh_from_db()  # its sender died before the batch committed
+    return row if row is not None and row.provider_id == sid else None
 
 
 def _reached_nobody(row: Notification, said: str, now) -> None:

@@ -1,5 +1,5 @@
-"""What a page says: the subject, the short text (SMS, chat), the spoken text (voice calls) and the email body of
-one outbox row, or of a batch of rows for one address going out together."""
+"""What a notification says: subject, text and HTML (email), short text (SMS, push), spoken text (voice) and the
+structured facts webhooks get, for one outbox row or the rows batched into one message."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from django.template.loader import render_to_string
 
 from . import links
 from .channels import OutgoingMessage
-from .models import FENCED_PURPOSES, Channel, Notification
+from .models import Channel, Notification
+
+FENCED_PURPOSES = {Notification.Purpose.PAGE, Notification.Purpose.HOTLINE}
+
+
+# --- message content -------------------------------------------------------------------------------------------
 
 
 def _item(row: Notification) -> dict:

@@ -18,6 +18,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from incidents.profiles.zones import format_moment
+
 
 class PageQuerySet(models.QuerySet):
     def open(self) -> PageQuerySet:
@@ -333,10 +335,6 @@ class Notification(models.Model):
         return self.status == self.Status.FAILED or self.receipt in (Receipt.LOGGED, *UNREACHED_RECEIPTS)
 
 
-# Rows that belong to a page's escalation: a sender drops them once the page is acknowledged or stopped.
-FENCED_PURPOSES = {Notification.Purpose.PAGE, Notification.Purpose.HOTLINE}
-
-
 class AcknowledgeLinkUse(models.Model):
     """A one-click acknowledge link that was used. The unique nonce makes each link single use without locking
     the notification row a sender may hold."""
@@ -346,4 +344,24 @@ class AcknowledgeLinkUse(models.Model):
     used_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self):
-        return f"Acknowledge link of notification {self.notification_id} used at {self.used_at:%Y-%m-%d %H:%M}"
+        return f"Acknowledge link of notification {self.notification_id} used at {format_moment(self.used_at)}"
+
+
+class SentMark(models.Model):
+    """A notification that left for its provider while its sender's batch transaction was still open, committed
+    on the sender's own connection (oncall.paging.sentmarks). Deleted by the batch's commit; a mark left over
+    from a worker killed mid-batch tells the next sender the row was sent. No foreign keys: see sentmarks."""
+
+    notification_id = models.BigIntegerField(primary_key=True)
+    leader_id = models.BigIntegerField(null=True, blank=True, help_text="The message's first row, if not this one.")
+    sent_at = models.DateTimeField()
+    receipt = models.CharField(max_length=10, blank=True, default="")
+    provider_id = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["provider_id"], condition=~Q(provider_id=""), name="sentmark_provider_idx"),
+        ]
+
+    def __str__(self):
+        return f"Notification {self.notification_id} sent at {self.sent_at:%Y-%m-%d %H:%M:%S}"

@@ -11,7 +11,8 @@ The post-mortem scheduling reminder (48 h) belongs to postmortems' own tick.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef
@@ -20,6 +21,8 @@ from django.utils import timezone
 from incidentportal.db import work_due_rows
 from incidents import timeline
 from incidents.models import Incident, Role, RoleAssignment, Status
+from incidents.profiles.services import zones_of
+from incidents.profiles.zones import format_moment, zone
 from incidents.timeline import paging as paging_timeline
 from oncall.models import NotificationRule, Person
 
@@ -75,15 +78,22 @@ def _recipients(incident: Incident, roles) -> list:
     return [(label, user, people.get(user.pk), methods) for label, user in found]
 
 
-def _remind(reminder: Reminder, incident: Incident, roles, *, subject: str, message: str, now) -> list[str]:
+def _remind(
+    reminder: Reminder, incident: Incident, roles, *, subject: str, message: Callable[[tzinfo], str], now
+) -> list[str]:
+    """`message(zone)` is written for each recipient in their time zone: their profile's, else their on-call
+    person's, else UTC (incidents.profiles: one format, the zone named)."""
     rows, names = [], []
-    for label, user, person, methods in _recipients(incident, roles):
+    recipients = _recipients(incident, roles)
+    zones = zones_of([user for _, user, _, _ in recipients])
+    for label, user, person, methods in recipients:
+        reader_zone = zones.get(user.pk) or (zone(person.timezone) if person is not None else None) or UTC
         common = {
             "incident": incident,
             "reminder": reminder,
             "purpose": Notification.Purpose.REMINDER,
             "subject": subject,
-            "message": message,
+            "message": message(reader_zone),
         }
         key = f"reminder:{reminder.pk}:u{user.pk}"
         name = user.get_full_name() or user.get_username()
@@ -124,14 +134,15 @@ def remind_update_cadence(*, now: datetime | None = None, limit: int = 100) -> i
         )
         cadence = incident.severity.update_cadence
         every = f" ({incident.severity.level}: every {_minutes(cadence)} min)" if cadence else ""
-        due = f"{incident.next_update_due_at:%H:%M} UTC"
         names = _remind(
             reminder,
             incident,
             [Role.INCIDENT_COMMANDER, Role.COMMUNICATIONS_LEAD],
             subject=f"[{incident.severity.level}] {incident.reference}: internal update overdue",
-            message=f"The internal update was due at {due}{every}. Post one from the incident page: "
-            f"{settings.SITE_URL}{incident.get_absolute_url()}",
+            message=lambda reader_zone, incident=incident, every=every: (
+                f"The internal update was due at {format_moment(incident.next_update_due_at, reader_zone)}"
+                f"{every}. Post one from the incident page: {settings.SITE_URL}{incident.get_absolute_url()}"
+            ),
             now=now,
         )
         timeline.record(
@@ -174,9 +185,12 @@ def remind_to_close(*, now: datetime | None = None, limit: int = 100) -> int:
             incident,
             [Role.INCIDENT_COMMANDER],
             subject=f"{incident.reference}: resolved for 24 h - time to close",
-            message=f"{incident.reference} has been Resolved for 24 hours. Complete the closure checklist "
-            f"({open_items} item{'s' if open_items != 1 else ''} open) and close it: "
-            f"{settings.SITE_URL}{incident.get_absolute_url()}",
+            message=lambda reader_zone, incident=incident, open_items=open_items: (
+                f"{incident.reference} has been Resolved for 24 hours (since "
+                f"{format_moment(incident.resolved_at, reader_zone)}). Complete the closure checklist "
+                f"({open_items} item{'s' if open_items != 1 else ''} open) and close it: "
+                f"{settings.SITE_URL}{incident.get_absolute_url()}"
+            ),
             now=now,
         )
         timeline.record(paging_timeline.close_reminder(incident, open_items=open_items, reminded=names))

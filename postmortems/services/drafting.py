@@ -11,6 +11,7 @@ from django.utils import timezone
 from incidents import timeline
 from incidents.markdown import render_markdown
 from incidents.models import FiveWhys, Incident, IncidentResponder, Role, TimelineEntry
+from incidents.profiles.zones import format_moment, format_moment_utc
 from incidents.selectors import current_holder
 from incidents.timeline import postmortems as postmortem_timeline
 
@@ -58,11 +59,11 @@ def draft_summary(incident: Incident, *, commander) -> str:
     declared = local_time(incident.declared_at)
     lines = [
         f"- Incident #: {incident.reference}",
-        f"- Date: {declared:%Y-%m-%d}",
+        f"- Date: {format_moment(declared.date())}",
         f"- Duration: {humanize_duration(incident.duration)}",
         f"- Severity: {incident.severity.level} ({incident.severity.name})",
         f"- Incident Commander: {person_name(commander)}",
-        f"- Detected: {local_time(incident.detected_at):%Y-%m-%d %H:%M}, {incident.get_detection_source_display()}",
+        f"- Detected: {format_moment_utc(incident.detected_at)}, {incident.get_detection_source_display()}",
     ]
     lines += [f"- {label}: {humanize_duration(value)}" for label, value in response_times(incident)]
     text = "\n".join(lines)

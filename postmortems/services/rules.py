@@ -10,6 +10,7 @@ from django.utils import timezone
 from incidents import access
 from incidents.errors import DomainError, InvalidTransition, PermissionDenied
 from incidents.models import Incident, Role
+from incidents.profiles.zones import format_moment
 from incidents.selectors import current_holder
 
 from ..models import PostMortem
@@ -84,7 +85,7 @@ def require_editable(postmortem: PostMortem, field: str = "status") -> None:
 
 
 def day_text(moment: datetime) -> str:
-    return f"{local_time(moment):%Y-%m-%d}"
+    return format_moment(local_time(moment).date())
 
 
 def check_meeting_time(incident: Incident, meeting_at: datetime) -> None:
@@ -106,7 +107,7 @@ def check_due_date(due_date: date) -> None:
         raise DomainError("The due date cannot be in the past.", field="due_date")
     latest = today + ACTION_ITEM_MAX_AHEAD
     if due_date > latest:
-        raise DomainError(f"Choose a due date within two years (by {latest:%Y-%m-%d}).", field="due_date")
+        raise DomainError(f"Choose a due date within two years (by {format_moment(latest)}).", field="due_date")
 
 
 def check_timeline_time(incident: Incident, occurred_at: datetime) -> None:

@@ -13,7 +13,10 @@ from django.utils import timezone
 from incidents.models import TimelineEntry
 from incidents.profiles import services as profiles
 from incidents.profiles.models import Profile
-from tests.factories import ResponderFactory, declare
+from incidents.profiles.zones import localise_moments
+from incidents.services.details import update_incident_details
+from incidents.services.updates import post_status_update
+from tests.factories import ResponderFactory, ServiceFactory, UserFactory, declare
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +127,60 @@ def test_an_email_to_a_user_uses_their_zone(settings):
         )
     assert send_schedule_reminder(postmortem.pk) == 1
     assert "Thu 3 Dec 2026, 06:47 PST (2026-12-03 14:47 UTC)" in mail.outbox[-1].body
+
+
+def test_moments_inside_timeline_entries_show_in_the_readers_zone(client):
+    """Entries are written once for every reader (UTC, the one format); the page shows each reader's zone."""
+    user = ResponderFactory()
+    profiles.set_time_zone(user=user, time_zone="Asia/Tokyo")
+    with time_machine.travel(WINTER, tick=False):
+        incident = declare(by=user)
+        update_incident_details(incident=incident, by=user, detected_at=WINTER - timedelta(hours=1))
+    entry = incident.timeline.get(body__contains="detection time from")
+    assert "Tue 1 Dec 2026, 13:47 UTC" in entry.body  # stored: UTC, named
+    html = _page_for(client, user, incident.get_absolute_url())
+    assert (
+        '<time datetime="2026-12-01T13:47:00.000Z" title="2026-12-01 13:47 UTC">Tue 1 Dec 2026, 22:47 JST</time>'
+        in html
+    )
+
+
+def test_admin_lists_write_moments_the_one_way_in_the_readers_zone(client):
+    admin_user = UserFactory(username="root", is_staff=True, is_superuser=True)
+    profiles.set_time_zone(user=admin_user, time_zone="Europe/Berlin")
+    with time_machine.travel(WINTER, tick=False):
+        declare(by=admin_user)
+    html = _page_for(client, admin_user, "/admin/incidents/incident/")
+    assert "Tue 1 Dec 2026, 15:47 CET" in html  # declared_at, in the reader's zone, the zone named
+    assert "Times in Europe/Berlin, CET" in html or "Times in Europe/Berlin, CEST" in html
+
+
+def test_public_status_page_writes_utc_the_one_way(client):
+    """Anonymous readers have no zone: the public page is the same for everyone, in UTC, named."""
+    responder = ResponderFactory()
+    with time_machine.travel(WINTER, tick=False):
+        incident = declare(by=responder, level="P1", services=[ServiceFactory(name="API")])
+        post_status_update(
+            incident=incident,
+            kind="external",
+            status="investigating",
+            by=responder,
+            publish=True,
+            title="Slow API",
+            description="Slow.",
+            next_update_at=WINTER + timedelta(minutes=30),
+        )
+    html = client.get("/status/").content.decode()
+    assert 'title="2026-12-01 14:47 UTC">Tue 1 Dec 2026, 14:47 UTC</time>' in html  # posted
+    assert ">Tue 1 Dec 2026, 15:17 UTC</time>" in html  # next update
+
+
+def test_localising_entry_text_touches_text_only():
+    html = '<p>due Tue 1 Dec 2026, 15:30 UTC <a title="Tue 1 Dec 2026, 15:30 UTC" href="/x">link</a></p>'
+    with timezone.override("Asia/Tokyo"):
+        shown = localise_moments(html)
+    assert shown == (
+        '<p>due <time datetime="2026-12-01T15:30:00.000Z" title="2026-12-01 15:30 UTC">Wed 2 Dec 2026, 00:30 JST'
+        '</time> <a title="Tue 1 Dec 2026, 15:30 UTC" href="/x">link</a></p>'
+    )
+    assert localise_moments("<p>Fri 31 Feb 2026, 10:00 UTC</p>") == "<p>Fri 31 Feb 2026, 10:00 UTC</p>"  # no such day

@@ -7,11 +7,13 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
+from oncall import services as oncall_services
 from oncall.models import (
     ContactMethod,
     EscalationLevel,
     EscalationPolicy,
     Hotline,
+    NotificationRule,
     Override,
     Person,
     ResponseRoleDefault,
@@ -357,3 +359,47 @@ def test_override_admin_change_keeps_precedence_and_delete_goes_through_cancel(a
     assert response.status_code == 200 and "between the years 1900 and 9998" in response.content.decode()
     response = admin_client.post(url(Override, "delete", override.pk), {"post": "yes"})
     assert response.status_code == 302 and not Override.objects.exists()
+
+
+def test_a_manager_changes_someones_notification_rule_in_the_admin(admin_client):
+    person = PersonFactory(name="Rita Responder", email="rita@example.com", phone="+14155552671")
+    oncall_services.seed_default_notification_rules(person=person)
+    methods = list(person.contact_methods_in_order())
+    rules = list(person.notification_rules.order_by("pk"))
+    data = {
+        "name": person.name,
+        "email": person.email,
+        "phone": person.phone,
+        "chat_handle": "",
+        "timezone": person.timezone,
+        "vendor": "",
+        "user": "",
+        "is_active": "on",
+        **management("contact_methods", len(methods), len(methods)),
+        **management("notification_rules", len(rules), len(rules)),
+    }
+    for i, method in enumerate(methods):
+        data.update(
+            {
+                f"contact_methods-{i}-id": str(method.pk),
+                f"contact_methods-{i}-person": str(person.pk),
+                f"contact_methods-{i}-position": str(method.position),
+                f"contact_methods-{i}-channel": method.channel,
+                f"contact_methods-{i}-address": method.address,
+                f"contact_methods-{i}-is_active": "on",
+            }
+        )
+    for i, rule in enumerate(rules):
+        delay = 10 if rule.contact_method.channel == "voice" else rule.delay_minutes
+        data.update(
+            {
+                f"notification_rules-{i}-id": str(rule.pk),
+                f"notification_rules-{i}-person": str(person.pk),
+                f"notification_rules-{i}-delay_minutes": str(delay),
+                f"notification_rules-{i}-contact_method": str(rule.contact_method_id),
+            }
+        )
+    response = admin_client.post(url(Person, "change", person.pk), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    voice = NotificationRule.objects.get(person=person, contact_method__channel="voice")
+    assert voice.delay_minutes == 10

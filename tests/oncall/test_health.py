@@ -8,6 +8,7 @@ import sys
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from unittest import mock
 
 import pytest
 import time_machine
@@ -20,6 +21,7 @@ from incidentportal import wsgi
 from incidentportal.celery import beat_ticks
 from incidents.alerting.models import IntegrationError
 from oncall.health import deadman, heartbeats
+from oncall.health import tasks as health_tasks
 from oncall.health.models import Heartbeat
 from oncall.paging import tasks as paging_tasks
 from oncall.paging.models import Notification, Page
@@ -253,6 +255,40 @@ def test_a_monitor_that_answers_500_is_logged_not_raised(monitor, caplog):
     monitor.status = 500
     assert deadman.ping_if_healthy() is False
     assert monitor.hits == ["/ping/portal"] and "ping failed" in caplog.text
+
+
+def test_two_beats_ticking_within_one_minute_ping_the_switch_once_a_minute(monitor):
+    """A beat on each worker host: the tick runs twice a minute, the switch hears from the portal once a minute."""
+    with (
+        mock.patch.object(health_tasks.send_deadman_ping, "delay", side_effect=deadman.ping),
+        time_machine.travel(timezone.now(), tick=False) as traveller,
+    ):
+        all_ticks_ran()
+        assert health_tasks.deadman_tick() is True
+        traveller.shift(timedelta(seconds=20))  # the other beat's tick, 20 s later
+        all_ticks_ran()
+        assert health_tasks.deadman_tick() is False
+        assert monitor.hits == ["/ping/portal"]
+        traveller.shift(timedelta(seconds=40))  # the first beat again, a minute after its ping
+        all_ticks_ran()
+        assert health_tasks.deadman_tick() is True
+        traveller.shift(timedelta(seconds=20))
+        all_ticks_ran()
+        assert health_tasks.deadman_tick() is False
+    assert monitor.hits == ["/ping/portal"] * 2
+
+
+def test_a_single_beats_tick_a_little_early_still_pings(monitor):
+    with (
+        mock.patch.object(health_tasks.send_deadman_ping, "delay", side_effect=deadman.ping),
+        time_machine.travel(timezone.now(), tick=False) as traveller,
+    ):
+        all_ticks_ran()
+        assert health_tasks.deadman_tick() is True
+        traveller.shift(timedelta(seconds=55))
+        all_ticks_ran()
+        assert health_tasks.deadman_tick() is True
+    assert monitor.hits == ["/ping/portal"] * 2
 
 
 def test_the_deadman_tick_is_scheduled_every_minute():

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from incidents.models import Service
-from oncall.models import EscalationPolicy, Override, Person, Rotation, RotationMember, Slot, Team
+from oncall.models import EscalationPolicy, Hotline, Override, Person, Rotation, RotationMember, Slot, Team
 from tests.factories import ServiceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -35,3 +35,12 @@ def test_seed_oncall_demo_is_idempotent_and_links_demo_users_and_services():
     assert secondary == ["Sam Lee", "Priya Patel", "Jane Smith"]  # B, C, A
     assert Override.objects.filter(rotation=rotation).count() == 1
     assert EscalationPolicy.objects.get(is_default=True).levels.count() == 4
+
+
+def test_every_hotline_gets_an_email_so_the_default_run_reaches_it(settings):
+    """`make run` has console email and SMS/voice only logged: the demo gives every hotline an email, so the final
+    hotline alert reaches each one somewhere a person reads."""
+    call_command("seed_oncall_demo", stdout=StringIO())
+    hotlines = list(Hotline.objects.all())
+    assert hotlines and all(hotline.email for hotline in hotlines)
+    assert {"Engineering Manager", "CTO"} <= {hotline.name for hotline in hotlines}

@@ -8,15 +8,18 @@ import json
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from unittest import mock
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from incidents.services.status import acknowledge_incident, change_status
 from oncall.models import NotificationRule
-from oncall.paging import channels, delivery
+from oncall.paging import channels, delivery, sentmarks
 from oncall.paging.channels import OutgoingMessage, PermanentFailure, TemporaryFailure
-from oncall.paging.models import Notification, Page, WebhookEndpoint
+from oncall.paging.models import Notification, Page, Receipt, SentMark, WebhookEndpoint
 from tests.factories import declare
 from tests.paging.factories import paged_team
 
@@ -298,3 +301,79 @@ def test_page_state_closed_before_claim_cancels_hotline_alerts_too(clock, respon
     change_status(incident=incident, to="resolved", by=responder)
     assert delivery.deliver_due_notifications() == {}
     assert set(Notification.objects.values_list("status", flat=True)) == {Notification.Status.CANCELLED}
+
+
+# --- batches and sent marks (oncall.paging.sentmarks) ------------------------------------------------------------
+
+
+def _pending_pages(responder, count: int) -> list:
+    """`count` P1 incidents of distinct teams whose on-call has an email and an SMS rule: 2 rows each, due now."""
+    incidents = []
+    for i in range(count):
+        team = paged_team(name=f"Batch {i}", oncall_channels=("email", "sms"))
+        team.oncall.phone = f"+1415555{i:04d}"
+        team.oncall.save(update_fields=["phone"])
+        incidents.append(declare(by=responder, level="P1", services=[team.service], title=f"Batch {i}"))
+    return incidents
+
+
+def test_one_batch_sends_many_rows_in_a_fixed_number_of_statements(clock, responder, scripted, settings):
+    _pending_pages(responder, 5)
+    settings.PAGING_SENDER_BATCH = 20
+    written = []
+    original = sentmarks.write
+    spy = mock.patch.object(sentmarks, "write", side_effect=lambda rows: written.append(rows) or original(rows))
+    with CaptureQueriesContext(connection) as queries, spy:
+        assert delivery.deliver_batch(skip=set()) == {"sent": 10}
+    # BEGIN, the claim, the UPDATE marking every row sent (and dropping their marks), COMMIT: whatever the size.
+    assert len(queries) == 4
+    # One sent mark per message, each committed on the sender's own connection before the next send.
+    assert [len(rows) for rows in written] == [1] * 10 and len(scripted.sent) == 10
+    assert set(Notification.objects.values_list("status", flat=True)) == {Notification.Status.SENT}
+    assert not SentMark.objects.exists()
+
+
+def test_a_batch_stops_sending_after_its_time_and_leaves_the_rest_pending(clock, responder, scripted, settings):
+    _pending_pages(responder, 2)
+    settings.PAGING_SENDER_BATCH, settings.PAGING_SENDER_BATCH_SECONDS = 20, 0
+    # No time left after the first send: an acknowledgement never waits for more than one send here.
+    assert delivery.deliver_batch(skip=set()) == {"sent": 1}
+    assert Notification.objects.filter(status=Notification.Status.PENDING).count() == 3
+    assert delivery.deliver_due_notifications() == {"sent": 3}
+    assert len({m.idempotency_key for m in scripted.sent}) == 4 == len(scripted.sent)
+
+
+def _sent_by_a_dead_worker(row: Notification) -> None:
+    """What a sender killed mid-batch leaves: its rows pending again (the batch rolled back), with the committed
+    sent mark of each message it had sent."""
+    SentMark.objects.create(
+        notification_id=row.pk, sent_at=MONDAY_10, receipt=Receipt.QUEUED, provider_id="SM" + "a" * 32
+    )
+
+
+def test_a_row_sent_before_its_worker_died_is_recorded_as_sent_not_sent_again(clock, responder, scripted):
+    team = paged_team(oncall_channels=("sms", "email"))
+    team.oncall.phone = "+14155550100"
+    team.oncall.save(update_fields=["phone"])
+    declare(by=responder, level="P1", services=[team.service])
+    sms = Notification.objects.get(channel="sms")
+    _sent_by_a_dead_worker(sms)
+    clock.move_to(MONDAY_10 + timedelta(seconds=5))
+    assert delivery.deliver_due_notifications() == {"recovered": 1, "sent": 1}
+    assert [m.channel for m in scripted.sent] == ["email"]  # the SMS is not sent a second time
+    sms.refresh_from_db()
+    assert (sms.status, sms.sent_at, sms.receipt, sms.provider_id) == ("sent", MONDAY_10, "queued", "SM" + "a" * 32)
+    assert sms.state_label == "Queued at provider"
+    assert not SentMark.objects.exists()
+
+
+def test_acknowledging_records_a_row_sent_by_a_dead_worker_as_sent_not_cancelled(clock, responder, scripted):
+    team = paged_team(oncall_channels=("sms", "email"))
+    incident = declare(by=responder, level="P1", services=[team.service])
+    sms, email = Notification.objects.get(channel="sms"), Notification.objects.get(channel="email")
+    _sent_by_a_dead_worker(sms)
+    acknowledge_incident(incident=incident, by=responder)
+    sms.refresh_from_db()
+    email.refresh_from_db()
+    assert (sms.status, email.status) == (Notification.Status.SENT, Notification.Status.CANCELLED)
+    assert delivery.deliver_due_notifications() == {} and scripted.sent == []

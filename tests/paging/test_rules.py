@@ -17,7 +17,7 @@ from oncall import services as oncall_services
 from oncall.models import ContactMethod, NotificationRule
 from oncall.paging import channels, delivery
 from oncall.paging.models import Notification, Receipt
-from tests.factories import ResponderFactory, declare
+from tests.factories import ManagerFactory, ResponderFactory, declare
 from tests.oncall.factories import PersonFactory
 from tests.paging.factories import paged_team, with_methods
 
@@ -180,6 +180,9 @@ def test_check_deploy_and_the_on_call_page_warn_about_channels_only_logged(clien
     out = capsys.readouterr()
     assert "paging.W001" in out.err + out.out and "SMS" in out.err + out.out
     html = client.get(reverse("oncall:now")).content.decode()
+    assert "reach nobody" in html
+    client.force_login(ManagerFactory())  # the paging admin says the same
+    html = client.get(reverse("admin:paging_notification_changelist")).content.decode()
     assert "reach nobody" in html
     settings.PAGING_CHANNEL_BACKENDS = {
         **settings.PAGING_CHANNEL_BACKENDS,

@@ -2,6 +2,7 @@
 repeats and hotlines, reminders, idempotent ticks."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -9,6 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from incidents.models import EntryKind, Role, Status
+from incidents.profiles.services import set_time_zone
+from incidents.profiles.zones import format_moment
 from incidents.services.roles import assign_role
 from incidents.services.status import acknowledge_incident, change_severity, change_status
 from incidents.services.updates import post_status_update
@@ -310,14 +313,19 @@ def test_running_the_same_step_twice_writes_nothing_twice(clock, responder):
     assert Notification.objects.filter(page=page).count() == count
 
 
-def test_escalation_tick_costs_a_fixed_number_of_queries_per_batch(clock, responder):
+def test_escalation_tick_costs_a_fixed_number_of_queries_per_batch(
+    clock, responder, settings, django_capture_on_commit_callbacks
+):
+    settings.LIVE_PUSH = True  # every timeline entry is announced to the live pages after the commit
     team = paged_team()
     incidents = [declare(by=responder, level="P1", services=[team.service]) for _ in range(8)]
     clock.move_to(at(30))
-    with CaptureQueriesContext(connection) as queries:
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True) as hooks:
         assert escalate_due_pages(limit=100) == len(incidents)
     # A fixed number of statements per batch, whatever the number of pages: the claim, the policy's levels,
-    # rotations, teams, contact methods, webhook endpoints, then bulk writes (pages, timeline, outbox, audit).
+    # rotations, teams, contact methods, webhook endpoints, then bulk writes (pages, timeline, outbox, audit);
+    # after the commit, the live pages hear of each timeline entry without reading its incident again.
+    assert len(hooks) >= len(incidents)
     assert len(queries.captured_queries) <= 20
 
 
@@ -363,6 +371,7 @@ def test_update_cadence_missed_reminds_commander_and_communications_lead_once(cl
     from tests.paging.factories import with_methods
 
     comms = ResponderFactory(email="comms@example.com")
+    set_time_zone(user=comms, time_zone="Europe/Berlin")
     with_methods(PersonFactory(name="Comms Person", user=comms), "sms")
     incident = declare(by=responder, level="P1")
     assign_role(incident=incident, role=Role.COMMUNICATIONS_LEAD, holder=comms, by=responder)
@@ -378,6 +387,12 @@ def test_update_cadence_missed_reminds_commander_and_communications_lead_once(cl
         ("email", responder.email),  # no on-call contact entry: the account's email
         ("sms", "+14155552671"),  # the Communications Lead's first contact method
     }
+    # Each reminder names the deadline in its reader's zone, in the portal's one format, the zone named.
+    due = at(30)
+    by_address = {row.address: row.message for row in rows}
+    assert f"was due at {format_moment(due, ZoneInfo('Europe/Berlin'))} (P1" in by_address["+14155552671"]
+    assert f"was due at {format_moment(due, UTC)} (P1" in by_address[responder.email]
+    assert " CET (P1" in by_address["+14155552671"] or " CEST (P1" in by_address["+14155552671"]
     note = incident.timeline.filter(body__startswith="Internal update overdue").get()
     assert "Incident Commander" in note.body and "Communications Lead" in note.body
     # A new internal update moves the deadline; missing that one reminds again.
@@ -399,6 +414,7 @@ def test_resolved_for_a_day_reminds_the_commander_to_close_once(clock, responder
     assert reminders.remind_to_close() == 0
     row = Notification.objects.get(purpose=Notification.Purpose.REMINDER)
     assert row.address == responder.email and "closure checklist" in row.message
+    assert f"(since {format_moment(at(0), UTC)})" in row.message
     assert incident.timeline.filter(body__startswith="Resolved for 24 hours").count() == 1
 
 

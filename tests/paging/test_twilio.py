@@ -14,7 +14,7 @@ from django.urls import reverse
 from incidents.models import EntryKind
 from oncall.models import NotificationRule
 from oncall.paging import channels, delivery, providers
-from oncall.paging.models import Notification, Page, Receipt
+from oncall.paging.models import Notification, Page, Receipt, SentMark
 from tests.factories import declare
 from tests.paging.factories import paged_team
 from tests.paging.twilio_server import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, INVALID_NUMBER, TwilioServer
@@ -79,7 +79,7 @@ def paged(responder, *, sms_minutes=0, voice_minutes=3, level="P1"):
     return team, incident
 
 
-def test_sms_page_goes_through_twilio_with_severity_reference_and_ack_code(clock, responder, twilio):
+def test_sms_page_goes_through_twilio_with_severity_reference_and_ack_code(clock, responder, twilio, mailoutbox):
     team, incident = paged(responder)
     assert delivery.deliver_due_notifications() == {"sent": 2}  # SMS and email now; the call waits 3 minutes
     [message] = twilio.messages
@@ -87,6 +87,9 @@ def test_sms_page_goes_through_twilio_with_severity_reference_and_ack_code(clock
     assert (form["To"], form["From"]) == ("+14155552671", FROM_NUMBER)
     sms = Notification.objects.get(channel="sms")
     assert incident.reference in form["Body"] and "[P1]" in form["Body"]
+    # Links point at SITE_URL (make run sets it from PORT), in the SMS and in the email.
+    assert f"Acknowledge: {SITE}/paging/ack/" in form["Body"]
+    assert f"{SITE}{incident.get_absolute_url()}" in mailoutbox[0].body
     assert f"Reply ACK {sms.ack_code}" in form["Body"] and re.fullmatch(r"\d{4}", sms.ack_code)
     assert form["StatusCallback"] == SITE + STATUS
     assert (sms.receipt, sms.provider_id) == (Receipt.QUEUED, message["sid"])
@@ -176,6 +179,23 @@ def test_callback_for_an_unknown_sid_is_404_and_changes_nothing(clock, responder
     response = callback(client, STATUS, {"MessageSid": sid, "MessageStatus": "exploded"})
     assert response.status_code == 400 and "exploded" in response.json()["error"]
     assert set(Notification.objects.exclude(channel="email").values_list("receipt", flat=True)) <= {"queued", ""}
+
+
+def test_a_callback_for_a_message_whose_batch_never_committed_finds_it_by_its_sent_mark(
+    clock, responder, twilio, client
+):
+    """Twilio answers a send while the sender's batch is still open (the row shows no SID until it commits) or
+    after its worker died: the sent mark knows the SID, and the callback records the row as sent and delivered."""
+    paged(responder)
+    sms = Notification.objects.get(channel="sms")
+    sid = "SM" + "b" * 32
+    SentMark.objects.create(notification_id=sms.pk, sent_at=MONDAY_10, receipt=Receipt.QUEUED, provider_id=sid)
+    assert callback(client, STATUS, {"MessageSid": sid, "MessageStatus": "delivered"}).status_code == 204
+    sms.refresh_from_db()
+    assert (sms.status, sms.provider_id, sms.receipt) == (Notification.Status.SENT, sid, Receipt.DELIVERED)
+    assert not SentMark.objects.filter(notification_id=sms.pk).exists()
+    delivery.deliver_due_notifications()
+    assert twilio.messages == []  # the SMS is not sent again
 
 
 def test_sms_reply_with_the_code_acknowledges_once(clock, responder, twilio, client):

@@ -14,7 +14,7 @@ import pytest
 from django.utils import timezone
 
 from incidents.services.status import acknowledge_incident
-from oncall.paging.models import Notification, Page
+from oncall.paging.models import Notification, Page, SentMark
 
 from .backends import read_deliveries
 from .harness import ROOT, wait_until
@@ -122,6 +122,40 @@ def test_kill_9_with_claimed_timers_and_unsent_notifications_loses_and_doubles_n
     assert Notification.objects.filter(status=Notification.Status.SENT, level=0).count() == 2 * len(held + fresh)
     victim_sends = [key for pid, key in cluster.started_sends() if pid == victim.pid]
     assert victim_sends and victim_sends[-1] in {key for _t, _p, key in deliveries}  # redone by the survivor
+
+
+def test_kill_9_in_the_middle_of_a_batch_neither_repeats_its_sends_nor_loses_the_rest(make_cluster):
+    """A sender that claimed a batch and sent part of it dies before the batch commits: its transaction rolls back,
+    its rows are pending again, and the rows it had sent are recorded as sent from their sent marks, not sent twice;
+    the rest go out once."""
+    pages, _ = _declare_pages(6, due_in=-1, prefix="Batch")  # level 0 of each: 12 rows due now
+    # One batch for everything due, and time enough to send it all: the victim is killed inside it.
+    cluster = make_cluster(
+        RELIABILITY_SEND_DELAY=0.3, PAGING_RATE_LIMIT_SECONDS=0, PAGING_SENDER_BATCH=50, PAGING_SENDER_BATCH_SECONDS=60
+    )
+    from incidentportal.celery import app
+
+    victim = cluster.worker("victim", queues="notifications,default")
+    app.send_task("oncall.paging.tasks.deliver_notifications", queue="notifications")
+    wait_until(
+        lambda: len([key for pid, key in cluster.started_sends() if pid == victim.pid]) >= 4,
+        timeout=SETTLE,
+        message="the victim starting its fourth send of the batch",
+    )
+    victim.kill()
+    sent_by_victim = {key for _t, pid, key in read_deliveries(cluster.deliveries) if pid == victim.pid}
+    assert len(sent_by_victim) >= 3  # sent inside the batch that never committed
+    assert not Notification.objects.filter(status=Notification.Status.SENT).exists()  # it rolled back
+    assert SentMark.objects.count() == len(sent_by_victim)  # ... but the marks were committed, one per send
+    cluster.worker("survivor", queues="timers,notifications,default")
+    cluster.beat()
+    wait_until(lambda: _escalated(pages), timeout=SETTLE, message="every due escalation")
+    wait_until(_settled, timeout=SETTLE, message="every notification handled")
+    deliveries = _assert_each_sent_exactly_once(cluster)
+    assert Notification.objects.filter(status=Notification.Status.SENT).count() == 4 * len(pages)
+    # The victim's sends were recorded as its, not redone by the survivor; no mark is left behind.
+    assert {key for _t, pid, key in deliveries if pid == victim.pid} == sent_by_victim
+    assert not SentMark.objects.exists()
 
 
 def test_flushed_redis_loses_no_escalation(make_cluster, redis_client):

@@ -1,5 +1,5 @@
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -9,6 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from incidents.models import Service
+from incidents.profiles.zones import format_moment
 from incidents.statuspage import services as statuspage_services
 from incidents.statuspage import tasks
 from incidents.statuspage.models import DeliveryState, Subscriber, UpdateDelivery
@@ -78,7 +79,9 @@ def test_subscriber_flow_end_to_end(client, responder, django_capture_on_commit_
 
     [message] = to("ada@example.com")
     assert message.subject == "[Investigating] API Performance Issues"
-    assert "Posted: " in message.body and " UTC" in message.body
+    # an email to many readers: the portal's one format, in UTC, named
+    posted = incident.status_updates.get().posted_at
+    assert f"Posted: {format_moment(posted, UTC)}\n" in message.body and format_moment(posted, UTC).endswith(" UTC")
     assert "Current status: Investigating" in message.body
     assert "Affected services:\n- API" in message.body
     assert "Workaround:\nRetry." in message.body

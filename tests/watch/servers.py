@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 HANG_SECONDS = 3.0  # longer than any probe timeout in the tests, bounded so the thread ends
+SLOW_SECONDS = 0.4  # slow, but within the default probe timeout (3 s)
 
 
 class HealthHandler(BaseHTTPRequestHandler):
@@ -36,6 +37,9 @@ class HealthHandler(BaseHTTPRequestHandler):
             self._answer(200, b'{"status": "ok"}')
         elif path == "/broken":
             self._answer(500, b"internal error")
+        elif path == "/slow":
+            time.sleep(SLOW_SECONDS)
+            self._answer(200, b'{"status": "ok"}')
         elif path == "/hang":
             time.sleep(HANG_SECONDS)
             self._answer(200)

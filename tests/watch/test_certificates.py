@@ -1,6 +1,7 @@
 """Certificate expiry watch against real TLS servers on loopback, with certificates made by trustme."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -9,6 +10,8 @@ from django.utils import timezone
 
 from incidents.alerting.models import AlertGroup, GroupStatus, Severity
 from incidents.models import Incident
+from incidents.profiles.services import set_time_zone
+from incidents.profiles.zones import format_moment, format_utc
 from incidents.watch import services
 from incidents.watch.models import MonitoredCertificate
 from incidents.watch.selectors import expiring_certificates
@@ -157,6 +160,13 @@ def test_the_dashboard_card_and_the_service_page_show_days_left(client, responde
     assert "fine.example.com:443" in page and "<td>299</td>" in page  # 300 days less the seconds since
     assert "<strong>expired</strong>" in page and "<strong>invalid</strong>" in page
     assert client.get("/services/nope/").status_code == 404
+    # expiry dates in the reader's zone, the one format, UTC on hover
+    set_time_zone(user=responder, time_zone="Asia/Tokyo")
+    client.force_login(responder)  # the session takes the new zone at log-in
+    page = client.get("/services/web/").content.decode()
+    expiry = now + timedelta(days=300)
+    assert f'title="{format_utc(expiry)}">{format_moment(expiry, ZoneInfo("Asia/Tokyo"))}</time>' in page
+    assert " JST</time>" in page
 
 
 def test_stage_boundaries():
@@ -209,3 +219,29 @@ def test_the_daily_check_walks_one_certificate_through_every_stage_and_renewal_r
         MonitoredCertificate.objects.filter(service=web).update(port=port)
         services.check_certificate(MonitoredCertificate.objects.get(service=web), now=timezone.now())
     assert open_groups() == []
+
+
+def test_an_endpoint_that_never_answers_the_handshake_times_out_without_an_alert(ca):
+    """A port that accepts the connection and then says nothing (a hung TLS terminator): the check gives up after
+    its timeout and records why; it never hangs the worker."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # connections complete in the kernel; nobody ever speaks TLS
+        endpoint = watched(silent.getsockname()[1])
+        assert services.check_certificate(endpoint, timeout=0.5) is None
+    endpoint.refresh_from_db()
+    assert endpoint.error == "no TLS handshake: timed out" and endpoint.chain_valid is None
+    assert not AlertGroup.objects.exists()
+
+
+def test_a_certificate_that_expired_yesterday_is_the_expired_stage(ca):
+    now = timezone.now()
+    with tls_server(certificate(ca, -1, now)) as port:
+        endpoint = watched(port)
+        assert services.check_certificate(endpoint) == 0
+    [group] = open_groups()
+    assert group.severity == Severity.CRITICAL and "has expired" in group.summary
+    assert group.incident is not None and group.incident.severity.level == "P1"
+    assert group.incident.runbook_links.filter(runbook__slug="ssl-certificate-expired").exists()

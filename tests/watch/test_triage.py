@@ -195,3 +195,39 @@ def test_probe_timeouts_are_bounded(responder):
     with pytest.raises(ValidationError) as error:
         slow.full_clean()
     assert "timeout_seconds" in error.value.message_dict
+
+
+def test_a_slow_endpoint_passes_with_its_latency(health):
+    from .servers import SLOW_SECONDS
+
+    result = run_probe(probe(url=f"{health}/slow"))
+    assert result.ok and "HTTP 200" in result.summary
+    assert result.latency_ms >= SLOW_SECONDS * 1000  # the wait is measured, not hidden
+
+
+def test_bad_targets_are_clear_results_on_the_timeline_in_one_bounded_run(health, responder):
+    """Unknown hosts, a wrong port, an untrusted certificate and a hanging endpoint: one timeline entry naming each
+    failure, written after every probe gave up within its own timeout."""
+    import ssl
+
+    from .servers import http_server as serve
+
+    ca = trustme.CA()  # not trusted by the portal: a self-signed chain
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    service = ServiceFactory(name="Checkout", slug="checkout")
+    with serve(HealthHandler, context=context) as tls_port:
+        probe(service=service, name="Unknown host", url="http://no-such-host.invalid/healthz")
+        probe(ProbeKind.TCP, service=service, name="Wrong port", host="127.0.0.1", port=closed_port())
+        probe(ProbeKind.TCP, service=service, name="Unknown database host", host="db.invalid", port=5432)
+        probe(service=service, name="Untrusted", url=f"https://127.0.0.1:{tls_port}/healthz")
+        probe(service=service, name="Hangs", url=f"{health}/hang", timeout_seconds=0.3)
+        incident = declare(by=responder, services=[service])
+        assert services.run_triage(incident=incident, by=responder) == 1
+    entry = TimelineEntry.objects.get(incident=incident, event_type=EventType.TRIAGE_RESULTS)
+    assert "Triage of **Checkout**: 5 of 5 failing." in entry.body
+    assert "**Unknown host**: http://no-such-host.invalid/healthz: host not found" in entry.body
+    assert "**Wrong port**: 127.0.0.1:" in entry.body and "connection refused" in entry.body
+    assert "**Unknown database host**: db.invalid:5432: host not found" in entry.body
+    assert f"**Untrusted**: https://127.0.0.1:{tls_port}/healthz: TLS certificate invalid" in entry.body
+    assert f"**Hangs**: {health}/hang: timed out" in entry.body

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from incidents import access
 from incidents.errors import DomainError, PermissionDenied
+from incidents.profiles.zones import format_moment
 
 from ..models import ApiToken, hash_secret
 
@@ -26,7 +27,7 @@ def check_api_token_expiry(expires_at: datetime | None, *, now: datetime | None 
         raise DomainError("The expiry must be in the future.", field="expires_at")
     if expires_at > latest:
         raise DomainError(
-            f"A token lives at most {max_days} days: choose an expiry on or before {latest:%Y-%m-%d %H:%M} UTC.",
+            f"A token lives at most {max_days} days: choose an expiry on or before {format_moment(latest)}.",
             field="expires_at",
         )
     return expires_at

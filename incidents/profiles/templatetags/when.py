@@ -3,11 +3,12 @@
 - `{{ moment|when }}`: `<time datetime="...Z" title="2026-12-01 14:47 UTC">Tue 1 Dec 2026, 15:47 CET</time>`
 - `{{ shift.start|when_both:rotation.timezone }}`: the same, then the rotation's wall time where it differs
 - `{{ moment|when_in:zone_name }}`: in another zone
+- `{{ moment|when_utc }}`: in UTC, for pages and emails that are the same for every reader (the public status page)
 - `{{ moment|when_text }}`: plain text for emails, "Tue 1 Dec 2026, 15:47 CET (2026-12-01 14:47 UTC)"
 - `{% time_zone_label %}`: "Europe/Berlin, CET", what forms say their times mean
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django import template
 from django.utils import timezone
@@ -36,6 +37,17 @@ def when(value):
 @register.filter
 def when_in(value, zone_name):
     return _html(value, zone(zone_name))
+
+
+@register.filter
+def when_utc(value):
+    return _html(value, UTC)
+
+
+@register.filter
+def when_utc_text(value):
+    """Plain text in UTC, for emails to many readers (status-page subscribers)."""
+    return format_moment(value, UTC)
 
 
 @register.filter

@@ -116,7 +116,8 @@ class EscalationWrites:
         if changed_pages:
             update_page_timers(changed_pages)
         if self.entries:
-            timeline.record_all(self.entries)
+            # Every writer of escalations holds the pages' incident rows (the tick claims them with the pages).
+            timeline.record_all(self.entries, incidents_locked=True)
             for entry in self.entries:
                 audit.created(entry, incident_id=entry.incident_id)
         if self.notifications:

@@ -12,6 +12,7 @@ from incidents.timeline import paging as paging_timeline
 from oncall import selectors as oncall_selectors
 from oncall.models import Person
 
+from .. import sentmarks
 from ..models import Notification, Page
 from .engine import EscalationWrites, advance_page
 from .recipients import EscalationContext
@@ -92,6 +93,9 @@ def _close_pages(
         )
         .values_list("pk", flat=True)
     )
+    # Rows sent by a sender whose worker died before its batch committed are recorded as sent, not cancelled.
+    sent = set(sentmarks.restore(waiting))
+    waiting = [pk for pk in waiting if pk not in sent]
     if waiting:
         Notification.objects.filter(pk__in=waiting).update(status=Notification.Status.CANCELLED, scheduled_for=None)
     return pages
