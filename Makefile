@@ -114,7 +114,7 @@ bench: install services wrk
 
 # bench/cluster.py: the portal on several hosts, each a network namespace on a private bridge (needs root, as CI has).
 # Debian's iproute2 (ip netns), haproxy (the balancer), PostgreSQL and Redis (their programs only: the test bed runs
-# its own servers, never the machine's). `make cluster-test` runs the issue's sizes (about 15 minutes on two idle
+# its own servers, never the machine's). `make cluster-test` runs the issue's sizes (about 10 minutes on two
 # cores); CLUSTER_ARGS adds or overrides flags (`--help`). `make cluster-test-ci` is the few-minute run CI does.
 CLUSTER_ARGS ?=
 cluster-deps:

@@ -6,7 +6,9 @@ processes on each, and four scenarios that break hosts and links while work goes
 
 1. failover: `--incidents` pages escalate over `--spread` seconds while webhooks arrive through the balancer;
    kill -9 every process of worker host wk1 at 30% of the window, of web host web1 at 60%. Every page delivered
-   exactly once, lateness p99 <= 2 s across the failover, every 2xx webhook stored. Then both hosts come back.
+   (a send in flight at the kill may repeat, once per killed sender process: counted as repeated_in_flight_at_kill;
+   any other repeat fails), lateness p99 <= 2 s across the failover, every 2xx webhook stored. Then both hosts
+   come back.
 2. beats: both beats tick the whole time; `--beat-pages` escalations over `--beat-spread` seconds, one beat
    killed half-way: nothing doubled, lateness before and after the kill compared.
 3. storm: `--alerts` alerts in `--seconds` over `--keys` dedup keys and `--services` services, from `--senders`
@@ -14,7 +16,9 @@ processes on each, and four scenarios that break hosts and links while work goes
 4. netfault: the database host's link unplugged for `--outage` seconds while webhooks, a page viewer and due
    escalations go on: 503s (never a 500, never a false 2xx), then everything caught up, nothing lost or doubled.
 
-Each scenario prints `RESULT scenario=... k=v ...`; the last line is the overall RESULT. The exit status is 1 when
+A dead-man's-switch monitor on the client host counts the portal's pings (two beats the whole run: one a minute at
+most, `RESULT scenario=deadman`). Each scenario prints `RESULT scenario=... k=v ...`; the last line is the overall
+RESULT. The exit status is 1 when
 anything was lost, doubled or answered 500 (correctness); missed time targets are printed (`targets_met=0`), and
 fail the run only with --strict-timing, since the machine's two cores are shared.
 """

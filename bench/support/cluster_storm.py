@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
+from django.db import connection
 from django.db.models import Count
 from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -122,6 +123,9 @@ def storm(bed, args) -> dict:
         detail_probe = Probe(lb, detail_pages, cookie, interval=0.3, seconds=args.seconds + 30)
         detail_probe.start()
     sleep_until(t0 + args.seconds / 2)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        locks.watched_pid = cursor.fetchone()[0]  # what the P0's declaration waits for
     declare_started = time.monotonic()
     p0 = declare(by=declarer, level="P0", services=[target.service], title="Payments down (unrelated to the storm)")
     declare_seconds = time.monotonic() - declare_started
@@ -147,6 +151,7 @@ def storm(bed, args) -> dict:
     p0_sent, p0_late = p0_lateness(bed.deliveries, page, page.incident.declared_at.timestamp())
 
     accepted = sum(o.get("accepted", 0) for o in outputs)
+    accepted_keys = sum(o.get("accepted_keys", 0) for o in outputs)  # each key belongs to one sender
     sent = sum(o.get("alerts", 0) for o in outputs)
     statuses: dict[str, int] = {}
     latencies: list[float] = []
@@ -157,6 +162,13 @@ def storm(bed, args) -> dict:
     storm_integrations = {"integration__name__startswith": "storm sender"}
     stored = AlertEvent.objects.filter(**storm_integrations).count()
     groups = AlertGroup.objects.filter(**storm_integrations).count()
+    groups_doubled = (
+        AlertGroup.objects.filter(**storm_integrations)
+        .values("integration", "dedup_key")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .count()
+    )
     per_service = (
         Incident.objects.filter(services__in=services).values("services").annotate(n=Count("id", distinct=True))
     )
@@ -175,6 +187,7 @@ def storm(bed, args) -> dict:
         "unsent_by_deadline": sent - accepted,
         "alerts_per_s": f"{accepted / span:.0f}" if span else "0",
         "groups": groups,
+        "keys_with_two_groups": groups_doubled,
         "incidents": incidents,
         "max_incidents_per_service": most,
         "request_p50_ms": f"{percentile(latencies, 0.5) * 1000:.0f}",
@@ -190,10 +203,10 @@ def storm(bed, args) -> dict:
         "p0_declare_s": f"{declare_seconds:.3f}",
         "p0_paging_lateness_s": f"{p0_late:.3f}",
     }
-    # Correct: every accepted alert stored, one incident a service at most, every dedup key one group, the P0
+    # Correct: every accepted alert stored, one incident a service at most, one group per dedup key, the P0
     # paged, no 500. Alerts the senders could not get accepted by their deadline are capacity (targets_met).
     result["correct"] = int(
-        stored >= accepted and most <= 1 and groups == min(args.keys, args.alerts) and p0_sent >= 2
+        stored >= accepted and most <= 1 and groups >= accepted_keys and groups_doubled == 0 and p0_sent >= 2
         and statuses.get("500", 0) == 0
     )  # fmt: skip
     result["targets_met"] = int(accepted == sent and percentile(ui, 0.95) <= UI_TARGET and p0_late <= LATENESS_TARGET)

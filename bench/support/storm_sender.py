@@ -72,17 +72,18 @@ async def run(args: dict) -> dict:
             f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
             f"Authorization: Bearer {args['key']}\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
-        requests.append((len(batch), head + body))
+        requests.append(((len(batch), keys), head + body))
     t0 = time.monotonic() + 0.5
     interval = args["seconds"] / max(1, len(requests))
     deadline = t0 + args["seconds"] + 90
     pending = list(reversed(list(enumerate(requests))))
+    accepted_keys: set[int] = set()
     result = {"alerts": len(mine), "requests": len(requests), "accepted": 0, "statuses": {}, "latencies": []}
 
     async def connection():
         reader = writer = None
         while pending and time.monotonic() < deadline:
-            n, (size, request) = pending.pop()
+            n, ((size, keys), request) = pending.pop()
             await asyncio.sleep(max(0.0, t0 + n * interval - time.monotonic()))
             status = 0
             for _attempt in range(ATTEMPTS):
@@ -108,13 +109,15 @@ async def run(args: dict) -> dict:
                 await asyncio.sleep(1.0)
             if 200 <= status < 300:
                 result["accepted"] += size
+                accepted_keys.update(keys)
         if writer is not None:
             writer.close()
 
     started = time.monotonic()
     await asyncio.gather(*(connection() for _ in range(args["connections"])))
     result["seconds"] = time.monotonic() - started
-    result["unsent"] = sum(size for _n, (size, _r) in pending)
+    result["unsent"] = sum(size for _n, ((size, _keys), _r) in pending)
+    result["accepted_keys"] = len(accepted_keys)
     return result
 
 

@@ -155,7 +155,8 @@ class LockWatch(threading.Thread):
     where a slow request spends its time when the cores are not the reason."""
 
     SQL = """
-        SELECT left(regexp_replace(w.query, '\\s+', ' ', 'g'), 90), left(regexp_replace(b.query, '\\s+', ' ', 'g'), 90)
+        SELECT w.pid, left(regexp_replace(w.query, '\\s+', ' ', 'g'), 90),
+               left(regexp_replace(b.query, '\\s+', ' ', 'g'), 90)
         FROM pg_stat_activity w
         JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS blocker(pid) ON true
         JOIN pg_stat_activity b ON b.pid = blocker.pid
@@ -167,6 +168,8 @@ class LockWatch(threading.Thread):
         self.url, self.seconds = database_url, seconds
         self.waits: Counter = Counter()
         self.samples = 0
+        self.watched_pid: int | None = None  # a backend whose waits are also kept apart (watched)
+        self.watched: Counter = Counter()
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -174,14 +177,17 @@ class LockWatch(threading.Thread):
         with psycopg.connect(self.url, autocommit=True) as conn:
             while not self._stop_event.is_set() and time.monotonic() < deadline:
                 self.samples += 1
-                for waiting, holding in conn.execute(self.SQL).fetchall():
+                for pid, waiting, holding in conn.execute(self.SQL).fetchall():
                     self.waits[(waiting, holding)] += 1
+                    if pid == self.watched_pid:
+                        self.watched[(waiting, holding)] += 1
                 self._stop_event.wait(0.5)
 
     def stop(self) -> list[str]:
         self._stop_event.set()
         self.join(10)
-        return [f"{n}x waiting: {w} | held by: {h}" for (w, h), n in self.waits.most_common(6)]
+        lines = [f"{n}x waiting: {w} | held by: {h}" for (w, h), n in self.waits.most_common(6)]
+        return lines + [f"{n}x (watched) waiting: {w} | held by: {h}" for (w, h), n in self.watched.most_common(4)]
 
 
 class SwitchMonitor:

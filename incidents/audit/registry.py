@@ -22,6 +22,9 @@ EXCLUDED_MODELS = {
     # The paging outbox: one row per recipient and channel, state flips on every send attempt; the page it
     # belongs to (level, acknowledgement) is audited and failures are written to the incident timeline.
     "paging.notification": "paging outbox state; its page is audited and failures reach the timeline",
+    # Crash-recovery marks of the paging sender, deleted when its batch commits; the notification's own state is
+    # what the paging panel and the timeline show.
+    "paging.sentmark": "sender's crash-recovery mark, deleted by the batch's commit",
 }
 
 # Fields whose change alone never makes a record (they are still shown when something else changed).

@@ -401,6 +401,9 @@ def _companions(batch: list[Notification], now: datetime) -> list[Notification]:
         .exclude(pk__in=[row.pk for row in batch])
         .order_by("scheduled_for", "pk")[:50]
     )
+    # Rows a dead sender had sent already are recorded as sent from their marks, not sent again in this message.
+    restored = set(sentmarks.restore([other.pk for other in others]))
+    others = [other for other in others if other.pk not in restored]
     if not others:
         return []
     states = _key_share([o.incident_id for o in others], [o.page_id for o in others if o.page_id])

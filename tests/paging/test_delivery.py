@@ -377,3 +377,20 @@ def test_acknowledging_records_a_row_sent_by_a_dead_worker_as_sent_not_cancelled
     email.refresh_from_db()
     assert (sms.status, email.status) == (Notification.Status.SENT, Notification.Status.CANCELLED)
     assert delivery.deliver_due_notifications() == {} and scripted.sent == []
+
+
+def test_a_rate_limited_message_does_not_take_along_a_row_a_dead_worker_had_sent(clock, responder, scripted, settings):
+    team = paged_team(oncall_channels=("email",))
+    declare(by=responder, level="P1", services=[team.service], title="First")
+    delivery.deliver_due_notifications()
+    clock.move_to(MONDAY_10 + timedelta(seconds=10))
+    declare(by=responder, level="P1", services=[team.service], title="Second")
+    clock.move_to(MONDAY_10 + timedelta(seconds=20))
+    third = declare(by=responder, level="P1", services=[team.service], title="Third")
+    assert delivery.deliver_due_notifications() == {"deferred": 2}
+    _sent_by_a_dead_worker(Notification.objects.get(incident=third))
+    clock.move_to(MONDAY_10 + timedelta(seconds=60))
+    settings.PAGING_SENDER_BATCH = 1  # the claim takes the second; the third would join it as a companion
+    assert delivery.deliver_due_notifications() == {"sent": 1}
+    assert len(scripted.sent) == 2 and "Third" not in scripted.sent[1].text and "Second" in scripted.sent[1].text
+    assert Notification.objects.get(incident=third).status == Notification.Status.SENT
