@@ -24,11 +24,13 @@ from django.contrib.auth.models import Group, User  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from incidents import services  # noqa: E402
 from incidents.audit.context import acting_as  # noqa: E402
 from incidents.audit.models import AuditRecord  # noqa: E402
 from incidents.audit.signals import connect_receivers, disconnect_receivers  # noqa: E402
 from incidents.models import Role, SeverityPolicy  # noqa: E402
+from incidents.services.entries import add_timeline_entry  # noqa: E402
+from incidents.services.roles import assign_role  # noqa: E402
+from incidents.services.status import change_status, declare_incident  # noqa: E402
 
 CYCLES = 40
 
@@ -38,11 +40,11 @@ class Rollback(Exception):
 
 
 def cycle(responder, other, severity):
-    incident = services.declare_incident(title="Bench incident", severity=severity, by=responder)
-    services.add_timeline_entry(incident=incident, by=responder, body="Looking at the **database**.")
-    services.assign_role(incident=incident, role=Role.INCIDENT_COMMANDER, holder=other, by=responder)
-    services.change_status(incident=incident, to="identified", by=responder)
-    services.change_status(incident=incident, to="monitoring", by=responder)
+    incident = declare_incident(title="Bench incident", severity=severity, by=responder)
+    add_timeline_entry(incident=incident, by=responder, body="Looking at the **database**.")
+    assign_role(incident=incident, role=Role.INCIDENT_COMMANDER, holder=other, by=responder)
+    change_status(incident=incident, to="identified", by=responder)
+    change_status(incident=incident, to="monitoring", by=responder)
 
 
 def measure(responder, other, severity):

@@ -69,14 +69,15 @@ import json
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import Group, User
 from django.contrib.sessions.backends.db import SessionStore
-from incidents import services
+from incidents.services.entries import add_timeline_entry
+from incidents.services.status import declare_incident
 from incidents.models import SeverityPolicy
 ic = User.objects.create_user("bench-ic", password="bench-ic-pass")
 ic.groups.add(Group.objects.get(name="responder"))
 p1 = SeverityPolicy.objects.get(level="P1")
-incident = services.declare_incident(title="Bench: API slow response times", severity=p1, by=ic)
+incident = declare_incident(title="Bench: API slow response times", severity=p1, by=ic)
 for n in range(40):
-    services.add_timeline_entry(incident=incident, by=ic, body=f"Earlier note {{n}}: checked the **dashboards**.")
+    add_timeline_entry(incident=incident, by=ic, body=f"Earlier note {{n}}: checked the **dashboards**.")
 viewer = User.objects.create_user("bench-viewer", password="bench-viewer-pass")
 viewer.groups.add(Group.objects.get(name="responder"))
 keys = []
@@ -98,7 +99,6 @@ WRITER = """
 import sys, time
 from django.contrib.auth.models import User
 from django.db import transaction
-from incidents import services
 from incidents.models import Incident
 ic = User.objects.get(username="bench-ic")
 incident = Incident.objects.get(number={number})
@@ -109,7 +109,7 @@ for n in range({count}):
     stamp = []
     with transaction.atomic():
         transaction.on_commit(lambda: stamp.append(time.time()))
-        entry = services.add_timeline_entry(incident=incident, by=ic, body=f"Bench note {{n}}: restarted **api-7**.")
+        entry = add_timeline_entry(incident=incident, by=ic, body=f"Bench note {{n}}: restarted **api-7**.")
     print("COMMIT", entry.pk, stamp[0], flush=True)
 """
 

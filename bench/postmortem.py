@@ -51,11 +51,11 @@ def timed(fn, runs=RUNS):
 
 def seed_long_incident(responder):
     # Imported here, not at the top: this script sets up Django (settings, database) first.
-    from incidents import services
     from incidents.markdown import render_markdown
     from incidents.models import EntryKind, SeverityPolicy, TimelineEntry
+    from incidents.services.status import declare_incident
 
-    incident = services.declare_incident(
+    incident = declare_incident(
         title="Database performance severely degraded",
         severity=SeverityPolicy.objects.get(level="P1"),
         by=responder,
@@ -158,7 +158,8 @@ def main():
         from postmortems.emails import render_report_html, render_report_text
         from postmortems.models import PostMortem, PostMortemTimelineItem
         from postmortems.report import build_report
-        from postmortems.services import ensure_draft_for, update_timeline
+        from postmortems.services.drafting import ensure_draft_for
+        from postmortems.services.editing import update_timeline
         from tests.factories import ManagerFactory, ResponderFactory
 
         responder = ResponderFactory(username="bench-responder")

@@ -54,8 +54,9 @@ def seed():
     # Imported here, not at the top: this script sets up Django (settings, database) first.
     import time_machine
 
-    from incidents import services
     from incidents.models import Incident, Service, SeverityPolicy, Status
+    from incidents.services.status import change_status, declare_incident
+    from incidents.services.updates import post_status_update
     from incidents.statuspage import services as statuspage_services
     from incidents.statuspage.models import Subscriber
     from tests.factories import ManagerFactory, ResponderFactory
@@ -68,11 +69,11 @@ def seed():
         at = now - timedelta(days=89 * (INCIDENTS - n) / INCIDENTS, minutes=5)
         with time_machine.travel(at, tick=False):
             affected = catalogue[n % SERVICES : n % SERVICES + 2]
-            incident = services.declare_incident(
+            incident = declare_incident(
                 title=f"Bench incident {n}", severity=levels[f"P{n % 4}"], by=responder, services=affected
             )
             for status in ("investigating", "identified", "monitoring"):
-                services.post_status_update(
+                post_status_update(
                     incident=incident,
                     kind="external",
                     status=status,
@@ -83,7 +84,7 @@ def seed():
                     affected_services=affected,
                 )
             if n < INCIDENTS - ACTIVE:
-                services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+                change_status(incident=incident, to=Status.RESOLVED, by=responder)
     for n in range(6):
         starts_at = now + timedelta(hours=n * 6 - 12)
         statuspage_services.schedule_maintenance(
@@ -138,7 +139,7 @@ def main():
         feed_ms, _ = timed(lambda: client.get("/status/feed.atom"), runs=10)
 
         # Imported here, not at the top: this script sets up Django (settings, database) first.
-        from incidents import services
+        from incidents.services.updates import post_status_update
         from incidents.statuspage import tasks
         from incidents.statuspage.models import UpdateDelivery
 
@@ -147,7 +148,7 @@ def main():
         connection.on_commit = lambda func, robust=False: captured.append(func)  # run the sender by hand below
         try:
             start = time.perf_counter()
-            update = services.post_status_update(
+            update = post_status_update(
                 incident=active,
                 kind="external",
                 status="monitoring",

@@ -5,6 +5,7 @@ import os
 from importlib import import_module
 
 from celery import Celery
+from django.apps import apps as django_apps
 from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incidentportal.settings")
@@ -22,30 +23,17 @@ def registered_task(name: str):
     return app.tasks[name]
 
 
-TICK_PACKAGES = (
-    "incidents",
-    "incidents.alerting",
-    "incidents.watch",
-    "incidents.statuspage",
-    "incidents.audit",
-    "oncall",
-    "oncall.paging",
-    "oncall.chatops",
-    "oncall.health",
-    "postmortems",
-)
-
-
 def beat_ticks() -> list[tuple[str, str, float]]:
     """Every periodic tick as (name, dotted task path, seconds). Apps declare theirs in a module-level BEAT_TICKS
     list in their tasks module: [("name", "dotted.task.path"[, seconds]), ...]; without seconds a tick runs every
-    TIMER_TICK_SECONDS. Beat schedules these; /healthz checks that each keeps running."""
+    TIMER_TICK_SECONDS. The tasks modules are the installed apps' (Django's app registry, as autodiscover_tasks
+    finds them). Beat schedules these; /healthz checks that each keeps running."""
     ticks = []
-    for package in TICK_PACKAGES:
+    for config in django_apps.get_app_configs():
         try:
-            module = import_module(f"{package}.tasks")
+            module = import_module(f"{config.name}.tasks")
         except ModuleNotFoundError as error:
-            if error.name != f"{package}.tasks":
+            if error.name != f"{config.name}.tasks":
                 raise  # a broken import inside tasks.py must not silently drop its ticks
             continue
         for name, task_path, *every in getattr(module, "BEAT_TICKS", []):

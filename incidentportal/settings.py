@@ -278,6 +278,20 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 # A worker that loses its broker connection cancels what it holds (acks_late): the rows are claimed again.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 
+# Alerting (incidents/alerting): the largest webhook body accepted (bigger: 413 before parsing); requests per minute
+# per integration (an integration can override it) and per API token; the longest an API token lives (lowering it
+# also ends older tokens); how long before detection a change counts as "recent"; how long a web process remembers
+# an integration found by key (0: not at all); the age of a Grafana signature that makes it a replay; the window in
+# which a signed delivery (Sentry, Grafana) seen again byte for byte is a replay.
+ALERTING_MAX_BODY_BYTES = env_int("ALERTING_MAX_BODY_BYTES", 1_048_576)
+ALERTING_RATE_LIMIT_PER_MINUTE = env_int("ALERTING_RATE_LIMIT_PER_MINUTE", 6000)
+API_TOKEN_RATE_LIMIT_PER_MINUTE = env_int("API_TOKEN_RATE_LIMIT_PER_MINUTE", 1200)
+API_TOKEN_MAX_LIFETIME_DAYS = env_int("API_TOKEN_MAX_LIFETIME_DAYS", 365)
+ALERTING_RECENT_CHANGES_HOURS = env_int("ALERTING_RECENT_CHANGES_HOURS", 24)
+ALERTING_KEY_CACHE_SECONDS = env_int("ALERTING_KEY_CACHE_SECONDS", 5)
+ALERTING_SIGNATURE_MAX_AGE_SECONDS = env_int("ALERTING_SIGNATURE_MAX_AGE_SECONDS", 300)
+ALERTING_REPLAY_WINDOW_SECONDS = env_int("ALERTING_REPLAY_WINDOW_SECONDS", 86400)
+
 # --- Paging (oncall.paging) ----------------------------------------------------------------------------------
 # Passes through the whole escalation policy before the escalation hotlines are alerted (1 = once, no repeat).
 PAGING_REPEAT_POLICY_TIMES = env_int("PAGING_REPEAT_POLICY_TIMES", 3)

@@ -12,10 +12,11 @@ import io
 import os
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
+from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.wsgi import get_wsgi_application
-
-from incidents.alerting import conf as alerting_conf  # settings read at call time: safe before setup
+from django.utils.module_loading import import_string
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incidentportal.settings")
 
@@ -32,15 +33,35 @@ WEBHOOK_MIDDLEWARE = [
 
 
 class WebhookHandler(WSGIHandler):
-    """Django with WEBHOOK_MIDDLEWARE (in the order settings.MIDDLEWARE gives them) instead of all of it."""
+    """Django with WEBHOOK_MIDDLEWARE (in the order settings.MIDDLEWARE gives them) instead of all of it. The chain is
+    built here the way BaseHandler.load_middleware builds it for synchronous middleware (all of these are), from
+    that list: settings.MIDDLEWARE is never swapped, so no other handler loading at the same time sees a partial
+    list."""
+
+    def middleware_paths(self) -> list[str]:
+        return [path for path in settings.MIDDLEWARE if path in WEBHOOK_MIDDLEWARE]
 
     def load_middleware(self, is_async=False):
-        full = settings.MIDDLEWARE
-        settings.MIDDLEWARE = [path for path in full if path in WEBHOOK_MIDDLEWARE]
-        try:
-            super().load_middleware(is_async)
-        finally:
-            settings.MIDDLEWARE = full
+        if is_async:
+            raise ImproperlyConfigured("The webhook handler is WSGI (synchronous) only.")
+        self._view_middleware, self._template_response_middleware, self._exception_middleware = [], [], []
+        handler = convert_exception_to_response(self._get_response)
+        for path in reversed(self.middleware_paths()):
+            middleware = import_string(path)
+            if not getattr(middleware, "sync_capable", True):
+                raise ImproperlyConfigured(f"{path} cannot run synchronously.")
+            try:
+                instance = middleware(handler)
+            except MiddlewareNotUsed:
+                continue
+            if hasattr(instance, "process_view"):
+                self._view_middleware.insert(0, instance.process_view)
+            if hasattr(instance, "process_template_response"):
+                self._template_response_middleware.append(instance.process_template_response)
+            if hasattr(instance, "process_exception"):
+                self._exception_middleware.append(instance.process_exception)
+            handler = convert_exception_to_response(instance)
+        self._middleware_chain = handler
 
 
 def buffer_chunked_body(environ, *, limit: int) -> None:
@@ -66,7 +87,7 @@ class Dispatcher:
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO", "").startswith(WEBHOOK_PREFIXES):
-            buffer_chunked_body(environ, limit=alerting_conf.get("ALERTING_MAX_BODY_BYTES"))
+            buffer_chunked_body(environ, limit=settings.ALERTING_MAX_BODY_BYTES)
             return self.webhooks(environ, start_response)
         if environ.get("PATH_INFO", "") in LEAN_PATHS:
             return self.webhooks(environ, start_response)

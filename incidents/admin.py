@@ -3,24 +3,23 @@ here directly; incidents change only through incidents.services.
 
 On an incident's change page, status, severity, roles, responders and runbooks are read-only fields with
 companion "change" inputs; the descriptive fields (title, summary, services, restriction, detection) are saved by
-update_incident_details. The form's clean() asks each service's check_* function (they write nothing), so a
-refused change (a DomainError) becomes an error on the field at fault and nothing is saved; save_model then makes
-the changes through the services. Bulk actions call the same services and report
-each refusal as an error message. Timeline entries, status updates and five whys are history: read-only here.
+update_incident_details. The form (admin_forms.py) asks each service's check_* function in clean() (they write
+nothing), so a refused change (a DomainError) becomes an error on the field at fault and nothing is saved;
+save_model then makes the changes through the services. Bulk actions call the same services and report each
+refusal as an error message. Timeline entries, status updates and five whys are history: read-only here.
 """
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.contrib.auth import get_user_model
 from django.contrib.contenttypes import views as contenttype_views
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.db.models import Case, IntegerField, Value, When
 from django.http import Http404, HttpResponseRedirect
 
-from . import services
+from .admin_forms import IncidentAdminForm, apply_requested_changes
 from .errors import DomainError
+from .interface import ReadOnlyAdmin, ReadOnlyInline, run_admin_action
 from .models import (
     ChecklistItem,
     ChecklistPhase,
@@ -29,7 +28,6 @@ from .models import (
     Incident,
     IncidentResponder,
     IncidentRunbook,
-    Role,
     RoleAssignment,
     Runbook,
     RunbookStep,
@@ -40,25 +38,13 @@ from .models import (
     TimelineEntry,
 )
 from .selectors import parse_reference
+from .services import status as status_services
 from .templatetags.incident_tags import duration
 
 
 def _duration(value):
     # The same wording as the incident pages; a dash where there is nothing yet.
     return duration(value) or "-"
-
-
-class ReadOnlyAdminMixin:
-    """History: viewable by whoever may view it, never added, edited or deleted through the admin."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class VisibleIncidentsMixin:
@@ -134,54 +120,27 @@ class RunbookAdmin(admin.ModelAdmin):
 # --- incidents ---------------------------------------------------------------------------------------------
 
 
-class RoleAssignmentInline(admin.TabularInline):
+class RoleAssignmentInline(ReadOnlyInline):
     model = RoleAssignment
-    extra = 0
     fields = ["role", "holder", "assigned_at", "assigned_by", "relieved_at"]
-    readonly_fields = fields
-    can_delete = False
     fk_name = "incident"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("holder", "assigned_by")
 
 
-class ResponderInline(admin.TabularInline):
+class ResponderInline(ReadOnlyInline):
     model = IncidentResponder
     fk_name = "incident"
-    extra = 0
     fields = ["user", "added_at", "added_by"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user", "added_by")
 
 
-class ChecklistItemInline(admin.TabularInline):
+class ChecklistItemInline(ReadOnlyInline):
     model = ChecklistItem
-    extra = 0
     fields = ["phase", "position", "text", "checked_at", "checked_by"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         # In the guide's order (triage, detection, response, ...), not alphabetically by phase.
@@ -197,151 +156,14 @@ class ChecklistItemInline(admin.TabularInline):
         )
 
 
-class TimelineEntryInline(admin.TabularInline):
+class TimelineEntryInline(ReadOnlyInline):
     model = TimelineEntry
-    extra = 0
     fields = ["occurred_at", "event_type", "author", "body"]
-    readonly_fields = fields
-    can_delete = False
     ordering = ["-occurred_at", "-id"]
     show_change_link = True
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("author")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class IncidentAdminForm(forms.ModelForm):
-    """The incident's own descriptive fields, plus inputs for the changes that must go through services."""
-
-    new_status = forms.ChoiceField(
-        label="Change status to", required=False, choices=[("", "(keep)")] + list(Status.choices)
-    )
-    status_note = forms.CharField(
-        label="Note for the timeline", required=False, widget=forms.Textarea(attrs={"rows": 2})
-    )
-    override_reason = forms.CharField(
-        label="Closure override reason",
-        required=False,
-        help_text="Managers only: closes the incident although the closure checklist is incomplete.",
-    )
-    new_severity = forms.ModelChoiceField(
-        label="Change severity to", required=False, queryset=SeverityPolicy.objects.order_by("rank")
-    )
-    severity_reason = forms.CharField(label="Why the severity changes", required=False)
-    assign_role = forms.ChoiceField(label="Assign role", required=False, choices=[("", "(none)")] + list(Role.choices))
-    role_holder = forms.ModelChoiceField(
-        label="to", required=False, queryset=get_user_model().objects.filter(is_active=True).order_by("username")
-    )
-    add_responder = forms.ModelChoiceField(
-        label="Add responder",
-        required=False,
-        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
-    )
-    attach_runbook = forms.ModelChoiceField(label="Attach runbook", required=False, queryset=Runbook.objects.all())
-
-    class Meta:
-        model = Incident
-        fields = [
-            "title",
-            "summary",
-            "is_restricted",
-            "detection_source",
-            "services",
-            "impact",
-            "users_affected_percent",
-            "detected_at",
-        ]
-
-    # Set by IncidentAdmin.get_form: the user acting, for the services.
-    request_user = None
-
-    # DomainError.field -> the input it belongs to on this form.
-    FIELD_FOR_ERROR = {
-        "status": "new_status",
-        "reason": "severity_reason",
-        "severity": "new_severity",
-        "role": "assign_role",
-        "holder": "role_holder",
-        "runbook": "attach_runbook",
-        **{name: name for name in services.DETAIL_FIELDS},
-    }
-
-    def clean(self):
-        """Ask the services whether they would accept each requested change. Nothing is written here: the
-        changes are made by IncidentAdmin.save_model through the same services, once everything is valid."""
-        cleaned = super().clean()
-        if self.errors or self.instance.pk is None:
-            return cleaned
-        # The stored row: the ModelForm copies the typed values onto self.instance after clean().
-        incident = Incident.objects.select_related("severity").get(pk=self.instance.pk)
-        try:
-            check_requested_changes(incident, by=self.request_user, cleaned=cleaned)
-        except DomainError as error:
-            self.add_error(self.FIELD_FOR_ERROR.get(error.field), error.message)
-        return cleaned
-
-
-def _detail_values(cleaned) -> dict:
-    return {
-        "title": cleaned.get("title"),
-        "summary": cleaned.get("summary"),
-        "impact": cleaned.get("impact"),
-        "services": list(cleaned.get("services") or ()),
-        "restricted": cleaned.get("is_restricted"),
-        "detected_at": cleaned.get("detected_at"),
-        "detection_source": cleaned.get("detection_source"),
-        "users_affected_percent": cleaned.get("users_affected_percent"),
-    }
-
-
-def check_requested_changes(incident: Incident, *, by, cleaned) -> None:
-    """Every change the form asks for, checked by the service that would make it; raises DomainError."""
-    services.check_details_change(incident, by=by, **_detail_values(cleaned))
-    if cleaned.get("new_severity"):
-        services.check_severity_change(
-            incident, severity=cleaned["new_severity"], by=by, reason=cleaned.get("severity_reason", "")
-        )
-    elif cleaned.get("severity_reason"):
-        raise DomainError("Choose the new severity, or leave the reason empty.", field="severity")
-    if cleaned.get("assign_role"):
-        services.check_role_assignment(incident, role=cleaned["assign_role"], holder=cleaned.get("role_holder"), by=by)
-    elif cleaned.get("role_holder"):
-        raise DomainError("Choose the role to assign.", field="role")
-    if cleaned.get("attach_runbook"):
-        services.check_runbook_attachment(incident, runbook=cleaned["attach_runbook"])
-    if cleaned.get("new_status"):
-        services.check_status_change(
-            incident, to=cleaned["new_status"], by=by, override_reason=cleaned.get("override_reason", "")
-        )
-
-
-def apply_requested_changes(incident: Incident, *, by, cleaned) -> None:
-    """The changes the form asked for, each through its service, in the order the checks assumed."""
-    services.update_incident_details(incident=incident, by=by, **_detail_values(cleaned))
-    if cleaned.get("new_severity"):
-        services.change_severity(
-            incident=incident, severity=cleaned["new_severity"], by=by, reason=cleaned.get("severity_reason", "")
-        )
-    if cleaned.get("assign_role"):
-        services.assign_role(incident=incident, role=cleaned["assign_role"], holder=cleaned.get("role_holder"), by=by)
-    if cleaned.get("add_responder"):
-        services.add_responder(incident=incident, user=cleaned["add_responder"], by=by)
-    if cleaned.get("attach_runbook"):
-        services.attach_runbook(incident=incident, runbook=cleaned["attach_runbook"], by=by)
-    if cleaned.get("new_status"):
-        services.change_status(
-            incident=incident,
-            to=cleaned["new_status"],
-            by=by,
-            note=cleaned.get("status_note", ""),
-            override_reason=cleaned.get("override_reason", ""),
-        )
 
 
 @admin.register(Incident)
@@ -516,21 +338,20 @@ class IncidentAdmin(admin.ModelAdmin):
         return obj.response_target_breached
 
     def _run(self, request, queryset, func, done):
-        count = 0
-        for incident in queryset:
-            try:
-                func(incident)
-                count += 1
-            except DomainError as error:
-                self.message_user(request, f"{incident.reference}: {error.message}", level=messages.ERROR)
-        if count:
-            self.message_user(request, f"{done} {count} incident(s).", level=messages.SUCCESS)
+        run_admin_action(
+            self,
+            request,
+            queryset,
+            func,
+            done=lambda count: f"{done} {count} incident(s).",
+            label=lambda incident: incident.reference,
+        )
 
     def _to(self, request, queryset, status, done):
         self._run(
             request,
             queryset,
-            lambda incident: services.change_status(
+            lambda incident: status_services.change_status(
                 incident=incident, to=status, by=request.user, note="Changed from the admin."
             ),
             done,
@@ -541,7 +362,7 @@ class IncidentAdmin(admin.ModelAdmin):
         self._run(
             request,
             queryset,
-            lambda incident: services.acknowledge_incident(incident=incident, by=request.user),
+            lambda incident: status_services.acknowledge_incident(incident=incident, by=request.user),
             "Acknowledged",
         )
 
@@ -570,7 +391,7 @@ class IncidentAdmin(admin.ModelAdmin):
 
 
 @admin.register(TimelineEntry)
-class TimelineEntryAdmin(VisibleIncidentsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class TimelineEntryAdmin(VisibleIncidentsMixin, ReadOnlyAdmin):
     list_display = ["incident", "occurred_at", "event_type", "author", "is_key_event"]
     list_filter = ["kind", "event_type", "is_key_event"]
     search_fields = ["body"]
@@ -591,21 +412,21 @@ class TimelineEntryAdmin(VisibleIncidentsMixin, ReadOnlyAdminMixin, admin.ModelA
 
 
 @admin.register(IncidentRunbook)
-class IncidentRunbookAdmin(VisibleIncidentsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class IncidentRunbookAdmin(VisibleIncidentsMixin, ReadOnlyAdmin):
     list_display = ["incident", "runbook", "attached_at", "attached_by"]
     list_filter = ["runbook"]
     list_select_related = ["incident", "runbook", "attached_by"]
 
 
 @admin.register(FiveWhys)
-class FiveWhysAdmin(VisibleIncidentsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class FiveWhysAdmin(VisibleIncidentsMixin, ReadOnlyAdmin):
     list_display = ["incident", "problem", "root_cause", "updated_at"]
     search_fields = ["problem", "root_cause"]
     list_select_related = ["incident"]
 
 
 @admin.register(StatusUpdate)
-class StatusUpdateAdmin(VisibleIncidentsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class StatusUpdateAdmin(VisibleIncidentsMixin, ReadOnlyAdmin):
     list_display = ["incident", "kind", "status", "title", "posted_at", "is_published"]
     list_filter = ["kind", "status", "is_published"]
     search_fields = ["title", "description", "what_we_know"]

@@ -16,7 +16,8 @@ from . import access, lifecycle, timeline
 from .alerting.models import AlertGroup
 from .errors import DomainError, PermissionDenied
 from .models import Incident, IncidentResponder, Role, RoleAssignment, Status, TimelineEntry
-from .services import _add_responder, _assign
+from .services.roles import assign_holder
+from .services.rules import ensure_responder
 
 
 def _lock_both(first: Incident, second: Incident) -> tuple[Incident, Incident]:
@@ -81,14 +82,14 @@ def merge_incident(*, source: Incident, into: Incident, by, reason: str = "") ->
             incident=into, role=assignment.role, relieved_at__isnull=True
         ).first()
         if holder_now is None:
-            _assign(into, role=assignment.role, holder=assignment.holder, by=by)
+            assign_holder(into, role=assignment.role, holder=assignment.holder, by=by)
             roles += 1
         elif holder_now.holder_id != assignment.holder_id:
-            _add_responder(into, assignment.holder, by=by)
+            ensure_responder(into, assignment.holder, by=by)
         assignment.relieved_at = now
         assignment.save(update_fields=["relieved_at"])
     for responder in IncidentResponder.objects.filter(incident=source).select_related("user"):
-        _add_responder(into, responder.user, by=by)
+        ensure_responder(into, responder.user, by=by)
     into.services.add(*source.services.all())
 
     entries = list(TimelineEntry.objects.filter(incident=source))

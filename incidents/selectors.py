@@ -1,19 +1,24 @@
 """Reads for pages and the API, each in a fixed number of queries."""
 
 from datetime import timedelta
+from functools import cached_property
 
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, Q
+from django.urls import reverse
 
+from . import access
 from .access import ADMIN, INCIDENT_MANAGER, RESPONDER, SECURITY
 from .models import (
     ACTIVE_STATUSES,
     ChecklistItem,
+    ChecklistPhase,
     EntryKind,
     EventType,
     FiveWhys,
     Incident,
     IncidentRunbook,
+    Role,
     RoleAssignment,
     Runbook,
     Status,
@@ -21,7 +26,9 @@ from .models import (
     TimelineEntry,
     event_types_of_kind,
 )
+from .statuspage import selectors as statuspage_selectors
 
+CHECKLIST_PHASES = [p for p in ChecklistPhase if p != ChecklistPhase.RUNBOOK]
 CURRENT_ROLES = Prefetch(
     "role_assignments",
     queryset=RoleAssignment.objects.filter(relieved_at__isnull=True).select_related("holder"),
@@ -232,3 +239,188 @@ def responders_to_choose():
         .distinct()
         .order_by("first_name", "last_name", "username")
     )
+
+
+# --- who may do what on an incident (asked by the services and the incident page) ---------------------
+
+
+def _current_holder_ids(incident: Incident, roles, current_roles=None) -> set[int]:
+    """Holders of these roles now; from prefetched assignments (the incident page's current_roles) when given."""
+    if current_roles is None:
+        current_roles = incident.role_assignments.filter(relieved_at__isnull=True, role__in=list(roles))
+    return {assignment.holder_id for assignment in current_roles if assignment.role in roles}
+
+
+def may_backdate(user, incident: Incident, *, current_roles=None) -> bool:
+    """Back-dating timeline entries is for the Scribe, the Incident Commander and managers."""
+    if user is None:
+        return True
+    if not access.can_respond(user):
+        return False
+    if access.is_manager(user):
+        return True
+    return user.pk in _current_holder_ids(incident, (Role.SCRIBE, Role.INCIDENT_COMMANDER), current_roles)
+
+
+def may_edit_details(user, incident: Incident, *, current_roles=None) -> bool:
+    """An incident's details (title, summary, impact, services, detection) are edited by its Incident
+    Commander and by managers."""
+    if user is None:
+        return True
+    if not access.can_respond(user):
+        return False
+    if access.is_manager(user):
+        return True
+    return user.pk in _current_holder_ids(incident, (Role.INCIDENT_COMMANDER,), current_roles)
+
+
+def may_lift_restriction(user) -> bool:
+    """Making a restricted incident visible to everyone is for the security team and admins: they own what
+    restricted incidents hold. Restricting (narrowing who sees it) needs only the right to edit details."""
+    return user is None or access.is_security(user) or access.is_admin(user)
+
+
+# --- the incident page ------------------------------------------------------------------------------------
+
+
+class IncidentPage:
+    """Everything the incident page shows to `user`, computed lazily so a partial costs only the queries it renders."""
+
+    def __init__(self, user, incident: Incident, *, kind: str = "", before_id: int | None = None):
+        self.user = user
+        self.incident = incident
+        self.kind = timeline_filter(kind)
+        self.before_id = before_id
+        self.can_respond = access.can_respond(user)
+        self.is_manager = access.is_manager(user)
+
+    @cached_property
+    def _timeline(self):
+        return timeline_page(incident=self.incident, before_id=self.before_id, kind=self.kind)
+
+    @cached_property
+    def timeline(self):
+        # Shown newest first by when it happened, so a back-dated entry sits where it belongs.
+        entries, _ = self._timeline
+        return sorted(entries, key=lambda e: (e.occurred_at, e.id), reverse=True)
+
+    @property
+    def has_older(self) -> bool:
+        return self._timeline[1]
+
+    @property
+    def oldest_id(self) -> int | None:
+        entries = self._timeline[0]
+        return min(e.id for e in entries) if entries else None
+
+    @property
+    def newest_id(self) -> int:
+        entries = self._timeline[0]
+        return max((e.id for e in entries), default=0)
+
+    @cached_property
+    def _checklist(self):
+        return checklist_items(incident=self.incident)
+
+    @cached_property
+    def checklist_phases(self):
+        items = self._checklist
+        phases = []
+        for phase in CHECKLIST_PHASES:
+            phase_items = [i for i in items if i.phase == phase]
+            if phase_items:
+                done = sum(1 for i in phase_items if i.is_checked)
+                phases.append({"phase": phase, "items": phase_items, "done": done, "total": len(phase_items)})
+        return phases
+
+    @cached_property
+    def runbook_sections(self):
+        items = [i for i in self._checklist if i.phase == ChecklistPhase.RUNBOOK]
+        return [
+            {"runbook": link.runbook, "items": [i for i in items if i.runbook_id == link.runbook_id]}
+            for link in self.attached_runbooks
+        ]
+
+    @cached_property
+    def attached_runbooks(self):
+        return attached_runbooks(incident=self.incident)
+
+    @cached_property
+    def five_whys(self):
+        return five_whys_of(incident=self.incident)
+
+    @cached_property
+    def updates(self):
+        return recent_updates(incident=self.incident)
+
+    @cached_property
+    def can_edit_details(self) -> bool:
+        return self.can_respond and may_edit_details(
+            self.user, self.incident, current_roles=self.incident.current_roles
+        )
+
+    @cached_property
+    def public_services(self):
+        return list(statuspage_selectors.public_services().order_by("name"))
+
+    @cached_property
+    def latest_published(self):
+        return statuspage_selectors.latest_published_update(self.incident)
+
+    @cached_property
+    def current_component_states(self) -> dict[int, str]:
+        latest = self.latest_published
+        return {c.service_id: c.state for c in latest.public_component_states} if latest else {}
+
+    @cached_property
+    def needs_public_resolution(self) -> bool:
+        return statuspage_selectors.needs_public_resolution(self.incident, self.latest_published)
+
+    @cached_property
+    def communications_lead(self):
+        return next((a.holder for a in self.incident.current_roles if a.role == Role.COMMUNICATIONS_LEAD), None)
+
+    @cached_property
+    def can_backdate(self) -> bool:
+        # The rule add_timeline_entry applies, asked with the roles the page already loaded.
+        return may_backdate(self.user, self.incident, current_roles=self.incident.current_roles)
+
+    @cached_property
+    def urls(self) -> dict[str, str]:
+        """Each action's URL, reversed once per page rather than twice per form (and per checklist item)."""
+        ref = {"reference": self.incident.reference}
+        names = [
+            "acknowledge",
+            "change_status",
+            "change_severity",
+            "assign_role",
+            "attach_runbook",
+            "record_five_whys",
+            "post_internal_update",
+            "post_external_update",
+            "publish_resolution",
+            "edit_details",
+            "add_note",
+            "preview_note",
+        ]
+        urls = {name: reverse(f"incidents:{name}", kwargs=ref) for name in names}
+        # tick_checklist_item is <detail>/checklist/<id>/; the template appends the id.
+        urls["checklist"] = reverse("incidents:tick_checklist_item", kwargs={**ref, "item_id": 0})[:-2]
+        return urls
+
+    @cached_property
+    def is_acknowledged(self) -> bool:
+        return self.incident.acknowledged_at is not None
+
+    def timeline_url(self, **params) -> str:
+        query = {"kind": self.kind, **params}
+        parts = "&".join(f"{k}={v}" for k, v in query.items() if v not in ("", None))
+        return f"{self.incident.get_absolute_url()}?{parts}" if parts else self.incident.get_absolute_url()
+
+    @property
+    def poll_url(self) -> str:
+        return self.timeline_url(after=self.newest_id)
+
+    @property
+    def older_url(self) -> str:
+        return self.timeline_url(before=self.oldest_id)

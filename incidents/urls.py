@@ -1,14 +1,14 @@
 from django.urls import path
 
-from . import merge_views, views
+from . import list_views, merge_views, views
 
 app_name = "incidents"
 
 incident = "incidents/<str:reference>/"
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
-    path("incidents/", views.incident_list, name="list"),
+    path("", list_views.dashboard, name="dashboard"),
+    path("incidents/", list_views.incident_list, name="list"),
     path("incidents/declare/", views.declare, name="declare"),
     path(incident, views.detail, name="detail"),
     path(incident + "acknowledge/", views.acknowledge, name="acknowledge"),
@@ -28,6 +28,6 @@ urlpatterns = [
     path(incident + "merge-duplicate/", merge_views.merge_duplicate, name="merge_duplicate"),
     path(incident + "related/", merge_views.link_related, name="link_related"),
     path(incident + "related/<str:other>/unlink/", merge_views.unlink_related, name="unlink_related"),
-    path("runbooks/", views.runbook_list, name="runbooks"),
-    path("runbooks/<slug:slug>/", views.runbook_detail, name="runbook"),
+    path("runbooks/", list_views.runbook_list, name="runbooks"),
+    path("runbooks/<slug:slug>/", list_views.runbook_detail, name="runbook"),
 ]

@@ -1,5 +1,5 @@
-"""The responder pages: dashboard, declare, incident page with its live timeline and actions, incident list,
-runbook library. Views parse, call incidents.services, and render; one view serves both the full page and its
+"""The responder pages: declare, and the incident page with its live timeline and actions (the lists are in
+list_views.py). Views parse, call incidents.services, and render; one view serves both the full page and its
 htmx partials (request.htmx), the partials being {% partialdef %} blocks of the page template.
 
 Errors: a DomainError becomes an error on the form field it names (400 for a full page, 422 for htmx);
@@ -8,23 +8,13 @@ PermissionDenied is a 403 page; an incident the user may not see is a 404.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from functools import cached_property, wraps
-from urllib.parse import urlencode
-
-from django.apps import apps
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required as django_login_required
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render, resolve_url
-from django.template import TemplateDoesNotExist
-from django.template.loader import get_template, render_to_string
-from django.urls import reverse
-from django.utils import timezone
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
-from . import access, selectors, services
+from . import access, selectors
 from .errors import DomainError, PermissionDenied
 from .forms import (
     AcknowledgeForm,
@@ -34,41 +24,28 @@ from .forms import (
     DetailsForm,
     ExternalUpdateForm,
     FiveWhysForm,
-    IncidentFilterForm,
     InternalUpdateForm,
     NoteForm,
     RoleForm,
     SeverityForm,
     StatusForm,
 )
+from .interface import apply_domain_error, forbidden, login_required
 from .markdown import render_markdown
-from .models import ChecklistItem, ChecklistPhase, EventType, Incident, Role, Runbook, UpdateKind
-from .statuspage import selectors as statuspage_selectors
+from .models import ChecklistItem, EventType, Incident, UpdateKind
+from .services import checklist as checklist_services
+from .services import entries as entries_services
+from .services import roles as roles_services
+from .services import status as status_services
+from .services.details import update_incident_details
+from .services.updates import post_status_update
 
 DETAIL = "incidents/detail.html"
-CHECKLIST_PHASES = [p for p in ChecklistPhase if p != ChecklistPhase.RUNBOOK]
 # New timeline entries of these types change the checklists card too (the poll refreshes it).
 CHECKLIST_EVENTS = {EventType.CHECKLIST_TICKED, EventType.RUNBOOK_ATTACHED}
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
-
-
-def login_required(view):
-    """Django's login_required, except that an htmx request (a poll or an action after the session expired) is
-    told to load the log-in page as a whole page instead of having it swapped into a card."""
-    plain = django_login_required(view)
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if request.htmx and not request.user.is_authenticated:
-            response = HttpResponse(status=200)
-            back = request.htmx.current_url_abs_path or request.get_full_path()
-            response["HX-Redirect"] = f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': back})}"
-            return response
-        return plain(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _incident_or_404(request, reference: str) -> Incident:
@@ -78,66 +55,9 @@ def _incident_or_404(request, reference: str) -> Incident:
         raise Http404("No such incident.")
 
 
-def _forbidden(request, message: str) -> HttpResponse:
-    if request.htmx:
-        response = render(request, "incidents/partials/flash.html", {"message": message, "level": "error"}, status=403)
-        response["HX-Retarget"] = "#flash"
-        response["HX-Reswap"] = "innerHTML"
-        return response
-    return render(request, "incidents/forbidden.html", {"message": message}, status=403)
-
-
-def _apply_domain_error(form, error: DomainError) -> None:
-    field = error.field if error.field in form.fields else None
-    form.add_error(field, error.message)
-
-
-def _error_status(request) -> int:
-    return 422 if request.htmx else 400
-
-
 def _int_param(request, name: str) -> int | None:
     value = request.GET.get(name, "")
     return int(value) if value.isdigit() and len(value) < 19 else None
-
-
-ACTION_ITEMS_PARTIAL = "postmortems/partials/my_action_items.html"
-
-
-def _action_items_enabled() -> bool:
-    """The post-mortems area adds an ActionItem model and a partial that loads the user's open items itself;
-    the dashboard includes it only once both exist, so the page works before and after that area lands."""
-    try:
-        apps.get_model("postmortems", "ActionItem")
-        get_template(ACTION_ITEMS_PARTIAL)
-    except (LookupError, TemplateDoesNotExist):
-        return False
-    return True
-
-
-# --- dashboard --------------------------------------------------------------------------------------------
-
-
-@login_required
-@require_GET
-def dashboard(request):
-    now = timezone.now()
-    active, resolved = selectors.dashboard_incidents(user=request.user, now=now)
-    by_severity: dict[str, dict] = {}
-    for incident in active:
-        group = by_severity.setdefault(incident.severity.level, {"severity": incident.severity, "incidents": []})
-        group["incidents"].append(incident)
-    context = {
-        "groups": list(by_severity.values()),
-        "active_count": len(active),
-        "needs_update": [i for i in active if i.next_update_due_at and i.next_update_due_at < now],
-        "recently_resolved": resolved,
-        "show_action_items": _action_items_enabled(),
-        "can_respond": access.can_respond(request.user),
-        "now": now,
-    }
-    template = "incidents/dashboard.html#dashboard-body" if request.htmx else "incidents/dashboard.html"
-    return render(request, template, context)
 
 
 # --- declare ----------------------------------------------------------------------------------------------
@@ -146,14 +66,14 @@ def dashboard(request):
 @login_required
 def declare(request):
     if not access.can_respond(request.user):
-        return _forbidden(request, "You need the responder role to declare incidents.")
+        return forbidden(request, "You need the responder role to declare incidents.")
     form = DeclareForm(request.POST or None, initial={"severity": None})
     status = 200
     if request.method == "POST":
         if form.is_valid():
             data = form.cleaned_data
             try:
-                incident = services.declare_incident(
+                incident = status_services.declare_incident(
                     title=data["title"],
                     severity=data["severity"],
                     by=request.user,
@@ -168,9 +88,9 @@ def declare(request):
                     runbook=data["runbook"],
                 )
             except PermissionDenied as error:
-                return _forbidden(request, error.message)
+                return forbidden(request, error.message)
             except DomainError as error:
-                _apply_domain_error(form, error)
+                apply_domain_error(form, error)
             else:
                 messages.success(request, f"{incident.reference} declared. You are on it.")
                 return redirect(incident.get_absolute_url())
@@ -181,150 +101,7 @@ def declare(request):
 # --- incident page ----------------------------------------------------------------------------------------
 
 
-class IncidentPage:
-    """Everything the incident page shows, computed lazily so a partial costs only the queries it renders."""
-
-    def __init__(self, request, incident: Incident, *, kind: str = "", before_id: int | None = None):
-        self.request = request
-        self.incident = incident
-        self.kind = selectors.timeline_filter(kind)
-        self.before_id = before_id
-        self.can_respond = access.can_respond(request.user)
-        self.is_manager = access.is_manager(request.user)
-
-    @cached_property
-    def _timeline(self):
-        return selectors.timeline_page(incident=self.incident, before_id=self.before_id, kind=self.kind)
-
-    @cached_property
-    def timeline(self):
-        # Shown newest first by when it happened, so a back-dated entry sits where it belongs.
-        entries, _ = self._timeline
-        return sorted(entries, key=lambda e: (e.occurred_at, e.id), reverse=True)
-
-    @property
-    def has_older(self) -> bool:
-        return self._timeline[1]
-
-    @property
-    def oldest_id(self) -> int | None:
-        entries = self._timeline[0]
-        return min(e.id for e in entries) if entries else None
-
-    @property
-    def newest_id(self) -> int:
-        entries = self._timeline[0]
-        return max((e.id for e in entries), default=0)
-
-    @cached_property
-    def _checklist(self):
-        return selectors.checklist_items(incident=self.incident)
-
-    @cached_property
-    def checklist_phases(self):
-        items = self._checklist
-        phases = []
-        for phase in CHECKLIST_PHASES:
-            phase_items = [i for i in items if i.phase == phase]
-            if phase_items:
-                done = sum(1 for i in phase_items if i.is_checked)
-                phases.append({"phase": phase, "items": phase_items, "done": done, "total": len(phase_items)})
-        return phases
-
-    @cached_property
-    def runbook_sections(self):
-        items = [i for i in self._checklist if i.phase == ChecklistPhase.RUNBOOK]
-        return [
-            {"runbook": link.runbook, "items": [i for i in items if i.runbook_id == link.runbook_id]}
-            for link in self.attached_runbooks
-        ]
-
-    @cached_property
-    def attached_runbooks(self):
-        return selectors.attached_runbooks(incident=self.incident)
-
-    @cached_property
-    def five_whys(self):
-        return selectors.five_whys_of(incident=self.incident)
-
-    @cached_property
-    def updates(self):
-        return selectors.recent_updates(incident=self.incident)
-
-    @cached_property
-    def can_edit_details(self) -> bool:
-        return self.can_respond and services.may_edit_details(
-            self.request.user, self.incident, current_roles=self.incident.current_roles
-        )
-
-    @cached_property
-    def public_services(self):
-        return list(statuspage_selectors.public_services().order_by("name"))
-
-    @cached_property
-    def latest_published(self):
-        return statuspage_selectors.latest_published_update(self.incident)
-
-    @cached_property
-    def current_component_states(self) -> dict[int, str]:
-        latest = self.latest_published
-        return {c.service_id: c.state for c in latest.public_component_states} if latest else {}
-
-    @cached_property
-    def needs_public_resolution(self) -> bool:
-        return statuspage_selectors.needs_public_resolution(self.incident, self.latest_published)
-
-    @cached_property
-    def communications_lead(self):
-        return next((a.holder for a in self.incident.current_roles if a.role == Role.COMMUNICATIONS_LEAD), None)
-
-    @cached_property
-    def can_backdate(self) -> bool:
-        # The rule add_timeline_entry applies, asked with the roles the page already loaded.
-        return services.may_backdate(self.request.user, self.incident, current_roles=self.incident.current_roles)
-
-    @cached_property
-    def urls(self) -> dict[str, str]:
-        """Each action's URL, reversed once per page rather than twice per form (and per checklist item)."""
-        ref = {"reference": self.incident.reference}
-        names = [
-            "acknowledge",
-            "change_status",
-            "change_severity",
-            "assign_role",
-            "attach_runbook",
-            "record_five_whys",
-            "post_internal_update",
-            "post_external_update",
-            "publish_resolution",
-            "edit_details",
-            "add_note",
-            "preview_note",
-        ]
-        urls = {name: reverse(f"incidents:{name}", kwargs=ref) for name in names}
-        # tick_checklist_item is <detail>/checklist/<id>/; the template appends the id.
-        urls["checklist"] = reverse("incidents:tick_checklist_item", kwargs={**ref, "item_id": 0})[:-2]
-        return urls
-
-    @cached_property
-    def is_acknowledged(self) -> bool:
-        return self.incident.acknowledged_at is not None
-
-    def timeline_url(self, **params) -> str:
-        query = {"kind": self.kind, **params}
-        parts = "&".join(f"{k}={v}" for k, v in query.items() if v not in ("", None))
-        return f"{self.incident.get_absolute_url()}?{parts}" if parts else self.incident.get_absolute_url()
-
-    @property
-    def poll_url(self) -> str:
-        return self.timeline_url(after=self.newest_id)
-
-    @property
-    def older_url(self) -> str:
-        return self.timeline_url(before=self.oldest_id)
-
-
-def _forms(page: IncidentPage, overrides: dict) -> dict:
+def _forms(page: selectors.IncidentPage, overrides: dict) -> dict:
     incident = page.incident
     forms = {
         "ack_form": lambda: AcknowledgeForm(),
@@ -349,7 +126,7 @@ RESOLVED_DESCRIPTION = (
 )
 
 
-def _external_form(page: IncidentPage, data=None, *, auto_id=None) -> ExternalUpdateForm:
+def _external_form(page: selectors.IncidentPage, data=None, *, auto_id=None) -> ExternalUpdateForm:
     """The status-page update form; once the incident is resolved or closed it is the guide's "Resolved" update,
     filled in from the last published one (one click to publish)."""
     incident = page.incident
@@ -374,8 +151,10 @@ def _internal_status_for(incident: Incident) -> str:
     return {"identified": "fixing", "closed": "resolved"}.get(incident.status, incident.status)
 
 
-def _detail_context(request, incident: Incident, *, overrides: dict | None = None, page: IncidentPage | None = None):
-    page = page or IncidentPage(request, incident)
+def _detail_context(
+    request, incident: Incident, *, overrides: dict | None = None, page: selectors.IncidentPage | None = None
+):
+    page = page or selectors.IncidentPage(request.user, incident)
     return {
         "incident": incident,
         "page": page,
@@ -398,7 +177,7 @@ def detail(request, reference):
         if merged_into is not None:
             messages.info(request, f"{incident.reference} was merged into {merged_into.reference} as a duplicate.")
             return redirect(merged_into.get_absolute_url())
-    page = IncidentPage(request, incident, kind=kind, before_id=_int_param(request, "before"))
+    page = selectors.IncidentPage(request.user, incident, kind=kind, before_id=_int_param(request, "before"))
     context = _detail_context(request, incident, page=page)
     if request.htmx and page.before_id is not None:
         return render(request, f"{DETAIL}#timeline-older-response", context)
@@ -414,7 +193,7 @@ def _timeline_poll(request, reference, *, after: int, kind: str):
     if not entries:
         return HttpResponse(status=204)
     incident = _incident_or_404(request, reference)
-    page = IncidentPage(request, incident, kind=kind)
+    page = selectors.IncidentPage(request.user, incident, kind=kind)
     context = _detail_context(request, incident, page=page)
     context.update(
         {
@@ -460,11 +239,11 @@ def _action(section: str, form_name: str):
         def view(request, reference, **kwargs):
             incident = _incident_or_404(request, reference)
             if not access.can_respond(request.user):
-                return _forbidden(request, "You can read this incident but need the responder role to act on it.")
+                return forbidden(request, "You can read this incident but need the responder role to act on it.")
             try:
                 form, ok, message = perform(request, incident, **kwargs)
             except PermissionDenied as error:
-                return _forbidden(request, error.message)
+                return forbidden(request, error.message)
             return _respond_to_action(
                 request, incident, section=section, form_name=form_name, form=form, ok=ok, message=message
             )
@@ -485,7 +264,7 @@ def _try(form, call) -> bool:
     except PermissionDenied:
         raise
     except DomainError as error:
-        _apply_domain_error(form, error)
+        apply_domain_error(form, error)
         return False
     return True
 
@@ -493,7 +272,7 @@ def _try(form, call) -> bool:
 @_action("header", "ack_form")
 def acknowledge(request, incident):
     form = AcknowledgeForm(request.POST)
-    ok = _try(form, lambda d: services.acknowledge_incident(incident=incident, by=request.user))
+    ok = _try(form, lambda d: status_services.acknowledge_incident(incident=incident, by=request.user))
     return form, ok, "Acknowledged."
 
 
@@ -502,7 +281,7 @@ def change_status(request, incident):
     form = StatusForm(request.POST, incident=incident)
     ok = _try(
         form,
-        lambda d: services.change_status(
+        lambda d: status_services.change_status(
             incident=incident, to=d["status"], by=request.user, note=d["note"], override_reason=d["override_reason"]
         ),
     )
@@ -514,7 +293,7 @@ def change_severity(request, incident):
     form = SeverityForm(request.POST, incident=incident)
     ok = _try(
         form,
-        lambda d: services.change_severity(
+        lambda d: status_services.change_severity(
             incident=incident, severity=d["severity"], by=request.user, reason=d["reason"]
         ),
     )
@@ -526,7 +305,7 @@ def assign_role(request, incident):
     form = RoleForm(request.POST)
     ok = _try(
         form,
-        lambda d: services.assign_role(
+        lambda d: roles_services.assign_role(
             incident=incident, role=d["role"], holder=request.user if d["claim"] else d["holder"], by=request.user
         ),
     )
@@ -540,7 +319,7 @@ def tick_checklist_item(request, incident, item_id):
     except ChecklistItem.DoesNotExist:
         raise Http404("No such checklist item on this incident.")
     form = ChecklistTickForm(request.POST)
-    ok = _try(form, lambda d: services.tick_checklist_item(item=item, by=request.user, checked=d["checked"]))
+    ok = _try(form, lambda d: checklist_services.tick_checklist_item(item=item, by=request.user, checked=d["checked"]))
     if not ok and not request.htmx:
         # The checklist has no form of its own to redraw: say what went wrong at the top of the page.
         messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
@@ -551,7 +330,9 @@ def tick_checklist_item(request, incident, item_id):
 @_action("checklists-card", "runbook_form")
 def attach_runbook(request, incident):
     form = AttachRunbookForm(request.POST)
-    ok = _try(form, lambda d: services.attach_runbook(incident=incident, runbook=d["runbook"], by=request.user))
+    ok = _try(
+        form, lambda d: checklist_services.attach_runbook(incident=incident, runbook=d["runbook"], by=request.user)
+    )
     return form, ok, "Runbook attached."
 
 
@@ -560,7 +341,7 @@ def record_five_whys(request, incident):
     form = FiveWhysForm(request.POST, five_whys=selectors.five_whys_of(incident=incident))
     ok = _try(
         form,
-        lambda d: services.record_five_whys(
+        lambda d: entries_services.record_five_whys(
             incident=incident, problem=d["problem"], whys=form.whys(), root_cause=d["root_cause"], by=request.user
         ),
     )
@@ -572,7 +353,7 @@ def post_internal_update(request, incident):
     form = InternalUpdateForm(request.POST)
     ok = _try(
         form,
-        lambda d: services.post_status_update(
+        lambda d: post_status_update(
             incident=incident,
             kind=UpdateKind.INTERNAL,
             status=d["status"],
@@ -593,10 +374,10 @@ RESOLUTION_FORM_IDS = "id_resolution_%s"
 
 
 def _post_external_update(request, incident, *, auto_id):
-    form = _external_form(IncidentPage(request, incident), request.POST, auto_id=auto_id)
+    form = _external_form(selectors.IncidentPage(request.user, incident), request.POST, auto_id=auto_id)
     ok = _try(
         form,
-        lambda d: services.post_status_update(
+        lambda d: post_status_update(
             incident=incident,
             kind=UpdateKind.EXTERNAL,
             status=d["status"],
@@ -629,7 +410,7 @@ def edit_details(request, incident):
     form = DetailsForm.for_incident(incident, request.POST)
     ok = _try(
         form,
-        lambda d: services.update_incident_details(
+        lambda d: update_incident_details(
             incident=incident,
             by=request.user,
             title=d["title"],
@@ -646,7 +427,7 @@ def add_note(request, incident):
     form = NoteForm(request.POST)
     ok = _try(
         form,
-        lambda d: services.add_timeline_entry(
+        lambda d: entries_services.add_timeline_entry(
             incident=incident, by=request.user, body=d["body"], kind=d["kind"], occurred_at=d["occurred_at"]
         ),
     )
@@ -660,71 +441,3 @@ def preview_note(request, reference):
     _incident_or_404(request, reference)
     html = render_markdown(request.POST.get("body", ""))
     return render(request, "incidents/partials/preview.html", {"html": html})
-
-
-# --- incident list ----------------------------------------------------------------------------------------
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def encode_cursor(incident: Incident) -> str:
-    micros = (incident.declared_at - EPOCH) // timedelta(microseconds=1)
-    return f"{micros}-{incident.number}"
-
-
-def decode_cursor(value: str):
-    try:
-        micros, number = value.split("-", 1)
-        return EPOCH + timedelta(microseconds=int(micros)), int(number)
-    except (ValueError, OverflowError):
-        return None
-
-
-@login_required
-@require_GET
-def incident_list(request):
-    form = IncidentFilterForm(request.GET or None)
-    filters = form.filters() if form.is_valid() else {}
-    status = 200 if form.is_valid() or not form.is_bound else 400
-    direction, cursor = "older", None
-    if request.GET.get("after"):
-        cursor = decode_cursor(request.GET["after"])
-    elif request.GET.get("before"):
-        direction, cursor = "newer", decode_cursor(request.GET["before"])
-    rows, has_more = selectors.incident_list(user=request.user, filters=filters, cursor=cursor, direction=direction)
-    query = request.GET.copy()
-    for key in ("after", "before"):
-        query.pop(key, None)
-    base = query.urlencode()
-    has_older = has_more if direction == "older" else cursor is not None
-    has_newer = (direction == "older" and cursor is not None) or (direction == "newer" and has_more)
-    context = {
-        "form": form,
-        "incidents": rows,
-        "older_url": f"?{base}&after={encode_cursor(rows[-1])}" if rows and has_older else "",
-        "newer_url": f"?{base}&before={encode_cursor(rows[0])}" if rows and has_newer else "",
-        "first_url": f"?{base}" if cursor is not None else "",
-    }
-    template = "incidents/list.html#results" if request.htmx else "incidents/list.html"
-    return render(request, template, context, status=status)
-
-
-# --- runbooks ---------------------------------------------------------------------------------------------
-
-
-@login_required
-@require_GET
-def runbook_list(request):
-    return render(request, "incidents/runbook_list.html", {"runbooks": selectors.runbooks()})
-
-
-@login_required
-@require_GET
-def runbook_detail(request, slug):
-    try:
-        runbook = selectors.runbook_for_page(slug=slug)
-    except Runbook.DoesNotExist:
-        raise Http404("No such runbook.")
-    return render(
-        request, "incidents/runbook_detail.html", {"runbook": runbook, "notes_html": render_markdown(runbook.notes)}
-    )

@@ -19,6 +19,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from incidents import access
 from incidents.errors import DomainError
+from incidents.interface import forbidden
 
 from . import selectors, services
 from .forms import CalendarWeeksForm, OverrideForm
@@ -28,10 +29,6 @@ from .paging import selectors as paging_selectors
 
 FEED_PAST = timedelta(days=7)
 FEED_FUTURE = timedelta(weeks=12)
-
-
-def _forbidden(request, message: str) -> HttpResponse:
-    return render(request, "incidents/forbidden.html", {"message": message}, status=403)
 
 
 @login_required
@@ -91,7 +88,7 @@ def _override_choices(user):
 @login_required
 def override_create(request):
     if not access.can_respond(request.user):
-        return _forbidden(request, "Only responders and managers can create overrides.")
+        return forbidden(request, "Only responders and managers can create overrides.")
     rotations, people, me = _override_choices(request.user)
     status = 200
     if request.method == "POST":
@@ -130,7 +127,7 @@ def override_cancel(request, pk: int):
     try:
         services.cancel_override(override=override, by=request.user)
     except DomainError as error:
-        return _forbidden(request, error.message)
+        return forbidden(request, error.message)
     messages.success(request, "Override cancelled.")
     url = reverse("oncall:rotation", args=[override.rotation_id])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

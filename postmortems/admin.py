@@ -3,13 +3,13 @@ call the same services as the pages, and a DomainError becomes a form error or a
 partial save. Post-mortems are drafted by resolving an incident, so they cannot be added by hand."""
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils import timezone
 
 from incidents.errors import DomainError
+from incidents.interface import ReadOnlyInline, run_admin_action
 from incidents.models import Incident
 
-from . import services
 from .models import (
     MARKDOWN_SECTIONS,
     ActionItem,
@@ -18,44 +18,22 @@ from .models import (
     PostMortemStatus,
     PostMortemTimelineItem,
 )
+from .services import publishing as publishing_services
+from .services.action_items import add_action_item, change_action_item_status, update_action_item
+from .services.editing import EDITABLE_TEXT_FIELDS, assign_owner, update_content
 
 
-def _run(modeladmin, request, queryset, action, done: str):
-    ok = 0
-    for obj in queryset:
-        try:
-            action(obj)
-        except DomainError as error:
-            modeladmin.message_user(request, f"{obj}: {error.message}", level=messages.ERROR)
-        else:
-            ok += 1
-    if ok:
-        modeladmin.message_user(request, f"{ok} {done}.", level=messages.SUCCESS)
-
-
-class ActionItemInline(admin.TabularInline):
+class ActionItemInline(ReadOnlyInline):
     model = ActionItem
     fk_name = "postmortem"
-    extra = 0
     fields = ["title", "owner", "due_date", "priority", "kind", "status"]
-    readonly_fields = fields
-    can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-
-class TimelineItemInline(admin.TabularInline):
+class TimelineItemInline(ReadOnlyInline):
     model = PostMortemTimelineItem
-    extra = 0
     fields = ["occurred_at", "text", "is_included"]
-    readonly_fields = fields
-    can_delete = False
     classes = ["collapse"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(PostMortem)
@@ -141,12 +119,12 @@ class PostMortemAdmin(admin.ModelAdmin):
                 data = super().clean()
                 if self.errors or not self.instance.pk:
                     return data
-                content = {name: data[name] for name in self.changed_data if name in services.EDITABLE_TEXT_FIELDS}
+                content = {name: data[name] for name in self.changed_data if name in EDITABLE_TEXT_FIELDS}
                 try:
                     if content:
-                        services.update_content(postmortem=self.instance, by=request.user, **content)
+                        update_content(postmortem=self.instance, by=request.user, **content)
                     if "owner" in self.changed_data:
-                        services.assign_owner(postmortem=self.instance, owner=data.get("owner"), by=request.user)
+                        assign_owner(postmortem=self.instance, owner=data.get("owner"), by=request.user)
                 except DomainError as error:
                     self.add_error(error.field if error.field in self.fields else None, error.message)
                 return data
@@ -155,28 +133,36 @@ class PostMortemAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send for review")
     def send_for_review(self, request, queryset):
-        _run(
+        run_admin_action(
             self,
             request,
             queryset,
-            lambda pm: services.change_postmortem_status(postmortem=pm, to=PostMortemStatus.IN_REVIEW, by=request.user),
-            "sent for review",
+            lambda pm: publishing_services.change_postmortem_status(
+                postmortem=pm, to=PostMortemStatus.IN_REVIEW, by=request.user
+            ),
+            done=lambda count: f"{count} sent for review.",
         )
 
     @admin.action(description="Publish and email the report")
     def publish(self, request, queryset):
-        _run(
+        run_admin_action(
             self,
             request,
             queryset,
-            lambda pm: services.change_postmortem_status(postmortem=pm, to=PostMortemStatus.PUBLISHED, by=request.user),
-            "published",
+            lambda pm: publishing_services.change_postmortem_status(
+                postmortem=pm, to=PostMortemStatus.PUBLISHED, by=request.user
+            ),
+            done=lambda count: f"{count} published.",
         )
 
     @admin.action(description="Re-send the report")
     def resend_report(self, request, queryset):
-        _run(
-            self, request, queryset, lambda pm: services.resend_report(postmortem=pm, by=request.user), "reports queued"
+        run_admin_action(
+            self,
+            request,
+            queryset,
+            lambda pm: publishing_services.resend_report(postmortem=pm, by=request.user),
+            done=lambda count: f"{count} reports queued.",
         )
 
 
@@ -268,11 +254,11 @@ class ActionItemAdmin(admin.ModelAdmin):
                 fields = {name: data.get(name) for name in ("title", "owner", "due_date", "priority", "kind")}
                 try:
                     if self.instance.pk:
-                        self.saved_item = services.update_action_item(
+                        self.saved_item = update_action_item(
                             item=self.instance, by=request.user, description=data.get("description", ""), **fields
                         )
                     else:
-                        self.saved_item = services.add_action_item(
+                        self.saved_item = add_action_item(
                             postmortem=data["postmortem"],
                             by=request.user,
                             description=data.get("description", ""),
@@ -285,12 +271,12 @@ class ActionItemAdmin(admin.ModelAdmin):
         return ServiceForm
 
     def _set(self, request, queryset, status, done):
-        _run(
+        run_admin_action(
             self,
             request,
             queryset,
-            lambda item: services.change_action_item_status(item=item, to=status, by=request.user),
-            done,
+            lambda item: change_action_item_status(item=item, to=status, by=request.user),
+            done=lambda count: f"{count} {done}.",
         )
 
     @admin.action(description="Mark in progress")

@@ -17,7 +17,7 @@ from incidents.models import Role, RoleAssignment
 from incidents.profiles.zones import format_moment, format_utc, iso_utc
 
 from .models import SECTIONS, ActionItem, ActionItemStatus, PostMortem, PostMortemTimelineItem
-from .services import humanize_duration, response_times
+from .services.drafting import humanize_duration, response_times
 
 
 def absolute_url(path: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from incidents import lifecycle
 from incidents.models import Incident
 
-from .services import ensure_draft_for
+from .services.drafting import ensure_draft_for
 
 
 def draft_on_resolved(event: lifecycle.IncidentResolved) -> None:

@@ -5,7 +5,9 @@ from smtplib import SMTPException
 
 from celery import shared_task
 
-from . import emails, services
+from . import emails
+from .services.publishing import mark_report_sent
+from .services.reminders import send_due_reminders
 
 # Reminders are by date, so a tick every 30 seconds is plenty.
 BEAT_TICKS = [("postmortems-reminder-tick", "postmortems.tasks.reminder_tick", 30)]
@@ -22,14 +24,14 @@ _SEND_OPTIONS = {
 @shared_task(acks_late=True)
 def reminder_tick():
     """Action items due soon or overdue, and post-mortems not scheduled within 48 h: each reminded once."""
-    return services.send_due_reminders()
+    return send_due_reminders()
 
 
 @shared_task(**_SEND_OPTIONS)
 def send_postmortem_report(postmortem_id: int):
     sent = emails.send_report(postmortem_id)
     if sent:
-        services.mark_report_sent(postmortem_id=postmortem_id)
+        mark_report_sent(postmortem_id=postmortem_id)
     return sent
 
 

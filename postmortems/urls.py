@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import metrics_views, views
 
 app_name = "postmortems"
 
@@ -27,6 +27,6 @@ urlpatterns = [
     path(postmortem + "action-items/", views.add_action_item, name="add_action_item"),
     path(postmortem + "report.md", views.download_markdown, name="download_markdown"),
     path(postmortem + "email/", views.email_preview, name="email_preview"),
-    path("metrics/", views.metrics, name="metrics"),
-    path("metrics/export.csv", views.metrics_csv, name="metrics_csv"),
+    path("metrics/", metrics_views.metrics, name="metrics"),
+    path("metrics/export.csv", metrics_views.metrics_csv, name="metrics_csv"),
 ]

@@ -6,9 +6,6 @@ Errors: a DomainError becomes an error on the form field it names (400, or 422 f
 
 from __future__ import annotations
 
-import csv
-from datetime import timedelta
-
 from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
 from django.contrib import messages
@@ -21,23 +18,25 @@ from django.views.decorators.http import require_GET, require_POST
 
 from incidents import access
 from incidents.errors import DomainError, PermissionDenied
+from incidents.interface import apply_domain_error, error_status, forbidden
 from incidents.markdown import render_markdown
-from incidents.templatetags.incident_tags import duration
 
-from . import charts, selectors, services
+from . import selectors
 from .emails import render_report_html, report_recipients
 from .forms import (
     ActionItemForm,
     ActionItemStatusForm,
     ContentForm,
     MeetingForm,
-    PeriodForm,
     StatusForm,
     TimelineItemForm,
 )
-from .metrics import csv_rows, default_period, incident_metrics
 from .models import MARKDOWN_SECTIONS, ActionItem, ActionItemStatus, PostMortem, PostMortemStatus
 from .report import build_report, report_markdown
+from .services import action_items as action_items_services
+from .services import rules as rules_services
+from .services.editing import add_timeline_item, schedule_meeting, update_content, update_timeline
+from .services.publishing import change_postmortem_status, resend_report
 
 DETAIL = "postmortems/detail.html"
 ACTION_LABELS = {
@@ -48,6 +47,9 @@ ACTION_LABELS = {
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
+
+# Where the "Not allowed" page of this area links back to.
+BACK = {"back": "postmortems:list", "back_label": "Back to the post-mortems"}
 
 
 def _postmortem_or_404(request, pk: int) -> PostMortem:
@@ -64,26 +66,14 @@ def _item_or_404(request, pk: int) -> ActionItem:
         raise Http404("No such action item.")
 
 
-def _forbidden(request, message: str) -> HttpResponse:
-    return render(request, "postmortems/forbidden.html", {"message": message}, status=403)
-
-
-def _apply_domain_error(form, error: DomainError) -> None:
-    form.add_error(error.field if error.field in form.fields else None, error.message)
-
-
-def _error_status(request) -> int:
-    return 422 if request.htmx else 400
-
-
 def _detail_context(request, postmortem: PostMortem, **forms) -> dict:
     report = build_report(postmortem.pk, queryset=PostMortem.objects.filter(pk=postmortem.pk))
     postmortem = report.postmortem
-    can_edit = services.can_edit(request.user, postmortem) and postmortem.is_editable
+    can_edit = rules_services.can_edit(request.user, postmortem) and postmortem.is_editable
     transitions = [
         {"value": status.value, "label": ACTION_LABELS[status]}
         for status in postmortem.allowed_transitions()
-        if status != PostMortemStatus.PUBLISHED or services.can_publish(request.user, postmortem)
+        if status != PostMortemStatus.PUBLISHED or rules_services.can_publish(request.user, postmortem)
     ]
     attendees = list(postmortem.attendees.all())
     meeting_initial = {
@@ -99,7 +89,7 @@ def _detail_context(request, postmortem: PostMortem, **forms) -> dict:
         "action_items": report.action_items,
         "can_edit": can_edit,
         "can_respond": access.can_respond(request.user),
-        "can_publish": services.can_publish(request.user, postmortem),
+        "can_publish": rules_services.can_publish(request.user, postmortem),
         "transitions": transitions,
         "meeting_form": forms.get("meeting_form") or MeetingForm(initial=meeting_initial),
         "action_item_form": forms.get("action_item_form") or ActionItemForm(),
@@ -178,8 +168,8 @@ def email_preview(request, pk: int):
 @login_required
 def edit(request, pk: int):
     postmortem = _postmortem_or_404(request, pk)
-    if not services.can_edit(request.user, postmortem):
-        return _forbidden(request, "You need the responder role to edit post-mortems.")
+    if not rules_services.can_edit(request.user, postmortem):
+        return forbidden(request, "You need the responder role to edit post-mortems.", **BACK)
     if not postmortem.is_editable:
         messages.warning(request, "The post-mortem is published; its content is final.")
         return redirect(postmortem.get_absolute_url())
@@ -188,11 +178,11 @@ def edit(request, pk: int):
     if request.method == "POST":
         if form.is_valid():
             try:
-                services.update_content(postmortem=postmortem, by=request.user, **form.cleaned_data)
+                update_content(postmortem=postmortem, by=request.user, **form.cleaned_data)
             except PermissionDenied as error:
-                return _forbidden(request, error.message)
+                return forbidden(request, error.message, **BACK)
             except DomainError as error:
-                _apply_domain_error(form, error)
+                apply_domain_error(form, error)
             else:
                 messages.success(request, "Post-mortem saved.")
                 return redirect(postmortem.get_absolute_url())
@@ -228,17 +218,17 @@ def preview(request, pk: int):
 @login_required
 def timeline(request, pk: int):
     postmortem = _postmortem_or_404(request, pk)
-    if not services.can_edit(request.user, postmortem):
-        return _forbidden(request, "You need the responder role to edit post-mortems.")
+    if not rules_services.can_edit(request.user, postmortem):
+        return forbidden(request, "You need the responder role to edit post-mortems.", **BACK)
     error, status = "", 200
     if request.method == "POST":
         texts = {key[5:]: value for key, value in request.POST.items() if key.startswith("text-")}
         try:
-            services.update_timeline(
+            update_timeline(
                 postmortem=postmortem, by=request.user, include=request.POST.getlist("include"), texts=texts
             )
         except PermissionDenied as exc:
-            return _forbidden(request, exc.message)
+            return forbidden(request, exc.message, **BACK)
         except DomainError as exc:
             error, status = exc.message, 400
         else:
@@ -268,11 +258,11 @@ def timeline_add(request, pk: int):
     form = TimelineItemForm(request.POST)
     if form.is_valid():
         try:
-            services.add_timeline_item(postmortem=postmortem, by=request.user, **form.cleaned_data)
+            add_timeline_item(postmortem=postmortem, by=request.user, **form.cleaned_data)
         except PermissionDenied as error:
-            return _forbidden(request, error.message)
+            return forbidden(request, error.message, **BACK)
         except DomainError as error:
-            _apply_domain_error(form, error)
+            apply_domain_error(form, error)
         else:
             messages.success(request, "Timeline line added.")
             return redirect("postmortems:timeline", pk=postmortem.pk)
@@ -287,7 +277,7 @@ def schedule(request, pk: int):
     if form.is_valid():
         data = form.cleaned_data
         try:
-            services.schedule_meeting(
+            schedule_meeting(
                 postmortem=postmortem,
                 by=request.user,
                 meeting_at=data["meeting_at"],
@@ -295,13 +285,13 @@ def schedule(request, pk: int):
                 location=data["location"],
             )
         except PermissionDenied as error:
-            return _forbidden(request, error.message)
+            return forbidden(request, error.message, **BACK)
         except DomainError as error:
-            _apply_domain_error(form, error)
+            apply_domain_error(form, error)
         else:
             messages.success(request, "Post-mortem meeting scheduled.")
             return redirect(postmortem.get_absolute_url() + "#meeting")
-    return _render_detail(request, postmortem, status=_error_status(request), meeting_form=form)
+    return _render_detail(request, postmortem, status=error_status(request), meeting_form=form)
 
 
 @login_required
@@ -311,18 +301,18 @@ def change_status(request, pk: int):
     form = StatusForm(request.POST)
     if form.is_valid():
         try:
-            postmortem = services.change_postmortem_status(
+            postmortem = change_postmortem_status(
                 postmortem=postmortem, to=form.cleaned_data["status"], by=request.user
             )
         except PermissionDenied as error:
-            return _forbidden(request, error.message)
+            return forbidden(request, error.message, **BACK)
         except DomainError as error:
-            _apply_domain_error(form, error)
+            apply_domain_error(form, error)
         else:
             note = " The report is being emailed." if postmortem.is_published else ""
             messages.success(request, f"Post-mortem is now {postmortem.get_status_display()}.{note}")
             return redirect(postmortem.get_absolute_url())
-    return _render_detail(request, postmortem, status=_error_status(request), status_form=form)
+    return _render_detail(request, postmortem, status=error_status(request), status_form=form)
 
 
 @login_required
@@ -330,11 +320,11 @@ def change_status(request, pk: int):
 def resend(request, pk: int):
     postmortem = _postmortem_or_404(request, pk)
     try:
-        services.resend_report(postmortem=postmortem, by=request.user)
+        resend_report(postmortem=postmortem, by=request.user)
     except PermissionDenied as error:
-        return _forbidden(request, error.message)
+        return forbidden(request, error.message, **BACK)
     except DomainError as error:
-        return _render_detail(request, postmortem, status=_error_status(request), action_error=error.message)
+        return _render_detail(request, postmortem, status=error_status(request), action_error=error.message)
     messages.success(request, "The report is being emailed again.")
     return redirect(postmortem.get_absolute_url())
 
@@ -349,15 +339,15 @@ def add_action_item(request, pk: int):
     form = ActionItemForm(request.POST)
     if form.is_valid():
         try:
-            services.add_action_item(postmortem=postmortem, by=request.user, **form.cleaned_data)
+            action_items_services.add_action_item(postmortem=postmortem, by=request.user, **form.cleaned_data)
         except PermissionDenied as error:
-            return _forbidden(request, error.message)
+            return forbidden(request, error.message, **BACK)
         except DomainError as error:
-            _apply_domain_error(form, error)
+            apply_domain_error(form, error)
         else:
             messages.success(request, "Action item added.")
             return redirect(postmortem.get_absolute_url() + "#action-items")
-    return _render_detail(request, postmortem, status=_error_status(request), action_item_form=form)
+    return _render_detail(request, postmortem, status=error_status(request), action_item_form=form)
 
 
 @login_required
@@ -376,11 +366,11 @@ def edit_action_item(request, item_id: int):
     if request.method == "POST":
         if form.is_valid():
             try:
-                services.update_action_item(item=item, by=request.user, **form.cleaned_data)
+                action_items_services.update_action_item(item=item, by=request.user, **form.cleaned_data)
             except PermissionDenied as error:
-                return _forbidden(request, error.message)
+                return forbidden(request, error.message, **BACK)
             except DomainError as error:
-                _apply_domain_error(form, error)
+                apply_domain_error(form, error)
             else:
                 messages.success(request, "Action item saved.")
                 return redirect(item.get_absolute_url())
@@ -400,9 +390,11 @@ def action_item_status(request, item_id: int):
         messages.error(request, f"Action item not changed: {message}")
         return redirect(_next_url(request, item))
     try:
-        item = services.change_action_item_status(item=item, to=form.cleaned_data["status"], by=request.user)
+        item = action_items_services.change_action_item_status(
+            item=item, to=form.cleaned_data["status"], by=request.user
+        )
     except PermissionDenied as error:
-        return _forbidden(request, error.message)
+        return forbidden(request, error.message, **BACK)
     except DomainError as error:
         messages.error(request, error.message)
         return redirect(_next_url(request, item))
@@ -451,121 +443,9 @@ def my_action_items(request):
 @require_GET
 def overdue_action_items(request):
     if not access.is_manager(request.user):
-        return _forbidden(request, "The overdue list is for incident managers.")
+        return forbidden(request, "The overdue list is for incident managers.", **BACK)
     return render(
         request,
         "postmortems/overdue.html",
         {"items": selectors.overdue_action_items(user=request.user), "today": timezone.localdate()},
     )
-
-
-# --- metrics -----------------------------------------------------------------------------------------------
-
-
-def _period(request):
-    form = PeriodForm(request.GET or None)
-    if not request.GET:
-        start, end = default_period()
-        return form, start, end, 200
-    if form.is_valid():
-        return form, form.cleaned_data["start"], form.cleaned_data["end"], 200
-    start, end = default_period()
-    return form, start, end, 400
-
-
-def _presets(start, end) -> list[dict]:
-    today = timezone.localdate()
-    choices = [
-        ("Last 30 days", today - timedelta(days=29)),
-        ("Last 90 days", today - timedelta(days=89)),
-        ("Last 12 months", today - timedelta(days=364)),
-        ("This year", today.replace(month=1, day=1)),
-    ]
-    return [
-        {"label": label, "query": f"start={since}&end={today}", "current": (since, today) == (start, end)}
-        for label, since in choices
-    ]
-
-
-def _minutes(value) -> float:
-    return value.total_seconds() / 60 if value is not None else 0.0
-
-
-@login_required
-@require_GET
-def metrics(request):
-    form, start, end, status = _period(request)
-    data = incident_metrics(user=request.user, start=start, end=end)
-    series = [(s.level, [row["counts"][i] for row in data.weekly_rows()]) for i, s in enumerate(data.severities)]
-    colour = {s.level: charts.SEVERITY_COLOURS.get(s.level, charts.NEUTRAL) for s in data.severities}
-
-    def time_bars(attribute):
-        return [
-            charts.Bar(
-                row.key,
-                _minutes(getattr(row, attribute)),
-                duration(getattr(row, attribute)) or "-",
-                colour.get(row.key, charts.NEUTRAL),
-            )
-            for row in data.by_severity
-        ]
-
-    stats = data.action_items
-    context = {
-        "form": form,
-        "metrics": data,
-        "start": start,
-        "end": end,
-        "weekly_chart": charts.stacked_weekly(
-            weeks=data.weeks, series=series, title="Incidents per week by severity", chart_id="weekly"
-        ),
-        "mtta_chart": charts.horizontal_bars(
-            bars=time_bars("mtta"), title="Mean time to acknowledge by severity", chart_id="mtta"
-        ),
-        "mttr_chart": charts.horizontal_bars(
-            bars=time_bars("mttr"), title="Mean time to resolve by severity", chart_id="mttr"
-        ),
-        "compliance_chart": charts.horizontal_bars(
-            bars=[
-                charts.Bar(
-                    row.key,
-                    row.compliance or 0.0,
-                    "-" if row.compliance is None else f"{row.compliance:g}% of {row.target_measured}",
-                    colour.get(row.key, charts.NEUTRAL),
-                )
-                for row in data.by_severity
-            ],
-            title="Acknowledged within the response target, by severity",
-            chart_id="compliance",
-            max_value=100,
-        ),
-        "action_chart": charts.horizontal_bars(
-            bars=[
-                charts.Bar("Done", stats.done, str(stats.done), "#15803d"),
-                charts.Bar("Open (on time)", stats.open - stats.overdue, str(stats.open - stats.overdue), "#1e40af"),
-                charts.Bar("Overdue", stats.overdue, str(stats.overdue), "#b91c1c"),
-                charts.Bar("Won't do", stats.wont_do, str(stats.wont_do), "#6b7280"),
-            ],
-            title="Action items of the period's incidents",
-            chart_id="actions",
-        ),
-        "csv_query": f"start={start.isoformat()}&end={end.isoformat()}",
-        "presets": _presets(start, end),
-    }
-    return render(request, "postmortems/metrics.html", context, status=status)
-
-
-@login_required
-@require_GET
-def metrics_csv(request):
-    form, start, end, status = _period(request)
-    if status != 200:
-        errors = "; ".join(message for messages_ in form.errors.values() for message in messages_)
-        return HttpResponse(f"Invalid period: {errors}", status=400, content_type="text/plain")
-    data = incident_metrics(user=request.user, start=start, end=end)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="incident-metrics-{start}-to-{end}.csv"'
-    writer = csv.writer(response)
-    for row in csv_rows(data):
-        writer.writerow(row)
-    return response

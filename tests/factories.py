@@ -5,8 +5,9 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from incidentportal.celery import beat_ticks
-from incidents import numbering, services
+from incidents import numbering
 from incidents.models import Incident, Service, SeverityPolicy
+from incidents.services.status import declare_incident
 from oncall.health import heartbeats
 
 
@@ -74,7 +75,7 @@ class IncidentFactory(factory.django.DjangoModelFactory):
 def declare(*, by=None, level="P1", title="API slow response times", **kwargs) -> Incident:
     """Declare an incident the way the portal does (numbering, checklists, Incident Commander)."""
     by = by if by is not None else ResponderFactory()
-    return services.declare_incident(title=title, severity=severity(level), by=by, **kwargs)
+    return declare_incident(title=title, severity=severity(level), by=by, **kwargs)
 
 
 def timers_running(settings) -> None:

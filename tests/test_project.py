@@ -102,11 +102,11 @@ def test_concurrent_writers_on_sqlite_never_hit_database_is_locked(sqlite_env):
         """
         import sys
         from django.contrib.auth.models import User
-        from incidents import services
+        from incidents.services.status import declare_incident
         from incidents.models import SeverityPolicy
         user = User.objects.get(username="writer")
         severity = SeverityPolicy.objects.get(level="P2")
-        numbers = [services.declare_incident(title=f"p{n}", severity=severity, by=user).number for n in range(6)]
+        numbers = [declare_incident(title=f"p{n}", severity=severity, by=user).number for n in range(6)]
         print(" ".join(map(str, numbers)))
         """
     )

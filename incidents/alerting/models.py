@@ -19,8 +19,6 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from . import conf
-
 
 def hash_secret(value: str) -> str:
     """Keys and tokens are stored as sha256 hex: they are long random strings, so a slow hash buys nothing,
@@ -301,7 +299,7 @@ class ApiTokenQuerySet(models.QuerySet):
         """Not revoked, not expired, and younger than API_TOKEN_MAX_LIFETIME_DAYS (so lowering the setting
         ends older tokens, and tokens made before expiries were required still end)."""
         now = timezone.now()
-        oldest = now - timedelta(days=conf.get("API_TOKEN_MAX_LIFETIME_DAYS"))
+        oldest = now - timedelta(days=settings.API_TOKEN_MAX_LIFETIME_DAYS)
         return self.filter(revoked_at__isnull=True, created_at__gt=oldest).filter(
             Q(expires_at__isnull=True) | Q(expires_at__gt=now)
         )
@@ -337,7 +335,7 @@ class ApiToken(models.Model):
         now = timezone.now()
         if self.revoked_at is not None:
             return False
-        if self.created_at <= now - timedelta(days=conf.get("API_TOKEN_MAX_LIFETIME_DAYS")):
+        if self.created_at <= now - timedelta(days=settings.API_TOKEN_MAX_LIFETIME_DAYS):
             return False
         return self.expires_at is None or self.expires_at > now
 

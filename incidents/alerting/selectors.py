@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Count
 
-from . import conf
 from .models import AlertGroup, ChangeEvent, Integration
 
 
 def recent_changes_for(incident, *, hours: int | None = None, limit: int = 20) -> list[ChangeEvent]:
     """Change events (deploys, migrations, config changes) to the incident's services in the hours before it
     was detected, newest first: the triage checklist's "what changed recently?". One query."""
-    hours = hours if hours is not None else conf.get("ALERTING_RECENT_CHANGES_HOURS")
+    hours = hours if hours is not None else settings.ALERTING_RECENT_CHANGES_HOURS
     start = incident.detected_at
     return list(
         ChangeEvent.objects.filter(

@@ -17,11 +17,12 @@ import re
 import time
 from hashlib import sha256
 
+from django.conf import settings
 from django.db import DatabaseError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import conf, parsers, ratelimit
+from . import parsers, ratelimit
 from .models import Integration, IntegrationKind
 from .services.changes import UnknownService, record_change_events
 from .services.ingestion import ingest_alert_events
@@ -72,7 +73,7 @@ def _error_response(kind: str, refusal: Refusal) -> JsonResponse:
 
 
 def _read_body(request) -> bytes:
-    limit = conf.get("ALERTING_MAX_BODY_BYTES")
+    limit = settings.ALERTING_MAX_BODY_BYTES
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -150,7 +151,7 @@ def _verify_signature(request, integration: Integration, body: bytes, *, header:
                 field=integration.hmac_timestamp_header,
             )
         age = abs(time.time() - int(stamp))
-        if age > conf.get("ALERTING_SIGNATURE_MAX_AGE_SECONDS"):
+        if age > settings.ALERTING_SIGNATURE_MAX_AGE_SECONDS:
             raise Refusal(401, "stale_signature", "The signature timestamp is too old (replay?).", field=field)
         signed = stamp.encode() + b":" + body
     expected = hmac.new(integration.hmac_secret.encode(), signed, sha256).hexdigest()
@@ -172,7 +173,7 @@ def _claim(integration: Integration, signature: str) -> None:
 
 
 def _rate_limit(integration: Integration) -> None:
-    limit = integration.rate_limit_per_minute or conf.get("ALERTING_RATE_LIMIT_PER_MINUTE")
+    limit = integration.rate_limit_per_minute or settings.ALERTING_RATE_LIMIT_PER_MINUTE
     verdict = ratelimit.hit(f"integration:{integration.pk}", limit)
     if not verdict.allowed:
         raise Refusal(

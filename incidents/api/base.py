@@ -7,6 +7,7 @@ Error shape (every 4xx): {"detail": human message, "code": machine code, "field"
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404
 from drf_spectacular.openapi import AutoSchema
@@ -17,7 +18,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from incidents import access
-from incidents.alerting import conf, ratelimit
+from incidents.alerting import ratelimit
 from incidents.alerting.models import ApiToken
 from incidents.errors import DomainError
 
@@ -54,7 +55,7 @@ class ApiTokenThrottle(BaseThrottle):
         token = request.auth
         if not isinstance(token, ApiToken):
             return True
-        verdict = ratelimit.hit(f"token:{token.pk}", conf.get("API_TOKEN_RATE_LIMIT_PER_MINUTE"))
+        verdict = ratelimit.hit(f"token:{token.pk}", settings.API_TOKEN_RATE_LIMIT_PER_MINUTE)
         self._wait = verdict.retry_after
         return verdict.allowed
 

@@ -19,7 +19,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from incidents import merging, selectors, services
+from incidents import merging, selectors
 from incidents.alerting import selectors as alerting_selectors
 from incidents.alerting.models import AlertGroup, ApiToken
 from incidents.alerting.services.tokens import create_api_token, revoke_api_token
@@ -32,6 +32,11 @@ from incidents.models import (
     Status,
     StatusUpdate,
 )
+from incidents.services import roles as roles_services
+from incidents.services import status as status_services
+from incidents.services.checklist import tick_checklist_item
+from incidents.services.entries import add_timeline_entry
+from incidents.services.updates import post_status_update
 
 from . import serializers as s
 from .base import PortalAPIMixin
@@ -148,7 +153,7 @@ class IncidentViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveMode
         form = s.DeclareSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        incident = services.declare_incident(
+        incident = status_services.declare_incident(
             title=data["title"],
             severity=data["severity"],
             by=request.user,
@@ -174,7 +179,7 @@ class IncidentViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveMode
         incident = self._incident()
         form = s.StatusChangeSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        incident = services.change_status(
+        incident = status_services.change_status(
             incident=incident,
             by=request.user,
             to=form.validated_data["status"],
@@ -189,7 +194,7 @@ class IncidentViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveMode
         incident = self._incident()
         form = s.SeverityChangeSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        incident = services.change_severity(
+        incident = status_services.change_severity(
             incident=incident,
             severity=form.validated_data["severity"],
             by=request.user,
@@ -203,7 +208,7 @@ class IncidentViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveMode
         incident = self._incident()
         form = s.RoleAssignSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        services.assign_role(
+        roles_services.assign_role(
             incident=incident, role=form.validated_data["role"], holder=form.validated_data["holder"], by=request.user
         )
         return self._answer(incident)
@@ -211,7 +216,7 @@ class IncidentViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveMode
     @extend_schema(summary="Acknowledge (idempotent)", request=None, responses={200: s.IncidentSerializer})
     @action(detail=True, methods=["post"], url_path="acknowledge")
     def acknowledge(self, request, reference=None):
-        incident = services.acknowledge_incident(incident=self._incident(), by=request.user)
+        incident = status_services.acknowledge_incident(incident=self._incident(), by=request.user)
         return self._answer(incident)
 
     @extend_schema(
@@ -235,7 +240,7 @@ class IncidentViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveMode
         if request.method == "POST":
             form = s.TimelineAddSerializer(data=request.data)
             form.is_valid(raise_exception=True)
-            entry = services.add_timeline_entry(
+            entry = add_timeline_entry(
                 incident=incident,
                 by=request.user,
                 body=form.validated_data["body"],
@@ -268,7 +273,7 @@ class IncidentViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveMode
             form = s.StatusUpdatePostSerializer(data=request.data)
             form.is_valid(raise_exception=True)
             data = dict(form.validated_data)
-            update = services.post_status_update(incident=incident, by=request.user, **data)
+            update = post_status_update(incident=incident, by=request.user, **data)
             return Response(s.StatusUpdateSerializer(update).data, status=status.HTTP_201_CREATED)
         queryset = StatusUpdate.objects.filter(incident=incident).select_related("posted_by")
         queryset = queryset.prefetch_related("affected_services").order_by("-posted_at", "-id")
@@ -297,7 +302,7 @@ class IncidentViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveMode
             raise NotFound("No such checklist item on this incident.")
         form = s.ChecklistTickSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        item = services.tick_checklist_item(item=item, by=request.user, checked=form.validated_data["checked"])
+        item = tick_checklist_item(item=item, by=request.user, checked=form.validated_data["checked"])
         item = ChecklistItem.objects.select_related("checked_by", "runbook").get(pk=item.pk)
         return Response(s.ChecklistItemSerializer(item).data)
 

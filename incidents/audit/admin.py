@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from incidents import access
+from incidents.interface import ReadOnlyAdmin
 from incidents.models import Incident
 
 from .access import can_view_audit
@@ -22,7 +23,7 @@ class ObjectTypeFilter(admin.SimpleListFilter):
         return queryset.filter(object_type=self.value()) if self.value() else queryset
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class AuditAdmin(ReadOnlyAdmin):
     """Append-only data: viewable by admins and the security team, never added, changed or deleted here."""
 
     def has_view_permission(self, request, obj=None):
@@ -31,18 +32,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_module_permission(self, request):
         return can_view_audit(request.user)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(AuditRecord)
-class AuditRecordAdmin(ReadOnlyAdmin):
+class AuditRecordAdmin(AuditAdmin):
     list_display = ["occurred_at", "actor_display", "action", "object_type", "object_id", "object_repr", "source"]
     list_filter = [
         "action",
@@ -91,7 +83,7 @@ class AuditRecordAdmin(ReadOnlyAdmin):
 
 
 @admin.register(EvidenceExport)
-class EvidenceExportAdmin(ReadOnlyAdmin):
+class EvidenceExportAdmin(AuditAdmin):
     list_display = ["incident_reference", "created_at", "created_by_username", "manifest_sha256", "size"]
     search_fields = ["incident_reference", "manifest_sha256", "created_by_username"]
     fields = ["incident_reference", "incident_id", "created_at", "created_by_username", "manifest_sha256", "size"]

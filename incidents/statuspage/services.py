@@ -153,7 +153,7 @@ def purge_unconfirmed_subscribers(*, now: datetime | None = None) -> int:
 
 
 def notify_subscribers(update: StatusUpdate) -> int:
-    """Called by incidents.services.post_status_update inside its transaction once a published external update
+    """Called by incidents.services.updates.post_status_update inside its transaction once a published external update
     exists: writes one delivery row per interested confirmed subscriber (the outbox commits with the update)
     and wakes the sender after commit. Returns the number of deliveries written."""
     if not update.is_published or update.kind != UpdateKind.EXTERNAL or update.incident.is_restricted:
@@ -422,7 +422,7 @@ def choose_component_states(*, incident, status: str, affected_services, compone
 
 
 def record_component_states(*, update: StatusUpdate, states: dict) -> list[ComponentState]:
-    """Called by incidents.services.post_status_update inside its transaction, for external updates."""
+    """Called by incidents.services.updates.post_status_update inside its transaction, for external updates."""
     return ComponentState.objects.bulk_create(
         ComponentState(update=update, service=service, state=state) for service, state in states.items()
     )

@@ -28,7 +28,7 @@ from incidents.alerting.parsers import AlertEventIn
 from incidents.alerting.services.ingestion import ingest_alert_events
 from incidents.errors import PermissionDenied
 from incidents.models import Incident, Runbook, Service, SeverityPolicy
-from incidents.services import attach_runbook
+from incidents.services.checklist import attach_runbook
 
 from .certificates import read_certificate
 from .models import MonitoredCertificate, Probe

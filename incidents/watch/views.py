@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from incidents import selectors
 from incidents.errors import PermissionDenied
+from incidents.interface import forbidden
 from incidents.models import Incident, Service
 
 from . import services
@@ -35,7 +36,7 @@ def run_triage(request, reference: str):
     try:
         count = len(services.request_triage(incident=incident, by=request.user))
     except PermissionDenied as error:
-        return render(request, "incidents/forbidden.html", {"message": error.message}, status=403)
+        return forbidden(request, error.message)
     if count:
         messages.success(
             request, f"Triage started: {count} probe{'s' if count != 1 else ''}; results appear on the timeline."

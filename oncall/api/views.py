@@ -19,7 +19,7 @@ from incidents.models import Incident
 from oncall import selectors, services
 from oncall.models import Override, Person, Rotation, RotationMember, Team
 from oncall.paging import selectors as paging_selectors
-from oncall.paging import services as paging_services
+from oncall.paging.services.responders import add_responders
 
 from . import serializers as s
 
@@ -123,7 +123,7 @@ class OverrideViewSet(
 
 class IncidentRespondersView(PortalAPIMixin, viewsets.ViewSet):
     """Added responders of an incident: GET lists them with their paging state; POST pages another team (through
-    its escalation policy) or a person, with a message (oncall.paging.services.add_responders)."""
+    its escalation policy) or a person, with a message (oncall.paging.services.responders.add_responders)."""
 
     def _incident(self, request, reference: str) -> Incident:
         try:
@@ -147,6 +147,6 @@ class IncidentRespondersView(PortalAPIMixin, viewsets.ViewSet):
         incident = self._incident(request, reference)
         form = s.AddRespondersSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        page = paging_services.add_responders(incident=incident, by=request.user, **form.validated_data)
+        page = add_responders(incident=incident, by=request.user, **form.validated_data)
         added = {p.pk: p for p in paging_selectors.paging_state(incident=incident).added}
         return Response(s.AddedResponderSerializer(added[page.pk]).data, status=status.HTTP_201_CREATED)

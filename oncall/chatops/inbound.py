@@ -11,11 +11,14 @@ from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
 
-from incidents import services as incident_services
 from incidents.errors import DomainError
 from incidents.models import Incident, Role, Service, SeverityPolicy, Status, UpdateKind
+from incidents.services.entries import add_chat_message
+from incidents.services.roles import assign_role
+from incidents.services.status import acknowledge_incident, change_severity, change_status, declare_incident
+from incidents.services.updates import post_status_update
 from oncall.models import Person, Team
-from oncall.paging import services as paging_services
+from oncall.paging.services.responders import add_responders
 
 from . import mattermost, messages, slack_api
 from .identity import NotAllowed, actor_for, visible_incident
@@ -155,7 +158,7 @@ def handle_block_action(payload: dict) -> str:
             )
             return f"{which} modal opened"
         if action_id == "acknowledge":
-            incident_services.acknowledge_incident(incident=incident, by=user)
+            acknowledge_incident(incident=incident, by=user)
             tell(
                 user_id=user_id,
                 channel_id=channel_id,
@@ -223,7 +226,7 @@ def handle_submission(payload: dict) -> str:
             if severity is None:
                 raise DomainError("Choose a severity.", field="severity")
             services = Service.objects.filter(pk__in=[v for v in data.get("services", []) if str(v).isdigit()])
-            incident = incident_services.declare_incident(
+            incident = declare_incident(
                 title=data.get("title", ""),
                 severity=severity,
                 by=user,
@@ -243,7 +246,7 @@ def handle_submission(payload: dict) -> str:
         action = callback.split(":", 1)[1]
         note = data.get("note", "")
         if action == "update":
-            incident_services.post_status_update(
+            post_status_update(
                 incident=incident,
                 kind=UpdateKind.INTERNAL,
                 status=data.get("status", ""),
@@ -254,21 +257,19 @@ def handle_submission(payload: dict) -> str:
                 eta=data.get("eta", ""),
             )
         elif action == "status":
-            incident_services.change_status(incident=incident, to=data.get("status", ""), by=user, note=note)
+            change_status(incident=incident, to=data.get("status", ""), by=user, note=note)
         elif action == "resolve":
-            incident_services.change_status(incident=incident, to=Status.RESOLVED, by=user, note=note)
+            change_status(incident=incident, to=Status.RESOLVED, by=user, note=note)
         elif action == "severity":
             severity = SeverityPolicy.objects.filter(level=data.get("severity")).first()
             if severity is None:
                 raise DomainError("Choose a severity.", field="severity")
-            incident_services.change_severity(
-                incident=incident, severity=severity, by=user, reason=data.get("reason", "")
-            )
+            change_severity(incident=incident, severity=severity, by=user, reason=data.get("reason", ""))
         elif action == "role":
             if data.get("role") not in Role.values:
                 raise DomainError("Choose a role.", field="role")
             holder = _user_for_slack_id(data.get("holder", ""))
-            incident_services.assign_role(incident=incident, role=data["role"], holder=holder, by=user)
+            assign_role(incident=incident, role=data["role"], holder=holder, by=user)
         elif action == "page":
             people = [_person_for_slack_id(slack_id) for slack_id in data.get("people", [])]
             team = Team.objects.filter(pk=data["team"]).first() if str(data.get("team", "")).isdigit() else None
@@ -277,9 +278,9 @@ def handle_submission(payload: dict) -> str:
             message = data.get("message", "")
             with transaction.atomic():  # all or nothing: one refused page leaves nobody half-paged
                 for person in people:
-                    paging_services.add_responders(incident=incident, by=user, person=person, message=message)
+                    add_responders(incident=incident, by=user, person=person, message=message)
                 if team is not None:
-                    paging_services.add_responders(incident=incident, by=user, team=team, message=message)
+                    add_responders(incident=incident, by=user, team=team, message=message)
             named = [str(p) for p in people] + ([str(team)] if team else [])
             tell(user_id=user_id, channel_id=_channel_id(incident), text=f"Paging {', '.join(named)}.")
         else:
@@ -344,9 +345,7 @@ def add_message(*, slack_user_id: str, channel_id: str, ts: str, message: dict |
         body = f"{found.get('text', '').strip()}\n\n_From Slack: {name} in #{incident.chat_channel.name}_"
         try:
             with transaction.atomic():
-                entry = incident_services.add_chat_message(
-                    incident=incident, by=user, author=author_user, body=body, said_at=said_at
-                )
+                entry = add_chat_message(incident=incident, by=user, author=author_user, body=body, said_at=said_at)
                 ChatMessageEntry.objects.create(incident=incident, channel_id=channel_id, message_ts=ts, entry=entry)
         except IntegrityError:
             return "already on the timeline"  # a second 📌 raced the first

@@ -15,9 +15,10 @@ import urllib.request
 
 from django.conf import settings
 
-from incidents import services as incident_services
 from incidents.errors import DomainError
 from incidents.models import Incident, SeverityPolicy, Status
+from incidents.services.entries import add_timeline_entry
+from incidents.services.status import acknowledge_incident, change_status, declare_incident
 
 from . import messages
 from .identity import NotAllowed, actor_for, visible_incident
@@ -61,23 +62,23 @@ def handle_command(payload: dict) -> str:
             severity = SeverityPolicy.objects.filter(level=words[1].upper()).first()
             if severity is None:
                 raise DomainError("Say the severity first: P0, P1, P2 or P3.", field="severity")
-            incident = incident_services.declare_incident(title=" ".join(words[2:]), severity=severity, by=user)
+            incident = declare_incident(title=" ".join(words[2:]), severity=severity, by=user)
             text = f"{incident.reference} declared ({severity.level}): {messages.incident_url(incident.reference)}"
         elif sub == "status" and len(words) >= 3:
             incident = _incident(user, words[1])
-            incident_services.change_status(incident=incident, to=words[2].lower(), by=user, note=" ".join(words[3:]))
+            change_status(incident=incident, to=words[2].lower(), by=user, note=" ".join(words[3:]))
             text = f"{incident.reference} is now {Status(words[2].lower()).label}."
         elif sub == "resolve" and len(words) >= 2:
             incident = _incident(user, words[1])
-            incident_services.change_status(incident=incident, to=Status.RESOLVED, by=user, note=" ".join(words[2:]))
+            change_status(incident=incident, to=Status.RESOLVED, by=user, note=" ".join(words[2:]))
             text = f"{incident.reference} resolved."
         elif sub in ("ack", "acknowledge") and len(words) >= 2:
             incident = _incident(user, words[1])
-            incident_services.acknowledge_incident(incident=incident, by=user)
+            acknowledge_incident(incident=incident, by=user)
             text = f"{incident.reference} acknowledged: escalation stopped."
         elif sub == "note" and len(words) >= 3:
             incident = _incident(user, words[1])
-            incident_services.add_timeline_entry(incident=incident, by=user, body=" ".join(words[2:]))
+            add_timeline_entry(incident=incident, by=user, body=" ".join(words[2:]))
             text = f"Noted on the {incident.reference} timeline."
         else:
             text = HELP

@@ -22,9 +22,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from incidents import services as incident_services
 from incidents.errors import DomainError
 from incidents.models import ChecklistItem, ChecklistPhase, Incident, Role, TimelineEntry
+from incidents.services.checklist import tick_checklist_item
 from oncall.models import Person
 
 from . import messages, slack_api
@@ -219,7 +219,7 @@ def _create_channel(row: ChatOutbox) -> dict:
     )
     if item is not None:
         try:
-            incident_services.tick_checklist_item(item=item, by=None)
+            tick_checklist_item(item=item, by=None)
         except DomainError as error:  # closed meanwhile: the channel exists all the same
             logger.info("could not tick %r on incident %s: %s", CHANNEL_CREATED_ITEM, row.incident_id, error)
     return {"channel": channel.channel_id, "name": channel.name}

@@ -4,9 +4,10 @@ service), fired reminders, and outgoing webhook endpoints (editable)."""
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from incidents import services as incident_services
 from incidents.errors import DomainError
+from incidents.interface import ReadOnlyAdmin, ReadOnlyInline
 from incidents.models import Incident
+from incidents.services.status import acknowledge_incident
 
 from . import selectors
 from .models import AcknowledgeLinkUse, Notification, Page, Reminder, WebhookEndpoint
@@ -27,19 +28,6 @@ def state_html(obj: Notification):
     css = "state-bad" if obj.is_unreached else "state-ok"
     style = "color:#b00020;font-weight:600" if obj.is_unreached else ""
     return format_html('<span class="{}" style="{}">{}</span>', css, style, obj.state_label)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """State here changes only through the paging services and the senders."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Notification)
@@ -87,22 +75,16 @@ class NotificationAdmin(ChannelWarningMixin, ReadOnlyAdmin):
         return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
 
 
-class NotificationInline(admin.TabularInline):
+class NotificationInline(ReadOnlyInline):
     model = Notification
     fk_name = "page"
-    extra = 0
-    can_delete = False
     fields = ["created_at", "level", "repeat", "recipient", "channel", "address", "state", "sent_at", "last_error"]
-    readonly_fields = fields
 
     @admin.display(description="state")
     def state(self, obj):
         return state_html(obj)
 
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Page)
@@ -141,7 +123,7 @@ class PageAdmin(ChannelWarningMixin, admin.ModelAdmin):
         done = 0
         for page in queryset.select_related("incident"):
             try:
-                incident_services.acknowledge_incident(incident=page.incident, by=request.user)
+                acknowledge_incident(incident=page.incident, by=request.user)
                 done += 1
             except DomainError as error:
                 self.message_user(request, f"{page.incident.reference}: {error.message}", messages.ERROR)

@@ -35,12 +35,13 @@ from django.utils import timezone
 from incidentportal.db import prepared_cursor
 from incidents import timeline
 from incidents.models import Incident, SeverityPolicy
+from incidents.timeline import paging as paging_timeline
 
 from . import channels, sentmarks
 from .channels import PermanentFailure, TemporaryFailure
 from .messages import FENCED_PURPOSES, build_message
 from .models import Channel, Notification, Page, SentMark, WebhookEndpoint
-from .services import wake_senders
+from .services.engine import wake_senders
 
 logger = logging.getLogger("oncall.paging.delivery")
 
@@ -284,7 +285,9 @@ def _fail_row(row: Notification, reason: str, now: datetime) -> None:
         fallback.scheduled_for = now
         fallback.save(update_fields=["status", "scheduled_for"])
         transaction.on_commit(_wake)
-    timeline.record(timeline.notification_failed(row.incident, notification=row, reason=reason, fallback=fallback))
+    timeline.record(
+        paging_timeline.notification_failed(row.incident, notification=row, reason=reason, fallback=fallback)
+    )
 
 
 def next_rule(row: Notification, now: datetime) -> Notification | None:

@@ -21,10 +21,12 @@ from django.utils import timezone
 
 from incidents import timeline
 from incidents.errors import DomainError
+from incidents.timeline import paging as paging_timeline
 
-from . import links, sentmarks, services
+from . import links, sentmarks
 from .delivery import next_rule
 from .models import RECEIPT_RANK, UNREACHED_RECEIPTS, Channel, Notification, Page, Receipt
+from .services.engine import escalate_now, wake_senders
 
 logger = logging.getLogger("oncall.paging.inbound")
 
@@ -119,9 +121,11 @@ def _reached_nobody(row: Notification, said: str, now) -> None:
         fallback.scheduled_for = now
         fallback.status = Notification.Status.PENDING
         fallback.save(update_fields=["status", "scheduled_for"])
-        transaction.on_commit(services.wake_senders)
+        transaction.on_commit(wake_senders)
     reason = f"{outcome}, Twilio said {said}"
-    timeline.record(timeline.notification_failed(row.incident, notification=row, reason=reason, fallback=fallback))
+    timeline.record(
+        paging_timeline.notification_failed(row.incident, notification=row, reason=reason, fallback=fallback)
+    )
 
 
 @dataclass
@@ -200,7 +204,7 @@ def pressed_on_call(*, notification_id: int, digits: str) -> str:
         return f"Incident {reference} was already {_page_state(page)}. Goodbye."
     if digits == "2":
         try:
-            services.escalate_now(page_id=notification.page_id, person=notification.person, via="phone call")
+            escalate_now(page_id=notification.page_id, person=notification.person, via="phone call")
         except DomainError as error:
             return f"{error.message} Goodbye."
         return f"Incident {reference} is escalated to the next level now. Goodbye."

@@ -11,13 +11,13 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from incidents import access
-from incidents import services as incident_services
 from incidents.audit.context import acting_as
 from incidents.errors import DomainError
 from incidents.models import Incident
+from incidents.services.status import acknowledge_incident
 
 from .models import AcknowledgeLinkUse, Notification, Page
-from .services import acknowledge_pages
+from .services.lifecycle import acknowledge_pages
 
 SALT = "oncall.paging.acknowledge-link"
 
@@ -80,6 +80,6 @@ def acknowledge_as(notification: Notification, *, via: str, use_link: bool = Fal
                 raise LinkError("This acknowledge link has already been used.")
         closed = acknowledge_pages(incident=incident, by=by, person=person, via=via)
         if incident.acknowledged_at is None and incident.status != "closed":
-            incident_services.acknowledge_incident(incident=incident, by=by)
+            acknowledge_incident(incident=incident, by=by)
     page = Page.objects.select_related("acknowledged_by", "acknowledged_by_person").filter(pk=notification.page_id)
     return page.first(), any(p.pk == notification.page_id for p in closed)

@@ -15,18 +15,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from incidentportal.db import work_due_rows
 from incidents import timeline
 from incidents.models import Incident, Role, RoleAssignment, Status
 from incidents.profiles.services import zones_of
 from incidents.profiles.zones import format_moment, zone
+from incidents.timeline import paging as paging_timeline
 from oncall.models import NotificationRule, Person
 
 from .models import Channel, Notification, Page, Reminder
-from .services import _wake_senders_on_commit, person_notifications
+from .services.engine import wake_senders_on_commit
+from .services.recipients import person_notifications
 
 CLOSE_AFTER_RESOLVED = timedelta(hours=24)
 
@@ -37,23 +39,17 @@ def _minutes(delta: timedelta) -> int:
 
 def note_missed_acknowledge_targets(*, now: datetime | None = None, limit: int = 200) -> int:
     now = now or timezone.now()
-    with transaction.atomic():
-        pages = list(
-            Page.objects.filter(
-                state__in=Page.OPEN_STATES,
-                acknowledge_due_at__lte=now,
-                acknowledge_target_missed_at__isnull=True,
-            )
-            .select_related("incident")
-            .select_for_update(of=("self", "incident"), skip_locked=True, no_key=True)
-            .order_by("acknowledge_due_at", "pk")[:limit]
-        )
-        target = _minutes(settings.ACKNOWLEDGE_TARGET)
-        for page in pages:
-            page.acknowledge_target_missed_at = now
-            page.save(update_fields=["acknowledge_target_missed_at"])
-            timeline.record(timeline.acknowledge_target_missed(page.incident, page=page, target_minutes=target))
-    return len(pages)
+    target = _minutes(settings.ACKNOWLEDGE_TARGET)
+
+    def note(page: Page) -> None:
+        page.acknowledge_target_missed_at = now
+        page.save(update_fields=["acknowledge_target_missed_at"])
+        timeline.record(paging_timeline.acknowledge_target_missed(page.incident, page=page, target_minutes=target))
+
+    due = Page.objects.filter(
+        state__in=Page.OPEN_STATES, acknowledge_due_at__lte=now, acknowledge_target_missed_at__isnull=True
+    ).select_related("incident")
+    return work_due_rows(due, note, order_by=("acknowledge_due_at", "pk"), limit=limit, of=("self", "incident"))
 
 
 def _recipients(incident: Incident, roles) -> list:
@@ -121,7 +117,7 @@ def _remind(
             names.append(f"{label} {name}")
     if rows:
         Notification.objects.bulk_create(rows, ignore_conflicts=True)
-        _wake_senders_on_commit()
+        wake_senders_on_commit()
     return names
 
 
@@ -131,41 +127,40 @@ def remind_update_cadence(*, now: datetime | None = None, limit: int = 100) -> i
     reminded = Reminder.objects.filter(
         incident=OuterRef("pk"), kind=Reminder.Kind.UPDATE_CADENCE, due_at=OuterRef("next_update_due_at")
     )
-    with transaction.atomic():
-        incidents = list(
-            Incident.objects.active()
-            .filter(next_update_due_at__lte=now)
-            .exclude(Exists(reminded))
-            .select_related("severity")
-            .select_for_update(of=("self",), skip_locked=True, no_key=True)
-            .order_by("next_update_due_at", "pk")[:limit]
+
+    def remind(incident: Incident) -> None:
+        reminder = Reminder.objects.create(
+            incident=incident, kind=Reminder.Kind.UPDATE_CADENCE, due_at=incident.next_update_due_at, fired_at=now
         )
-        for incident in incidents:
-            reminder = Reminder.objects.create(
-                incident=incident, kind=Reminder.Kind.UPDATE_CADENCE, due_at=incident.next_update_due_at, fired_at=now
-            )
-            cadence = incident.severity.update_cadence
-            every = f" ({incident.severity.level}: every {_minutes(cadence)} min)" if cadence else ""
-            names = _remind(
-                reminder,
+        cadence = incident.severity.update_cadence
+        every = f" ({incident.severity.level}: every {_minutes(cadence)} min)" if cadence else ""
+        names = _remind(
+            reminder,
+            incident,
+            [Role.INCIDENT_COMMANDER, Role.COMMUNICATIONS_LEAD],
+            subject=f"[{incident.severity.level}] {incident.reference}: internal update overdue",
+            message=lambda reader_zone, incident=incident, every=every: (
+                f"The internal update was due at {format_moment(incident.next_update_due_at, reader_zone)}"
+                f"{every}. Post one from the incident page: {settings.SITE_URL}{incident.get_absolute_url()}"
+            ),
+            now=now,
+        )
+        timeline.record(
+            paging_timeline.update_overdue(
                 incident,
-                [Role.INCIDENT_COMMANDER, Role.COMMUNICATIONS_LEAD],
-                subject=f"[{incident.severity.level}] {incident.reference}: internal update overdue",
-                message=lambda reader_zone, incident=incident, every=every: (
-                    f"The internal update was due at {format_moment(incident.next_update_due_at, reader_zone)}"
-                    f"{every}. Post one from the incident page: {settings.SITE_URL}{incident.get_absolute_url()}"
-                ),
-                now=now,
+                due_at=incident.next_update_due_at,
+                cadence_minutes=_minutes(cadence) if cadence else None,
+                reminded=names,
             )
-            timeline.record(
-                timeline.update_overdue(
-                    incident,
-                    due_at=incident.next_update_due_at,
-                    cadence_minutes=_minutes(cadence) if cadence else None,
-                    reminded=names,
-                )
-            )
-    return len(incidents)
+        )
+
+    due = (
+        Incident.objects.active()
+        .filter(next_update_due_at__lte=now)
+        .exclude(Exists(reminded))
+        .select_related("severity")
+    )
+    return work_due_rows(due, remind, order_by=("next_update_due_at", "pk"), limit=limit)
 
 
 def remind_to_close(*, now: datetime | None = None, limit: int = 100) -> int:
@@ -176,37 +171,36 @@ def remind_to_close(*, now: datetime | None = None, limit: int = 100) -> int:
         kind=Reminder.Kind.CLOSE_RESOLVED,
         due_at=OuterRef("resolved_at") + CLOSE_AFTER_RESOLVED,
     )
-    with transaction.atomic():
-        incidents = list(
-            Incident.objects.filter(status=Status.RESOLVED, resolved_at__lte=now - CLOSE_AFTER_RESOLVED)
-            .exclude(Exists(reminded))
-            .select_related("severity")
-            .select_for_update(of=("self",), skip_locked=True, no_key=True)
-            .order_by("resolved_at", "pk")[:limit]
+
+    def remind(incident: Incident) -> None:
+        reminder = Reminder.objects.create(
+            incident=incident,
+            kind=Reminder.Kind.CLOSE_RESOLVED,
+            due_at=incident.resolved_at + CLOSE_AFTER_RESOLVED,
+            fired_at=now,
         )
-        for incident in incidents:
-            reminder = Reminder.objects.create(
-                incident=incident,
-                kind=Reminder.Kind.CLOSE_RESOLVED,
-                due_at=incident.resolved_at + CLOSE_AFTER_RESOLVED,
-                fired_at=now,
-            )
-            open_items = incident.checklist_items.filter(phase="closure", checked_at__isnull=True).count()
-            names = _remind(
-                reminder,
-                incident,
-                [Role.INCIDENT_COMMANDER],
-                subject=f"{incident.reference}: resolved for 24 h - time to close",
-                message=lambda reader_zone, incident=incident, open_items=open_items: (
-                    f"{incident.reference} has been Resolved for 24 hours (since "
-                    f"{format_moment(incident.resolved_at, reader_zone)}). Complete the closure checklist "
-                    f"({open_items} item{'s' if open_items != 1 else ''} open) and close it: "
-                    f"{settings.SITE_URL}{incident.get_absolute_url()}"
-                ),
-                now=now,
-            )
-            timeline.record(timeline.close_reminder(incident, open_items=open_items, reminded=names))
-    return len(incidents)
+        open_items = incident.checklist_items.filter(phase="closure", checked_at__isnull=True).count()
+        names = _remind(
+            reminder,
+            incident,
+            [Role.INCIDENT_COMMANDER],
+            subject=f"{incident.reference}: resolved for 24 h - time to close",
+            message=lambda reader_zone, incident=incident, open_items=open_items: (
+                f"{incident.reference} has been Resolved for 24 hours (since "
+                f"{format_moment(incident.resolved_at, reader_zone)}). Complete the closure checklist "
+                f"({open_items} item{'s' if open_items != 1 else ''} open) and close it: "
+                f"{settings.SITE_URL}{incident.get_absolute_url()}"
+            ),
+            now=now,
+        )
+        timeline.record(paging_timeline.close_reminder(incident, open_items=open_items, reminded=names))
+
+    due = (
+        Incident.objects.filter(status=Status.RESOLVED, resolved_at__lte=now - CLOSE_AFTER_RESOLVED)
+        .exclude(Exists(reminded))
+        .select_related("severity")
+    )
+    return work_due_rows(due, remind, order_by=("resolved_at", "pk"), limit=limit)
 
 
 def run_reminder_tick(*, now: datetime | None = None) -> dict[str, int]:

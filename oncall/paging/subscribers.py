@@ -8,7 +8,7 @@ from incidents import lifecycle
 from incidents.models import Incident
 
 from .models import Notification, Page
-from .services import acknowledge_pages, start_paging, stop_paging
+from .services.lifecycle import acknowledge_pages, start_paging, stop_paging
 
 
 def _incident(event: lifecycle.LifecycleEvent) -> Incident:

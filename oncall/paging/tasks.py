@@ -12,7 +12,8 @@ Running any of them twice, or never, is safe: rows are claimed FOR UPDATE SKIP L
 from celery import shared_task
 from django.conf import settings
 
-from . import delivery, reminders, services
+from . import delivery, reminders
+from .services import engine
 
 BEAT_TICKS = [
     ("paging-escalation-tick", "oncall.paging.tasks.escalation_tick"),
@@ -29,7 +30,7 @@ def _budget() -> float:
 
 @shared_task(acks_late=True, ignore_result=True)
 def escalation_tick():
-    return services.run_escalation_tick(budget_seconds=_budget(), batch=settings.PAGING_TICK_BATCH)
+    return engine.run_escalation_tick(budget_seconds=_budget(), batch=settings.PAGING_TICK_BATCH)
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -41,7 +42,7 @@ def reminder_tick():
 def outbox_tick():
     due = delivery.due_count(cap=1)
     if due:
-        services.wake_senders()
+        engine.wake_senders()
     return due
 
 

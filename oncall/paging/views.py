@@ -19,15 +19,18 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
 from incidents import access
-from incidents import services as incident_services
 from incidents.errors import DomainError
+from incidents.interface import error_status, forbidden
 from incidents.models import Incident
 from incidents.selectors import incident_for_page
+from incidents.services.status import acknowledge_incident
 from oncall import services as oncall_services
 from oncall.forms import AddRespondersForm, ContactMethodForm, NotificationRuleForm
 from oncall.models import ContactMethod, NotificationRule
 
-from . import inbound, links, providers, selectors, services
+from . import inbound, links, providers, selectors
+from .services import responders
+from .services.recipients import send_test_page
 
 logger = logging.getLogger("oncall.paging.views")
 
@@ -59,15 +62,15 @@ def _escape(text: str) -> str:
 @login_required
 @require_POST
 def acknowledge(request, reference):
-    """Acknowledge the incident: stops escalation of its pages (incidents.services.acknowledge_incident)."""
+    """Acknowledge the incident: stops escalation of its pages (incidents.services.status.acknowledge_incident)."""
     incident = _incident_or_404(request, reference)
     if not access.can_respond(request.user):
         message = "You can read this incident but need the responder role to acknowledge it."
         if request.htmx:
             return _panel(request, incident, error=message, status=403)
-        return render(request, "incidents/forbidden.html", {"message": message}, status=403)
+        return forbidden(request, message)
     try:
-        incident_services.acknowledge_incident(incident=incident, by=request.user)
+        acknowledge_incident(incident=incident, by=request.user)
     except DomainError as error:
         if request.htmx:
             return _panel(request, incident, error=error.message, status=error.status_code)
@@ -240,10 +243,6 @@ def my_rules(request):
     return _rules_response(request, selectors.person_for(request.user))
 
 
-def _form_error_status(request) -> int:
-    return 422 if request.htmx else 400
-
-
 @login_required
 @require_POST
 def add_contact_method(request):
@@ -260,7 +259,7 @@ def add_contact_method(request):
         except DomainError as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
     if form.errors:
-        return _rules_response(request, person, status=_form_error_status(request), method_form=form)
+        return _rules_response(request, person, status=error_status(request), method_form=form)
     return _rules_response(request, person, notice="Contact method added. Give it a rule to use it.")
 
 
@@ -275,7 +274,7 @@ def add_rule(request):
         except DomainError as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
     if form.errors:
-        return _rules_response(request, person, status=_form_error_status(request), rule_form=form)
+        return _rules_response(request, person, status=error_status(request), rule_form=form)
     return _rules_response(request, person, notice="Rule added.")
 
 
@@ -295,7 +294,7 @@ def test_page(request, pk):
     person = _my_person(request)
     method = get_object_or_404(ContactMethod.objects.select_related("person"), pk=pk, person=person)
     try:
-        handed = services.send_test_page(contact_method=method, by=request.user)
+        handed = send_test_page(contact_method=method, by=request.user)
     except DomainError as error:
         return _rules_response(request, person, status=502 if not request.htmx else 200, test_error=error.message)
     label = {"logged": "only written to the log (no provider configured): it reached nobody"}.get(
@@ -320,7 +319,7 @@ def add_responders(request, reference):
     incident = _incident_or_404(request, reference)
     if not access.can_respond(request.user):
         message = "You need the responder role to add responders."
-        return render(request, "incidents/forbidden.html", {"message": message}, status=403)
+        return forbidden(request, message)
     if request.method == "GET":
         template = "paging/add_responders.html#form" if request.htmx else "paging/add_responders.html"
         return render(request, template, {"incident": incident, "form": AddRespondersForm()})
@@ -328,7 +327,7 @@ def add_responders(request, reference):
     error = ""
     if form.is_valid():
         try:
-            services.add_responders(incident=incident, by=request.user, **form.cleaned_data)
+            responders.add_responders(incident=incident, by=request.user, **form.cleaned_data)
         except DomainError as exc:
             error = exc.message
     else:

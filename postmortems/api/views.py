@@ -11,8 +11,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from incidents.api.base import PortalAPIMixin
-from postmortems import services
 from postmortems.models import ActionItem, PostMortem, PostMortemStatus, PostMortemTimelineItem
+from postmortems.services.action_items import change_action_item_status
 
 from . import serializers as s
 
@@ -90,7 +90,7 @@ class ActionItemViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveMo
         item = self.get_object()
         serializer = s.ActionItemStatusSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        item = services.change_action_item_status(item=item, to=serializer.validated_data["status"], by=request.user)
+        item = change_action_item_status(item=item, to=serializer.validated_data["status"], by=request.user)
         return Response(s.ActionItemSerializer(item).data)
 
     def get_permissions(self):

@@ -21,7 +21,8 @@ from incidents.alerting.models import (
 )
 from incidents.alerting.selectors import recent_changes_for
 from incidents.alerting.services.integrations import forget_cached_keys
-from incidents.models import DetectionSource, EntryKind, Incident, TimelineEntry
+from incidents.audit.models import AuditRecord
+from incidents.models import DetectionSource, EntryKind, EventType, Incident, TimelineEntry
 from tests.factories import ServiceFactory, declare, severity
 
 from .factories import fixture_bytes, fixture_json, make_integration
@@ -394,6 +395,33 @@ def test_change_events_show_as_recent_changes_before_the_incident(client, checko
     ChangeEvent.objects.create(service=checkout, summary="too old", occurred_at=change.occurred_at - timedelta(days=3))
     incident = declare(by=responder, services=[checkout])
     assert [c.summary for c in recent_changes_for(incident)] == ["Deploy checkout v2.14.0"]
+
+
+def test_a_change_to_a_service_with_an_open_incident_is_on_its_timeline(client, checkout, responder):
+    """Change events reach an open incident of the changed service as a change_detected entry, at the time of the
+    change, shown with the alerts; an incident of another service gets none."""
+    incident = declare(by=responder, services=[checkout])
+    elsewhere = declare(by=responder, services=[ServiceFactory(name="Search", slug="search")])
+    _, key = make_integration("change")
+    response = post(
+        client, "/api/v1/integrations/change/", fixture_bytes("change_deploy.json"), authorization=f"Bearer {key}"
+    )
+    assert response.status_code == 202, response.content
+    change = ChangeEvent.objects.get()
+    entry = incident.timeline.get(event_type=EventType.CHANGE_DETECTED)
+    assert entry.kind == EntryKind.ALERT and entry.occurred_at == change.occurred_at and entry.author is None
+    assert entry.data == {
+        "change_id": change.pk,
+        "kind": "deploy",
+        "service_id": checkout.pk,
+        "integration_id": change.integration_id,
+    }
+    assert "Deploy checkout v2.14.0" in entry.body and "**Checkout**" in entry.body
+    assert AuditRecord.objects.filter(object_type="incidents.timelineentry", object_id=str(entry.pk)).exists()
+    assert not elsewhere.timeline.filter(event_type=EventType.CHANGE_DETECTED).exists()
+    client.force_login(responder)
+    page = client.get(incident.get_absolute_url(), {"kind": EventType.CHANGE_DETECTED}).content.decode()
+    assert "Deploy checkout v2.14.0" in page and "Change detected" in page
 
 
 def test_change_event_for_unknown_service_names_the_field(client):

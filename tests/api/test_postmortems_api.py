@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from postmortems import services as pm_services
+from postmortems.services.action_items import add_action_item
 from tests.factories import ResponderFactory, SecurityFactory, ViewerFactory
 from tests.postmortems.factories import postmortem_for, resolved_incident
 
@@ -25,7 +25,7 @@ def api(user=None) -> APIClient:
 def test_postmortem_and_action_items_are_readable(responder):
     incident = resolved_incident(by=responder)
     postmortem = postmortem_for(incident)
-    pm_services.add_action_item(
+    add_action_item(
         postmortem=postmortem,
         by=responder,
         title="Add connection pool alert",

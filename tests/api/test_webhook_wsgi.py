@@ -89,6 +89,30 @@ def test_webhook_urls_go_to_the_lean_handler_and_the_prefix_matches_the_urlconf(
     assert "csp.middleware.CSPMiddleware" in settings.MIDDLEWARE
 
 
+def test_the_lean_handler_builds_its_chain_from_the_webhook_middleware_without_setting_middleware(monkeypatch):
+    """Loading the webhook handler never assigns settings.MIDDLEWARE (a swap would show other threads a partial
+    list); its chain is the webhook middleware, in the portal's order."""
+    from django.conf import settings as live_settings
+
+    assigned = []
+    real_setattr = type(live_settings).__setattr__
+
+    def spy(self, name, value):
+        assigned.append(name)
+        real_setattr(self, name, value)
+
+    monkeypatch.setattr(type(live_settings), "__setattr__", spy)
+    built = []
+    real_import = wsgi.import_string
+    monkeypatch.setattr(wsgi, "import_string", lambda path: built.append(path) or real_import(path))
+    original = live_settings.MIDDLEWARE
+    handler = wsgi.WebhookHandler()  # a WSGIHandler loads its middleware when made
+    assert "MIDDLEWARE" not in assigned and live_settings.MIDDLEWARE is original
+    # Built innermost first, as Django does: the chain is the webhook middleware in the portal's order.
+    assert list(reversed(built)) == [path for path in original if path in wsgi.WEBHOOK_MIDDLEWARE]
+    assert len(built) == len(wsgi.WEBHOOK_MIDDLEWARE) and handler._middleware_chain is not None
+
+
 def test_a_pagerduty_event_through_the_production_application_is_stored_and_answered_like_pagerduty(call):
     integration, key = make_integration("pagerduty")
     status, headers, body = call("POST", "/api/v1/integrations/pagerduty/v2/enqueue", pagerduty_event(key))

@@ -3,8 +3,8 @@ own line's start (not alone above it), and the role select shows "Incident Comma
 
 import pytest
 
-from incidents import services
 from incidents.models import Runbook
+from incidents.services.checklist import attach_runbook
 from tests.factories import ResponderFactory, declare
 
 from .axe import assert_accessible
@@ -18,7 +18,7 @@ def test_runbook_steps_and_role_select_lay_out_whole(live_server, new_context):
     responder = ResponderFactory()
     incident = declare(by=responder, level="P1")
     runbook = Runbook.objects.get(slug="database-connection-exhaustion")
-    services.attach_runbook(incident=incident, runbook=runbook, by=responder)
+    attach_runbook(incident=incident, runbook=runbook, by=responder)
 
     page = new_context(viewport={"width": 1366, "height": 900}).new_page()
     page.goto(f"{live_server.url}/accounts/login/")

@@ -14,9 +14,11 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
-from incidents import services
 from incidents.live.hub import HUB_CLIENT_NAME
 from incidents.models import Role
+from incidents.services.entries import add_timeline_entry
+from incidents.services.roles import assign_role
+from incidents.services.status import change_status
 from tests.browser.axe import assert_accessible
 from tests.factories import ResponderFactory, ServiceFactory, declare
 
@@ -86,7 +88,7 @@ def test_a_note_is_pushed_to_the_incident_page_and_polling_stops_while_the_strea
     page.wait_for_timeout(4500)  # two poll periods: while the stream is open nothing polls
     assert requests == []
 
-    services.add_timeline_entry(incident=incident, by=responder, body="Pushed: rolled back **api-7**.")
+    add_timeline_entry(incident=incident, by=responder, body="Pushed: rolled back **api-7**.")
     expect(page.locator("#timeline-entries")).to_contain_text("Pushed: rolled back api-7.")
     assert len(requests) == 1, requests  # one cursor request, made because of the event
 
@@ -95,10 +97,10 @@ def test_a_note_is_pushed_to_the_incident_page_and_polling_stops_while_the_strea
     for client in server.client_list():
         if client.get("name") == HUB_CLIENT_NAME:
             server.client_kill_filter(_id=client["id"])
-    services.add_timeline_entry(incident=incident, by=responder, body="Written while the stream was down.")
+    add_timeline_entry(incident=incident, by=responder, body="Written while the stream was down.")
     expect(page.locator("#timeline-entries")).to_contain_text("Written while the stream was down.", timeout=15_000)
     wait_until_live(page)  # and the stream comes back
-    services.add_timeline_entry(incident=incident, by=responder, body="Pushed again.")
+    add_timeline_entry(incident=incident, by=responder, body="Pushed again.")
     expect(page.locator("#timeline-entries")).to_contain_text("Pushed again.")
     assert page.locator("#timeline-entries li", has_text="Pushed again.").count() == 1
 
@@ -117,7 +119,7 @@ def test_dashboard_and_incident_list_update_live(asgi_server, new_context):
     incident = declare(by=responder, level="P0", title="Database server down")
     expect(dashboard.locator(".sev-group.sev-p0")).to_contain_text("Database server down")
     expect(listing.locator("#results")).to_contain_text("Database server down")
-    services.change_status(incident=incident, to="identified", by=responder)
+    change_status(incident=incident, to="identified", by=responder)
     expect(listing.locator("#results tr", has_text=incident.reference)).to_contain_text("Identified")
 
 
@@ -126,13 +128,13 @@ def _bad_day(responder):
     ServiceFactory(name="Backend API", slug="backend-api")
     now = timezone.now()
     incident = declare(by=responder, level="P1", title="API slow response times", detected_at=now)
-    services.assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=lead, by=responder)
+    assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=lead, by=responder)
     for body in (
         "p95 latency on `/api/orders` at 5.2 s since 14:02.",
         "Rolled back the **14:00 migration**.",
         "Adding the missing index on `orders.customer_id`.",
     ):
-        services.add_timeline_entry(incident=incident, by=lead, body=body)
+        add_timeline_entry(incident=incident, by=lead, body=body)
     declare(by=lead, level="P2", title="CSV export intermittently failing", detected_at=now - timedelta(hours=1))
     return incident
 

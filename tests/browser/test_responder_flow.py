@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from incidents import services
 from incidents.models import Incident, Role, Status
+from incidents.services.entries import add_timeline_entry
+from incidents.services.roles import assign_role
+from incidents.services.status import acknowledge_incident, change_status
 from tests.factories import ResponderFactory, ServiceFactory, declare
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -34,14 +36,14 @@ def background_incidents(responder):
     )
     now = timezone.now()
     p0 = declare(by=responder, level="P0", title="Payment system failure", detected_at=now)
-    services.assign_role(incident=p0, role=Role.TECHNICAL_LEAD, holder=lead, by=responder)
-    services.assign_role(incident=p0, role=Role.SCRIBE, holder=scribe, by=responder)
-    services.acknowledge_incident(incident=p0, by=lead)
+    assign_role(incident=p0, role=Role.TECHNICAL_LEAD, holder=lead, by=responder)
+    assign_role(incident=p0, role=Role.SCRIBE, holder=scribe, by=responder)
+    acknowledge_incident(incident=p0, by=lead)
     p2 = declare(by=scribe, level="P2", title="CSV export intermittently failing", detected_at=now)
-    services.change_status(incident=p2, to=Status.IDENTIFIED, by=scribe)
+    change_status(incident=p2, to=Status.IDENTIFIED, by=scribe)
     p1 = declare(by=lead, level="P1", title="Search API returning 502s", detected_at=now)
     done = declare(by=responder, level="P3", title="Typo on the pricing page", detected_at=now)
-    services.change_status(incident=done, to=Status.RESOLVED, by=responder)
+    change_status(incident=done, to=Status.RESOLVED, by=responder)
     # Move them back in time so the dashboard shows a realistic afternoon: the P0 is 42 minutes old and has
     # missed its 15-minute update cadence; the P2 is two hours in.
     Incident.objects.filter(pk=p0.pk).update(
@@ -196,7 +198,7 @@ def test_timeline_polls_only_while_the_tab_is_visible(live_server, new_context):
     assert polls == []
 
     # Visible again: it polls again (immediately, on the visibilitychange event) and catches up.
-    services.add_timeline_entry(incident=incident, by=responder, body="written while hidden")
+    add_timeline_entry(incident=incident, by=responder, body="written while hidden")
     page.evaluate(
         "Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'visible'});"
         "document.dispatchEvent(new Event('visibilitychange'));"

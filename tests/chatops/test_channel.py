@@ -8,8 +8,10 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from incidents import services as incident_services
 from incidents.models import ChecklistItem, Role, Status
+from incidents.services.roles import assign_role
+from incidents.services.status import acknowledge_incident, change_severity, change_status
+from incidents.services.updates import post_status_update
 from oncall.chatops import outbox
 from oncall.chatops.models import ChatOutbox, IncidentChannel
 from tests.chatops.conftest import link, run_worker
@@ -77,9 +79,9 @@ def test_status_role_and_update_are_posted_and_the_topic_follows(slack):
     link(lead, "UGRACE", slack)
     incident = declare(by=commander, level="P1")
     run_worker()
-    incident_services.assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=lead, by=commander)
-    incident_services.change_status(incident=incident, to=Status.IDENTIFIED, by=commander, note="Bad deploy")
-    incident_services.post_status_update(
+    assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=lead, by=commander)
+    change_status(incident=incident, to=Status.IDENTIFIED, by=commander, note="Bad deploy")
+    post_status_update(
         incident=incident, kind="internal", status="fixing", by=commander, what_we_know="Deploy 42 broke checkout"
     )
     run_worker()
@@ -97,8 +99,8 @@ def test_status_role_and_update_are_posted_and_the_topic_follows(slack):
 def test_closing_archives_the_channel(slack, manager):
     incident = declare(by=manager)
     run_worker()
-    incident_services.change_status(incident=incident, to=Status.RESOLVED, by=manager)
-    incident_services.change_status(incident=incident, to=Status.CLOSED, by=manager, override_reason="drill")
+    change_status(incident=incident, to=Status.RESOLVED, by=manager)
+    change_status(incident=incident, to=Status.CLOSED, by=manager, override_reason="drill")
     run_worker()
     stored = IncidentChannel.objects.get(incident=incident)
     assert slack.channels[stored.channel_id].is_archived and stored.archived_at is not None
@@ -108,8 +110,8 @@ def test_archive_on_close_can_be_turned_off(slack, manager, settings):
     settings.SLACK_ARCHIVE_ON_CLOSE = False
     incident = declare(by=manager)
     run_worker()
-    incident_services.change_status(incident=incident, to=Status.RESOLVED, by=manager)
-    incident_services.change_status(incident=incident, to=Status.CLOSED, by=manager, override_reason="drill")
+    change_status(incident=incident, to=Status.RESOLVED, by=manager)
+    change_status(incident=incident, to=Status.CLOSED, by=manager, override_reason="drill")
     run_worker()
     assert not slack.channels[IncidentChannel.objects.get(incident=incident).channel_id].is_archived
 
@@ -128,7 +130,7 @@ def test_slack_down_never_blocks_the_portal_and_the_outbox_catches_up(slack, set
     settings.SLACK_API_BASE_URL = "http://127.0.0.1:9/api/"  # nothing listens: connection refused
     commander = ResponderFactory()
     incident = declare(by=commander)  # the portal's own action succeeds
-    incident_services.change_status(incident=incident, to=Status.IDENTIFIED, by=commander)
+    change_status(incident=incident, to=Status.IDENTIFIED, by=commander)
     assert outbox.deliver_due() >= 1
     row = ChatOutbox.objects.get(incident=incident, action=ChatOutbox.Action.CREATE_CHANNEL)
     assert row.status == "pending" and row.attempts == 1 and "URLError" in row.last_error
@@ -205,7 +207,7 @@ def test_inviting_an_unlinked_person_finds_them_by_email_and_stores_the_link(sla
 def test_severity_change_updates_the_topic(slack, responder):
     incident = declare(by=responder, level="P2")
     run_worker()
-    incident_services.change_severity(incident=incident, severity=severity("P1"), by=responder, reason="spreading")
+    change_severity(incident=incident, severity=severity("P1"), by=responder, reason="spreading")
     run_worker()
     channel = slack.channels[IncidentChannel.objects.get(incident=incident).channel_id]
     assert channel.topic.startswith("P1 High · Investigating")
@@ -223,7 +225,7 @@ def test_a_page_is_posted_with_an_acknowledge_button_and_the_acknowledgement_fol
     assert button["action_id"] == "acknowledge" and button["value"] == str(incident.pk)
     assert button["text"]["text"] == "Acknowledge"
 
-    incident_services.acknowledge_incident(incident=incident, by=responder)
+    acknowledge_incident(incident=incident, by=responder)
     run_worker()
     texts = [m["text"] for m in channel.messages]
     assert any(t.startswith(f"{incident.reference}: Acknowledged by") for t in texts)

@@ -11,7 +11,7 @@ from django.contrib.messages import get_messages
 from django.forms import MultiWidget
 from django.urls import reverse
 
-from incidents import selectors, services
+from incidents import selectors
 from incidents.models import (
     ChecklistItem,
     ChecklistPhase,
@@ -25,6 +25,9 @@ from incidents.models import (
     TimelineEntry,
 )
 from incidents.permissions import grant_group_permissions
+from incidents.services.entries import add_timeline_entry, record_five_whys
+from incidents.services.status import acknowledge_incident, change_status
+from incidents.services.updates import post_status_update
 from tests.factories import (
     ManagerFactory,
     SecurityFactory,
@@ -50,17 +53,17 @@ def superuser(db):
 def full_incident(manager):
     """An incident with a row in every incidents table, declared and worked through the services."""
     incident = declare(by=manager, runbook=Runbook.objects.get(slug="memory-leak"), services=[ServiceFactory()])
-    services.record_five_whys(
+    record_five_whys(
         incident=incident,
         problem="API slow",
         whys=["Queries slow", "Missing index"],
         root_cause="Missing index",
         by=manager,
     )
-    services.post_status_update(
+    post_status_update(
         incident=incident, kind="internal", status="investigating", by=manager, what_we_know="Queries are slow."
     )
-    services.add_timeline_entry(incident=incident, by=manager, body="Looking at `pg_stat_activity`.")
+    add_timeline_entry(incident=incident, by=manager, body="Looking at `pg_stat_activity`.")
     return incident
 
 
@@ -124,7 +127,7 @@ def test_changelist_and_change_page_of_every_incidents_model_render(client, who,
 
 def test_incident_change_page_shows_computed_durations(client, superuser, manager):
     incident = declare(by=manager)
-    services.acknowledge_incident(incident=incident, by=manager)
+    acknowledge_incident(incident=incident, by=manager)
     client.force_login(superuser)
     response = client.get(reverse("admin:incidents_incident_change", args=[incident.pk]))
     content = response.content.decode()
@@ -167,7 +170,7 @@ def test_status_action_goes_through_the_service_and_writes_the_timeline(client, 
 
 def test_refused_action_shows_the_domain_error_as_an_error_message(client, manager):
     incident = declare(by=manager)
-    services.change_status(incident=incident, to=Status.RESOLVED, by=manager)
+    change_status(incident=incident, to=Status.RESOLVED, by=manager)
     client.force_login(manager)
     response = client.post(
         reverse("admin:incidents_incident_changelist"),
@@ -246,7 +249,7 @@ def test_change_form_severity_without_reason_is_a_field_error(client, manager):
 def test_change_form_assigns_role_attaches_runbook_and_closes_with_manager_override(client, manager):
     incident = declare(by=manager)
     holder = UserFactory(groups=["responder"])
-    services.change_status(incident=incident, to=Status.RESOLVED, by=manager)
+    change_status(incident=incident, to=Status.RESOLVED, by=manager)
     client.force_login(manager)
     url = reverse("admin:incidents_incident_change", args=[incident.pk])
     data = change_form_data(client.get(url))

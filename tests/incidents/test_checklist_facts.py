@@ -5,10 +5,12 @@ from datetime import timedelta
 
 import pytest
 
-from incidents import services
 from incidents.models import ChecklistItem, ChecklistPhase, Status
-from postmortems import services as postmortem_services
+from incidents.services.checklist import tick_checklist_item
+from incidents.services.status import acknowledge_incident, change_status
+from incidents.services.updates import post_status_update
 from postmortems.models import PostMortem
+from postmortems.services.editing import schedule_meeting
 from tests.factories import ServiceFactory, declare
 
 pytestmark = pytest.mark.django_db
@@ -30,15 +32,15 @@ def test_facts_tick_their_items_with_timeline_entries(responder):
     assert checked(incident) == {(ChecklistPhase.DETECTION, "IC assigned")}
     assert ticked_entries(incident) == ["Checked (Detection): IC assigned"]
 
-    services.acknowledge_incident(incident=incident, by=responder)
-    services.post_status_update(
+    acknowledge_incident(incident=incident, by=responder)
+    post_status_update(
         incident=incident, kind="internal", status="investigating", what_we_know="CPU high", by=responder
     )
-    services.post_status_update(
+    post_status_update(
         incident=incident, kind="external", status="identified", title="t", description="d", by=responder
     )  # a draft: the status page was not updated
     assert (ChecklistPhase.RESPONSE, "Status page updated") not in checked(incident)
-    services.post_status_update(
+    post_status_update(
         incident=incident,
         kind="external",
         status="identified",
@@ -48,17 +50,13 @@ def test_facts_tick_their_items_with_timeline_entries(responder):
         publish=True,
         by=responder,
     )
-    services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
-    services.post_status_update(
+    change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    post_status_update(
         incident=incident, kind="external", status="resolved", title="t", description="d", publish=True, by=responder
     )
-    services.post_status_update(
-        incident=incident, kind="internal", status="resolved", what_we_know="Fixed", by=responder
-    )
+    post_status_update(incident=incident, kind="internal", status="resolved", what_we_know="Fixed", by=responder)
     postmortem = PostMortem.objects.get(incident=incident)
-    postmortem_services.schedule_meeting(
-        postmortem=postmortem, by=responder, meeting_at=postmortem.due_at - timedelta(hours=1)
-    )
+    schedule_meeting(postmortem=postmortem, by=responder, meeting_at=postmortem.due_at - timedelta(hours=1))
 
     assert checked(incident) == {
         (ChecklistPhase.DETECTION, "IC assigned"),
@@ -81,8 +79,8 @@ def test_facts_tick_their_items_with_timeline_entries(responder):
 def test_a_fact_already_ticked_by_hand_is_left_alone(responder):
     incident = declare(by=responder)
     item = ChecklistItem.objects.get(incident=incident, text="Alert acknowledged")
-    services.tick_checklist_item(item=item, by=responder)
-    services.acknowledge_incident(incident=incident, by=responder)
+    tick_checklist_item(item=item, by=responder)
+    acknowledge_incident(incident=incident, by=responder)
     item.refresh_from_db()
     assert item.checked_by == responder
     assert ticked_entries(incident).count("Checked (Detection): Alert acknowledged") == 1

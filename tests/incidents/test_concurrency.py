@@ -7,9 +7,10 @@ import threading
 import pytest
 from django.db import connection
 
-from incidents import numbering, services
+from incidents import numbering
 from incidents.errors import DomainError
 from incidents.models import ChecklistItem, Incident, SeverityPolicy
+from incidents.services.status import acknowledge_incident, declare_incident
 from tests.factories import ResponderFactory
 
 THREADS = 8
@@ -56,7 +57,7 @@ def test_concurrent_declarations_get_unique_increasing_numbers():
     def declare_several(index):
         severity = SeverityPolicy.objects.get(pk=severity_pk)
         return [
-            services.declare_incident(title=f"Thread {index} incident {n}", severity=severity, by=users[index]).number
+            declare_incident(title=f"Thread {index} incident {n}", severity=severity, by=users[index]).number
             for n in range(PER_THREAD)
         ]
 
@@ -80,21 +81,21 @@ def test_a_refused_declaration_does_not_burn_a_number():
     # Validation happens before a number is taken (a rollback after it leaves a gap: test_numbering.py).
     user = ResponderFactory()
     severity = SeverityPolicy.objects.get(level="P2")
-    first = services.declare_incident(title="First", severity=severity, by=user)
+    first = declare_incident(title="First", severity=severity, by=user)
     with pytest.raises(DomainError):
-        services.declare_incident(title="   ", severity=severity, by=user)
-    second = services.declare_incident(title="Second", severity=severity, by=user)
+        declare_incident(title="   ", severity=severity, by=user)
+    second = declare_incident(title="Second", severity=severity, by=user)
     assert second.number == first.number + 1
 
 
 def test_concurrent_acknowledgements_record_exactly_one():
     users = [ResponderFactory() for _ in range(THREADS)]
-    incident = services.declare_incident(
+    incident = declare_incident(
         title="Race to acknowledge", severity=SeverityPolicy.objects.get(level="P0"), by=users[0]
     )
 
     def acknowledge(index):
-        return services.acknowledge_incident(incident=Incident.objects.get(pk=incident.pk), by=users[index])
+        return acknowledge_incident(incident=Incident.objects.get(pk=incident.pk), by=users[index])
 
     run_in_threads(THREADS, acknowledge)
     incident.refresh_from_db()

@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from incidents import services
 from incidents.models import Role
+from incidents.services.roles import assign_role
+from incidents.services.status import acknowledge_incident
 from tests.factories import ResponderFactory, declare
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +26,7 @@ def test_late_acknowledgement_shows_as_missed_in_the_header(client, responder, t
     assert 'class="countdown warn">not yet</span>' in header(client, incident)
     time_machine.shift(timedelta(minutes=5, seconds=30))
     assert "not yet (target 5 min missed)" in header(client, incident)
-    services.acknowledge_incident(incident=incident, by=responder)
+    acknowledge_incident(incident=incident, by=responder)
 
     html = header(client, incident)
     assert '<span class="countdown bad">5m 30s (target 5 min missed)</span>' in html
@@ -39,7 +40,7 @@ def test_prompt_acknowledgement_is_green(client, responder, time_machine):
     time_machine.move_to(timezone.now(), tick=False)
     incident = declare(by=responder, level="P1")
     time_machine.shift(timedelta(minutes=2))
-    services.acknowledge_incident(incident=incident, by=responder)
+    acknowledge_incident(incident=incident, by=responder)
     client.force_login(responder)
     html = header(client, incident)
     assert '<span class="countdown ok">2m 00s (within 5 min)</span>' in html
@@ -49,7 +50,7 @@ def test_prompt_acknowledgement_is_green(client, responder, time_machine):
 def test_claim_is_offered_only_for_unheld_roles(client, responder):
     incident = declare(by=responder)  # responder is Incident Commander
     other = ResponderFactory()
-    services.assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=other, by=responder)
+    assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=other, by=responder)
     client.force_login(ResponderFactory())
     body = client.get(incident.get_absolute_url()).content.decode()
     roles = body[body.index('id="card-roles"') :]

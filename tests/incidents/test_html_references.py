@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from incidents import services
 from incidents.models import Status
+from incidents.services.entries import add_timeline_entry
+from incidents.services.status import change_status
 from tests.factories import ServiceFactory, declare
 
 pytestmark = pytest.mark.django_db
@@ -42,9 +43,9 @@ def test_declare_form_describes_fields_with_elements_that_exist(client, responde
 def test_pages_have_valid_time_values_and_descriptions(client, responder):
     api = ServiceFactory(name="API")
     incident = declare(by=responder, level="P1", services=[api])
-    services.add_timeline_entry(incident=incident, by=responder, body="Restarted the workers")
+    add_timeline_entry(incident=incident, by=responder, body="Restarted the workers")
     resolved = declare(by=responder, level="P2", services=[api])
-    services.change_status(incident=resolved, to=Status.RESOLVED, by=responder)
+    change_status(incident=resolved, to=Status.RESOLVED, by=responder)
     client.force_login(responder)
     for path in ["/", "/incidents/", incident.get_absolute_url(), resolved.get_absolute_url(), "/status/"]:
         html = client.get(path).content.decode()

@@ -10,13 +10,16 @@ from django.contrib.admin.sites import site
 from django.test import RequestFactory
 from django.urls import reverse
 
-from incidents import selectors, services
+from incidents import selectors
 from incidents.audit.context import acting_as
 from incidents.audit.models import AuditRecord
 from incidents.errors import DomainError, PermissionDenied
 from incidents.models import EntryKind, Incident, Role, Status
-from incidents.selectors import incident_for_page
-from incidents.views import IncidentPage
+from incidents.selectors import IncidentPage, incident_for_page
+from incidents.services import details as details_services
+from incidents.services import roles as roles_services
+from incidents.services import status as status_services
+from incidents.services.entries import add_timeline_entry
 from tests.factories import ManagerFactory, ResponderFactory, SecurityFactory, ServiceFactory, UserFactory, declare
 from tests.incidents.test_admin import change_form_data
 
@@ -33,7 +36,7 @@ def test_commander_edits_title_services_and_detection_in_one_entry_with_an_audit
     incident = declare(by=commander, services=[web])
     earlier = incident.declared_at - timedelta(hours=2)
     with acting_as(commander):
-        services.update_incident_details(
+        details_services.update_incident_details(
             incident=incident, by=commander, title="Checkout down", services=[api], detected_at=earlier
         )
     incident.refresh_from_db()
@@ -53,7 +56,7 @@ def test_nothing_changed_writes_nothing():
     commander = ResponderFactory()
     incident = declare(by=commander, summary="Slow", services=[ServiceFactory()])
     entries, records = incident.timeline.count(), AuditRecord.objects.count()
-    services.update_incident_details(
+    details_services.update_incident_details(
         incident=incident,
         by=commander,
         title=f"  {incident.title} ",
@@ -70,13 +73,15 @@ def test_only_the_incident_commander_or_a_manager_edits_details():
     commander, other = ResponderFactory(), ResponderFactory()
     incident = declare(by=commander)
     with pytest.raises(PermissionDenied):
-        services.update_incident_details(incident=incident, by=other, title="Mine now")
-    services.update_incident_details(incident=incident, by=ManagerFactory(), summary="Payments fail")
-    services.assign_role(incident=incident, role=Role.INCIDENT_COMMANDER, holder=other, by=commander)
-    services.update_incident_details(incident=incident, by=other, impact="All EU users", users_affected_percent=40)
+        details_services.update_incident_details(incident=incident, by=other, title="Mine now")
+    details_services.update_incident_details(incident=incident, by=ManagerFactory(), summary="Payments fail")
+    roles_services.assign_role(incident=incident, role=Role.INCIDENT_COMMANDER, holder=other, by=commander)
+    details_services.update_incident_details(
+        incident=incident, by=other, impact="All EU users", users_affected_percent=40
+    )
     # The former commander has handed over.
     with pytest.raises(PermissionDenied):
-        services.update_incident_details(incident=incident, by=commander, title="Back")
+        details_services.update_incident_details(incident=incident, by=commander, title="Back")
     incident.refresh_from_db()
     assert incident.summary == "Payments fail" and incident.users_affected_percent == Decimal("40.00")
     assert "share of users affected from unknown to 40%" in details_entries(incident)[-1].body
@@ -85,15 +90,15 @@ def test_only_the_incident_commander_or_a_manager_edits_details():
 def test_restricting_is_for_editors_lifting_the_restriction_for_security_or_admins():
     commander, manager, security = ResponderFactory(), ManagerFactory(), SecurityFactory()
     incident = declare(by=commander)
-    services.update_incident_details(incident=incident, by=commander, restricted=True)
+    details_services.update_incident_details(incident=incident, by=commander, restricted=True)
     assert "now **restricted**" in details_entries(incident)[-1].body
     with pytest.raises(PermissionDenied) as refused:
-        services.update_incident_details(incident=incident, by=manager, restricted=False)
+        details_services.update_incident_details(incident=incident, by=manager, restricted=False)
     assert refused.value.field == "is_restricted"
     incident.refresh_from_db()
     assert incident.is_restricted
-    services.assign_role(incident=incident, role=Role.INCIDENT_COMMANDER, holder=security, by=commander)
-    services.update_incident_details(incident=incident, by=security, restricted=False)
+    roles_services.assign_role(incident=incident, role=Role.INCIDENT_COMMANDER, holder=security, by=commander)
+    details_services.update_incident_details(incident=incident, by=security, restricted=False)
     incident.refresh_from_db()
     assert not incident.is_restricted and "restriction lifted" in details_entries(incident)[-1].body
 
@@ -119,7 +124,7 @@ def test_refused_details_name_the_field_and_change_nothing(changes, field, messa
     elif changes.get("detected_at") == "ancient":
         changes["detected_at"] = incident.declared_at - timedelta(days=400)
     with pytest.raises(DomainError) as refused:
-        services.update_incident_details(incident=incident, by=commander, summary="changed too", **changes)
+        details_services.update_incident_details(incident=incident, by=commander, summary="changed too", **changes)
     assert refused.value.field == field and message in refused.value.message
     incident.refresh_from_db()
     assert incident.summary == "" and not details_entries(incident)
@@ -128,7 +133,7 @@ def test_refused_details_name_the_field_and_change_nothing(changes, field, messa
 def test_viewers_cannot_edit_details():
     incident = declare()
     with pytest.raises(PermissionDenied):
-        services.update_incident_details(incident=incident, by=UserFactory(groups=["viewer"]), title="x")
+        details_services.update_incident_details(incident=incident, by=UserFactory(groups=["viewer"]), title="x")
 
 
 # --- the admin --------------------------------------------------------------------------------------------
@@ -157,7 +162,7 @@ def test_admin_saves_details_through_the_service(client, manager):
 def test_admin_manager_cannot_lift_a_restriction_it_is_a_field_error(client):
     manager, security = ManagerFactory(), SecurityFactory()
     incident = declare(by=security, is_restricted=True)
-    services.add_responder(incident=incident, user=manager, by=security)
+    roles_services.add_responder(incident=incident, user=manager, by=security)
     client.force_login(manager)
     url = reverse("admin:incidents_incident_change", args=[incident.pk])
     data = change_form_data(client.get(url))
@@ -205,7 +210,7 @@ def test_admin_refusal_after_validation_saves_nothing_and_says_so(client, manage
     url = reverse("admin:incidents_incident_change", args=[incident.pk])
     data = change_form_data(client.get(url))
     data.update({"title": "Lost in the race", "new_status": Status.IDENTIFIED})
-    real_check = services.check_status_change
+    real_check = status_services.check_status_change
     calls = []
 
     def check_then_race(incident, **kwargs):
@@ -214,7 +219,7 @@ def test_admin_refusal_after_validation_saves_nothing_and_says_so(client, manage
             raise DomainError("INC is already Identified.", field="status")
         return real_check(incident, **kwargs)
 
-    monkeypatch.setattr(services, "check_status_change", check_then_race)
+    monkeypatch.setattr(status_services, "check_status_change", check_then_race)
     response = client.post(url, data, follow=True)
     assert len(calls) == 2
     assert any("Nothing was saved" in str(m) for m in response.context["messages"])
@@ -229,16 +234,14 @@ def test_admin_refusal_after_validation_saves_nothing_and_says_so(client, manage
 def test_page_offers_backdating_exactly_when_the_service_accepts_it(who, may):
     commander, scribe, other = ResponderFactory(), ResponderFactory(), ResponderFactory()
     incident = declare(by=commander)
-    services.assign_role(incident=incident, role=Role.SCRIBE, holder=scribe, by=commander)
+    roles_services.assign_role(incident=incident, role=Role.SCRIBE, holder=scribe, by=commander)
     user = {"commander": commander, "scribe": scribe, "manager": ManagerFactory(), "other": other}[who]
-    request = RequestFactory().get("/")
-    request.user = user
-    page = IncidentPage(request, incident_for_page(reference=incident.reference, user=user))
+    page = IncidentPage(user, incident_for_page(reference=incident.reference, user=user))
     assert page.can_backdate is may
     earlier = incident.declared_at - timedelta(minutes=5)
     if may:
-        services.add_timeline_entry(incident=incident, by=user, body="Deploy started", occurred_at=earlier)
+        add_timeline_entry(incident=incident, by=user, body="Deploy started", occurred_at=earlier)
     else:
         with pytest.raises(PermissionDenied):
-            services.add_timeline_entry(incident=incident, by=user, body="Deploy started", occurred_at=earlier)
+            add_timeline_entry(incident=incident, by=user, body="Deploy started", occurred_at=earlier)
     assert incident.timeline.filter(kind=EntryKind.NOTE, body="Deploy started").exists() is may

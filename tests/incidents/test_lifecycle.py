@@ -10,8 +10,10 @@ import pytest
 from django.db import transaction
 
 from incidentportal.celery import app as celery_app
-from incidents import lifecycle, services
+from incidents import lifecycle
 from incidents.models import Role, Status
+from incidents.services.checklist import tick_checklist_item
+from incidents.services.status import acknowledge_incident, change_severity, change_status
 from oncall.paging import subscribers as paging_subscribers
 from oncall.paging.models import Page
 from postmortems.models import PostMortem
@@ -54,33 +56,33 @@ def test_the_lifecycle_of_an_incident_is_published_as_typed_events(responder, pu
     assert declared.by == responder
 
     published.clear()
-    services.change_severity(incident=incident, severity=severity("P1"), by=responder, reason="worse")
-    services.change_severity(incident=incident, severity=severity("P3"), by=responder, reason="better")
+    change_severity(incident=incident, severity=severity("P1"), by=responder, reason="worse")
+    change_severity(incident=incident, severity=severity("P3"), by=responder, reason="better")
     raised, lowered = published
     assert (raised.old_level, raised.new_level, raised.raised) == ("P2", "P1", True)
     assert (lowered.new_level, lowered.raised) == ("P3", False)
 
     published.clear()
-    services.acknowledge_incident(incident=incident, by=responder)
-    services.acknowledge_incident(incident=incident, by=ResponderFactory())
+    acknowledge_incident(incident=incident, by=responder)
+    acknowledge_incident(incident=incident, by=ResponderFactory())
     assert [(type(e).__name__, e.first) for e in published] == [
         ("IncidentAcknowledged", True),
         ("IncidentAcknowledged", False),
     ]
 
     published.clear()
-    services.change_status(incident=incident, to=Status.MONITORING, by=responder)
-    services.change_status(incident=incident, to=Status.INVESTIGATING, by=responder)
+    change_status(incident=incident, to=Status.MONITORING, by=responder)
+    change_status(incident=incident, to=Status.INVESTIGATING, by=responder)
     assert names(published) == ["StatusChanged", "StatusChanged"]  # back from Monitoring is not a re-open
     assert (published[1].old_status, published[1].new_status) == ("monitoring", "investigating")
 
     published.clear()
-    services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
-    services.change_status(incident=incident, to=Status.INVESTIGATING, by=responder)
-    services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    change_status(incident=incident, to=Status.INVESTIGATING, by=responder)
+    change_status(incident=incident, to=Status.RESOLVED, by=responder)
     for item in incident.checklist_items.filter(phase="closure"):
-        services.tick_checklist_item(item=item, by=responder)
-    services.change_status(incident=incident, to=Status.CLOSED, by=responder)
+        tick_checklist_item(item=item, by=responder)
+    change_status(incident=incident, to=Status.CLOSED, by=responder)
     assert names(published) == [
         "StatusChanged",
         "IncidentResolved",
@@ -102,7 +104,7 @@ def test_a_failing_in_transaction_subscriber_rolls_the_change_back(responder):
     lifecycle.subscribe(lifecycle.IncidentResolved, refuse, in_transaction=True)
     try:
         with pytest.raises(RuntimeError), transaction.atomic():
-            services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+            change_status(incident=incident, to=Status.RESOLVED, by=responder)
     finally:
         lifecycle.unsubscribe(lifecycle.IncidentResolved, refuse)
     incident.refresh_from_db()
@@ -114,7 +116,7 @@ def test_paging_and_post_mortems_react_through_their_subscriptions(responder):
     team = paged_team()
     incident = declare(by=responder, level="P1", services=[team.service])
     assert Page.objects.filter(incident=incident, state=Page.State.ACTIVE).exists()
-    services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    change_status(incident=incident, to=Status.RESOLVED, by=responder)
     assert not Page.objects.filter(incident=incident, state__in=Page.OPEN_STATES).exists()
     assert PostMortem.objects.filter(incident=incident).exists()
 

@@ -13,7 +13,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.test import AsyncClient
 
-from incidents import live, services
+from incidents import live
+from incidents.services.entries import add_timeline_entry
 from tests.factories import ResponderFactory, SecurityFactory, ViewerFactory, declare
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,7 +40,7 @@ async def _open(user, path):
 
 
 def _note(incident, by, body="Rolled back the deploy."):
-    services.add_timeline_entry(incident=incident, by=by, body=body)
+    add_timeline_entry(incident=incident, by=by, body=body)
 
 
 def close_connection():

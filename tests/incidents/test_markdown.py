@@ -5,8 +5,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from incidents import services
 from incidents.markdown import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, render_markdown
+from incidents.services.entries import add_timeline_entry
 from tests.factories import declare
 
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "xlink:href", "background", "poster"}
@@ -116,7 +116,7 @@ def test_empty_and_none_render_to_empty():
 def test_timeline_entry_body_html_is_sanitised(responder):
     incident = declare(by=responder)
     for name, payload in ATTACKS.items():
-        entry = services.add_timeline_entry(incident=incident, by=responder, body=f"{name}: {payload}")
+        entry = add_timeline_entry(incident=incident, by=responder, body=f"{name}: {payload}")
         assert entry.body == f"{name}: {payload}"  # the author's text is kept as written
         assert_safe(entry.body_html)
         entry.refresh_from_db()

@@ -3,8 +3,8 @@ stay as they were."""
 
 import pytest
 
-from incidents import services
 from incidents.markdown import render_markdown
+from incidents.services.entries import add_timeline_entry
 from tests.factories import declare
 
 
@@ -24,7 +24,7 @@ def test_dashes_inside_code_and_text_are_left_alone():
 @pytest.mark.django_db
 def test_note_with_a_list_renders_as_a_list_on_the_incident_page(client, responder):
     incident = declare(by=responder)
-    services.add_timeline_entry(incident=incident, by=responder, body="Ruled out:\n- the deploy\n- DNS")
+    add_timeline_entry(incident=incident, by=responder, body="Ruled out:\n- the deploy\n- DNS")
     client.force_login(responder)
     body = client.get(incident.get_absolute_url()).content.decode()
     assert "<p>Ruled out:</p>\n<ul>\n<li>the deploy</li>\n<li>DNS</li>\n</ul>" in body

@@ -5,13 +5,16 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
-from incidents import merging, services
+from incidents import merging
 from incidents.alerting.models import AlertGroup
 from incidents.audit.models import AuditRecord
 from incidents.errors import DomainError, PermissionDenied
 from incidents.models import EventType, Incident, Role, RoleAssignment, Status, TimelineEntry
+from incidents.services.entries import add_timeline_entry
+from incidents.services.roles import assign_role
+from incidents.services.updates import post_status_update
 from oncall.paging.models import Notification, Page
-from postmortems.services import ensure_draft_for
+from postmortems.services.drafting import ensure_draft_for
 from tests.api.factories import make_token
 from tests.factories import ManagerFactory, ResponderFactory, ServiceFactory, declare
 from tests.paging.factories import paged_team
@@ -47,11 +50,11 @@ def test_merging_moves_everything_and_closes_the_duplicate(clock, responder):
     a = declare(by=responder, level="P1", title="Payments failing", services=[team.service])
     b = declare(by=responder, level="P2", title="Checkout errors", services=[team.service, checkout])
     holder = ResponderFactory(username="bea")
-    services.assign_role(incident=b, role=Role.TECHNICAL_LEAD, holder=holder, by=responder)
+    assign_role(incident=b, role=Role.TECHNICAL_LEAD, holder=holder, by=responder)
     alert_group(a, "a-1")
     alert_group(b, "b-1")
     alert_group(b, "b-2")
-    services.add_timeline_entry(incident=b, body="Rolled back checkout 2.14", by=responder)
+    add_timeline_entry(incident=b, body="Rolled back checkout 2.14", by=responder)
     before = {
         "alerts": AlertGroup.objects.count(),
         "entries": TimelineEntry.objects.count(),
@@ -113,7 +116,7 @@ def test_only_an_incident_commander_of_either_or_a_manager_may_merge(responder):
     bystander = ResponderFactory()
     with pytest.raises(PermissionDenied):
         merging.merge_incident(source=b, into=a, by=bystander)
-    services.assign_role(incident=b, role=Role.INCIDENT_COMMANDER, holder=bystander, by=responder)
+    assign_role(incident=b, role=Role.INCIDENT_COMMANDER, holder=bystander, by=responder)
     merging.merge_incident(source=b, into=a, by=bystander)
     assert Incident.objects.get(pk=b.pk).duplicate_of_id == a.pk
 
@@ -231,7 +234,7 @@ def test_status_page_subscribers_of_the_duplicate_follow_the_surviving_incident(
     b = declare(by=responder, title="Checkout errors", services=[checkout])
 
     def next_update_reaches_reader(incident) -> bool:
-        update = services.post_status_update(
+        update = post_status_update(
             incident=incident, kind="external", status=incident.status, by=responder, title="Investigating",
             description="We are looking into it.",
         )  # fmt: skip

@@ -10,9 +10,9 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
-from incidents import services
 from incidents.business_hours import end_of_next_business_day, is_business_hours, next_business_hours_start
 from incidents.models import ChecklistTemplateItem, Incident, Runbook, SeverityPolicy
+from incidents.services.roles import add_responder, assign_role
 from tests.factories import (
     ResponderFactory,
     SecurityFactory,
@@ -255,7 +255,7 @@ def test_restricted_incident_visible_to_its_responders_security_and_superusers(i
     public, restricted = incidents_pair
     outsider = ResponderFactory()
     assert restricted not in Incident.objects.visible_to(outsider)
-    services.add_responder(incident=restricted, user=outsider, by=restricted.created_by)
+    add_responder(incident=restricted, user=outsider, by=restricted.created_by)
     assert restricted in Incident.objects.visible_to(outsider)
     assert set(Incident.objects.visible_to(SecurityFactory())) == {public, restricted}
     assert set(Incident.objects.visible_to(UserFactory(is_superuser=True))) == {public, restricted}
@@ -264,7 +264,7 @@ def test_restricted_incident_visible_to_its_responders_security_and_superusers(i
 def test_a_role_holder_becomes_a_responder_and_sees_the_restricted_incident(incidents_pair):
     _public, restricted = incidents_pair
     scribe = ResponderFactory()
-    services.assign_role(incident=restricted, role="scribe", holder=scribe, by=restricted.created_by)
+    assign_role(incident=restricted, role="scribe", holder=scribe, by=restricted.created_by)
     assert restricted in Incident.objects.visible_to(scribe)
 
 

@@ -7,8 +7,9 @@ import pytest
 from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from incidents import numbering, services
+from incidents import numbering
 from incidents.models import Incident, ReferenceCounter, SeverityPolicy
+from incidents.services.status import declare_incident
 from tests.factories import IncidentFactory, ResponderFactory, declare
 
 WAIT = 30  # seconds any thread waits for another before the test fails (a bound, not a timing claim)
@@ -30,7 +31,7 @@ def test_a_declaration_does_not_wait_for_another_still_open():
     def thread_a():
         try:
             with transaction.atomic():
-                incident = services.declare_incident(
+                incident = declare_incident(
                     title="Storm incident", severity=SeverityPolicy.objects.get(pk=severity_pk), by=users[0]
                 )
                 results["a"] = incident.number
@@ -49,7 +50,7 @@ def test_a_declaration_does_not_wait_for_another_still_open():
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL lock_timeout = '5s'")
                     cursor.execute("SET LOCAL statement_timeout = '20s'")
-                incident = services.declare_incident(
+                incident = declare_incident(
                     title="P0 by hand", severity=SeverityPolicy.objects.get(pk=severity_pk), by=users[1]
                 )
             results["b"] = incident.number
@@ -106,17 +107,17 @@ def migrate_incidents_to(name: str) -> None:
 @pytest.mark.django_db
 def test_the_migration_starts_the_sequence_past_the_counter_and_every_incident():
     issued = numbering.next_number()
-    migrate_incidents_to("0007_triage_event_type")
+    migrate_incidents_to("0008_change_detected_event_type")
     # Going back hands the sequence's position to the counter row: nothing it issued is issued again.
     assert ReferenceCounter.objects.get(name="incident").value == issued
 
     IncidentFactory(number=issued + 40)  # written directly, past the counter
-    migrate_incidents_to("0008_reference_number_sequence")
+    migrate_incidents_to("0009_reference_number_sequence")
     assert numbering.next_number() == issued + 41
 
-    migrate_incidents_to("0007_triage_event_type")
+    migrate_incidents_to("0008_change_detected_event_type")
     ReferenceCounter.objects.filter(name="incident").update(value=issued + 100)  # the counter ahead of every incident
-    migrate_incidents_to("0008_reference_number_sequence")
+    migrate_incidents_to("0009_reference_number_sequence")
     assert numbering.next_number() == issued + 101
 
 

@@ -4,8 +4,12 @@ the number of incidents, timeline entries, roles, checklist items, runbooks or u
 import pytest
 from django.utils import timezone
 
-from incidents import services
 from incidents.models import Role, Runbook, Status, TimelineEntry, UpdateKind
+from incidents.services.checklist import attach_runbook
+from incidents.services.entries import add_timeline_entry, record_five_whys
+from incidents.services.roles import assign_role
+from incidents.services.status import change_status
+from incidents.services.updates import post_status_update
 from tests.factories import ResponderFactory, ServiceFactory, declare
 
 pytestmark = pytest.mark.django_db
@@ -34,13 +38,13 @@ def build(size: int, responder):
     for n in range(size):
         incident = declare(by=responder, level=f"P{n % 4}", title=f"Incident {n}", services=[api])
         for role, person in zip([Role.TECHNICAL_LEAD, Role.COMMUNICATIONS_LEAD, Role.SCRIBE], people, strict=False):
-            services.assign_role(incident=incident, role=role, holder=person, by=responder)
+            assign_role(incident=incident, role=role, holder=person, by=responder)
         for runbook in runbooks:
-            services.attach_runbook(incident=incident, runbook=runbook, by=responder)
-        services.post_status_update(
+            attach_runbook(incident=incident, runbook=runbook, by=responder)
+        post_status_update(
             incident=incident, kind=UpdateKind.INTERNAL, status="investigating", by=responder, what_we_know="x"
         )
-        services.post_status_update(
+        post_status_update(
             incident=incident,
             kind=UpdateKind.EXTERNAL,
             status="investigating",
@@ -49,14 +53,14 @@ def build(size: int, responder):
             description="d",
             affected_services=[api],
         )
-        services.record_five_whys(incident=incident, problem="p", whys=["a", "b"], root_cause="c", by=responder)
+        record_five_whys(incident=incident, problem="p", whys=["a", "b"], root_cause="c", by=responder)
         incidents.append(incident)
     TimelineEntry.objects.bulk_create(
         TimelineEntry(incident=incidents[0], occurred_at=timezone.now(), kind="note", body="n", body_html="<p>n</p>")
         for _ in range(size * 30)
     )
     for incident in incidents[: size // 2]:
-        services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+        change_status(incident=incident, to=Status.RESOLVED, by=responder)
     return incidents
 
 
@@ -96,6 +100,6 @@ def test_timeline_poll_query_budget(client, data, responder, django_assert_max_n
     last = TimelineEntry.objects.filter(incident=busy).latest("id").id
     with django_assert_max_num_queries(4):
         assert client.get(busy.get_absolute_url() + f"?after={last}", **HTMX).status_code == 204
-    services.add_timeline_entry(incident=busy, by=responder, body="new")
+    add_timeline_entry(incident=busy, by=responder, body="new")
     with django_assert_max_num_queries(INCIDENT_BUDGET):
         assert client.get(busy.get_absolute_url() + f"?after={last}", **HTMX).status_code == 200

@@ -14,6 +14,7 @@ from incidents.models import (
     ACTIVE_STATUSES,
     ChecklistPhase,
     EntryKind,
+    EventType,
     Incident,
     Role,
     Service,
@@ -91,7 +92,10 @@ def test_worked_example_is_the_guides_p1_with_its_timeline(seeded):
         ), (hhmm, words)
     # Entries were written through the services: rendered HTML and authors are there.
     assert all(entry.body_html for entry in incident.timeline.all())
-    assert incident.timeline.filter(kind=EntryKind.ALERT).count() == 1
+    # The alert and the recent change the scribe typed in, typed as the guide's timeline has them.
+    alerts = incident.timeline.filter(kind=EntryKind.ALERT)
+    assert sorted(alerts.values_list("event_type", flat=True)) == [EventType.ALERT_ATTACHED, EventType.CHANGE_DETECTED]
+    assert alerts.get(event_type=EventType.CHANGE_DETECTED).body.startswith("Database migration deployed")
     assert current_holder(incident, Role.INCIDENT_COMMANDER).username == "ic"
     assert current_holder(incident, Role.TECHNICAL_LEAD).username == "responder"
 

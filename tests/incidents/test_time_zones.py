@@ -10,11 +10,12 @@ from django.core import mail
 from django.template import Context, Template
 from django.utils import timezone
 
-from incidents import services
 from incidents.models import TimelineEntry
 from incidents.profiles import services as profiles
 from incidents.profiles.models import Profile
 from incidents.profiles.zones import localise_moments
+from incidents.services.details import update_incident_details
+from incidents.services.updates import post_status_update
 from tests.factories import ResponderFactory, ServiceFactory, UserFactory, declare
 
 pytestmark = pytest.mark.django_db
@@ -134,7 +135,7 @@ def test_moments_inside_timeline_entries_show_in_the_readers_zone(client):
     profiles.set_time_zone(user=user, time_zone="Asia/Tokyo")
     with time_machine.travel(WINTER, tick=False):
         incident = declare(by=user)
-        services.update_incident_details(incident=incident, by=user, detected_at=WINTER - timedelta(hours=1))
+        update_incident_details(incident=incident, by=user, detected_at=WINTER - timedelta(hours=1))
     entry = incident.timeline.get(body__contains="detection time from")
     assert "Tue 1 Dec 2026, 13:47 UTC" in entry.body  # stored: UTC, named
     html = _page_for(client, user, incident.get_absolute_url())
@@ -159,7 +160,7 @@ def test_public_status_page_writes_utc_the_one_way(client):
     responder = ResponderFactory()
     with time_machine.travel(WINTER, tick=False):
         incident = declare(by=responder, level="P1", services=[ServiceFactory(name="API")])
-        services.post_status_update(
+        post_status_update(
             incident=incident,
             kind="external",
             status="investigating",

@@ -8,7 +8,7 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from incidents import selectors, services
+from incidents import selectors
 from incidents.models import (
     ChecklistItem,
     ChecklistPhase,
@@ -20,6 +20,9 @@ from incidents.models import (
     StatusUpdate,
     TimelineEntry,
 )
+from incidents.services import roles as roles_services
+from incidents.services import status as status_services
+from incidents.services.entries import add_timeline_entry
 from tests.factories import ResponderFactory, SecurityFactory, ServiceFactory, ViewerFactory, declare, severity
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +82,7 @@ def test_dashboard_groups_active_incidents_by_severity(rclient, responder):
     p0 = declare(by=responder, level="P0", title="Database down")
     p2 = declare(by=responder, level="P2", title="Export broken")
     resolved = declare(by=responder, level="P3", title="Typo on login page")
-    services.change_status(incident=resolved, to=Status.RESOLVED, by=responder)
+    status_services.change_status(incident=resolved, to=Status.RESOLVED, by=responder)
     response = rclient.get("/")
     html = response.content.decode()
     assert response.status_code == 200
@@ -101,7 +104,7 @@ def test_dashboard_countdown_turns_amber_then_red(rclient, responder, time_machi
     time_machine.shift(timedelta(minutes=20))
     html = rclient.get("/").content.decode()
     assert 'class="countdown bad"' in html and "overdue by" in html
-    services.acknowledge_incident(incident=incident, by=responder)
+    status_services.acknowledge_incident(incident=incident, by=responder)
     assert "missed (target 1 h)" in rclient.get("/").content.decode()
 
 
@@ -307,7 +310,7 @@ def test_illegal_transition_is_a_form_error_not_a_500(rclient, incident):
 
 
 def test_closing_with_open_closure_checklist_is_a_form_error(rclient, responder, incident):
-    services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    status_services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
     response = rclient.post(url("change_status", incident), {"status": "closed", "current_status": "resolved"}, **HTMX)
     assert response.status_code == 422
     assert "Complete the closure checklist before closing" in response.content.decode()
@@ -316,7 +319,7 @@ def test_closing_with_open_closure_checklist_is_a_form_error(rclient, responder,
 
 
 def test_stale_status_form_is_refused(rclient, responder, incident):
-    services.change_status(incident=incident, to=Status.IDENTIFIED, by=ResponderFactory())
+    status_services.change_status(incident=incident, to=Status.IDENTIFIED, by=ResponderFactory())
     # The page was drawn while it was still Investigating: the user meant to move *from* Investigating.
     response = rclient.post(
         url("change_status", incident), {"status": "monitoring", "current_status": "investigating"}, **HTMX
@@ -350,7 +353,7 @@ def test_change_severity_needs_reason(rclient, incident):
 
 
 def test_stale_severity_form_is_refused(rclient, responder, incident):
-    services.change_severity(incident=incident, severity=severity("P0"), by=responder, reason="worse")
+    status_services.change_severity(incident=incident, severity=severity("P0"), by=responder, reason="worse")
     response = rclient.post(
         url("change_severity", incident),
         {"severity": severity("P2").pk, "reason": "x", "current_severity": "P1"},
@@ -395,8 +398,8 @@ def test_tick_item_of_another_incident_is_404(rclient, responder, incident):
 
 
 def test_tick_on_closed_incident_is_an_error_not_a_500(rclient, manager, incident):
-    services.change_status(incident=incident, to=Status.RESOLVED, by=manager)
-    services.change_status(incident=incident, to=Status.CLOSED, by=manager, override_reason="test")
+    status_services.change_status(incident=incident, to=Status.RESOLVED, by=manager)
+    status_services.change_status(incident=incident, to=Status.CLOSED, by=manager, override_reason="test")
     item = incident.checklist_items.first()
     htmx = rclient.post(url("tick_checklist_item", incident, item_id=item.pk), {"checked": "on"}, **HTMX)
     assert htmx.status_code == 422 and "closed; its checklists are final" in htmx.content.decode()
@@ -480,7 +483,7 @@ def test_add_note_and_preview(rclient, incident):
 
 def test_backdating_is_for_the_scribe(client, incident):
     scribe, other = ResponderFactory(), ResponderFactory()
-    services.assign_role(incident=incident, role=Role.SCRIBE, holder=scribe, by=scribe)
+    roles_services.assign_role(incident=incident, role=Role.SCRIBE, holder=scribe, by=scribe)
     earlier = (timezone.now() - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M")
     client.force_login(other)
     assert b'name="occurred_at"' not in client.get(incident.get_absolute_url()).content
@@ -507,8 +510,8 @@ def test_timeline_poll_returns_only_new_entries(rclient, responder, incident):
     last = TimelineEntry.objects.filter(incident=incident).latest("id").id
     unchanged = rclient.get(incident.get_absolute_url() + f"?after={last}", **HTMX)
     assert unchanged.status_code == 204
-    services.add_timeline_entry(incident=incident, by=responder, body="first new")
-    services.add_timeline_entry(incident=incident, by=responder, body="second new")
+    add_timeline_entry(incident=incident, by=responder, body="first new")
+    add_timeline_entry(incident=incident, by=responder, body="second new")
     response = rclient.get(incident.get_absolute_url() + f"?after={last}", **HTMX)
     html = response.content.decode()
     assert response.status_code == 200
@@ -529,7 +532,7 @@ def test_unchanged_timeline_poll_costs_one_query_beyond_auth(rclient, incident, 
 
 
 def test_timeline_filter_by_kind(rclient, responder, incident):
-    services.add_timeline_entry(incident=incident, by=responder, body="a plain note")
+    add_timeline_entry(incident=incident, by=responder, body="a plain note")
     response = rclient.get(incident.get_absolute_url() + "?kind=role&partial=timeline", **HTMX)
     html = response.content.decode()
     assert html.lstrip().startswith('<section id="card-timeline"')
@@ -567,7 +570,7 @@ def test_incident_list_filters(rclient, responder):
     api = ServiceFactory(name="Backend API", slug="api")
     a = declare(by=responder, level="P0", title="Database down", services=[api])
     b = declare(by=responder, level="P3", title="Typo on login page")
-    services.change_status(incident=b, to=Status.RESOLVED, by=responder)
+    status_services.change_status(incident=b, to=Status.RESOLVED, by=responder)
 
     def refs(query):
         html = rclient.get("/incidents/" + query).content.decode()

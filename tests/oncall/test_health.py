@@ -23,9 +23,9 @@ from incidents.alerting.models import IntegrationError
 from oncall.health import deadman, heartbeats
 from oncall.health import tasks as health_tasks
 from oncall.health.models import Heartbeat
-from oncall.paging import services as paging_services
 from oncall.paging import tasks as paging_tasks
 from oncall.paging.models import Notification, Page
+from oncall.paging.services import engine as paging_engine
 from tests.api.factories import make_integration
 from tests.factories import declare
 from tests.paging.factories import paged_team
@@ -134,7 +134,7 @@ def test_a_tick_that_fails_records_nothing(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(paging_services, "run_escalation_tick", broken)
+    monkeypatch.setattr(paging_engine, "run_escalation_tick", broken)
     assert paging_tasks.escalation_tick.apply().failed()
     assert not Heartbeat.objects.filter(name="paging-escalation-tick").exists()
 

@@ -15,8 +15,8 @@ from incidents.alerting.models import AlertGroup, GroupStatus, Heartbeat, Heartb
 from incidents.alerting.tasks import heartbeat_tick
 from incidents.models import Incident
 from oncall.health.heartbeats import WATCHED_TICKS
-from oncall.paging import services as paging_services
 from oncall.paging import tasks as paging_tasks
+from oncall.paging.services import engine as paging_engine
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +52,7 @@ def test_a_failing_tick_does_not_ping_its_heartbeat(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(paging_services, "run_escalation_tick", broken)
+    monkeypatch.setattr(paging_engine, "run_escalation_tick", broken)
     with time_machine.travel(start + timedelta(seconds=2), tick=False):
         assert paging_tasks.escalation_tick.apply().failed()
     assert tick_heartbeat().ping_count == 1

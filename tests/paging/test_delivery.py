@@ -15,7 +15,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from incidents import services as incident_services
+from incidents.services.status import acknowledge_incident, change_status
 from oncall.models import NotificationRule
 from oncall.paging import channels, delivery, sentmarks
 from oncall.paging.channels import OutgoingMessage, PermanentFailure, TemporaryFailure
@@ -94,7 +94,7 @@ def test_no_notification_goes_out_after_the_acknowledgement(clock, responder, ma
     team = paged_team(oncall_channels=("email",))
     incident = declare(by=responder, level="P1", services=[team.service])
     row = Notification.objects.get(channel="email")
-    incident_services.acknowledge_incident(incident=incident, by=responder)
+    acknowledge_incident(incident=incident, by=responder)
     # A row the acknowledgement could not cancel (a sender held it) is cancelled by the sender's own fence.
     Notification.objects.filter(pk=row.pk).update(status=Notification.Status.PENDING, scheduled_for=MONDAY_10)
     assert delivery.deliver_due_notifications() == {"cancelled": 1}
@@ -298,7 +298,7 @@ def test_page_state_closed_before_claim_cancels_hotline_alerts_too(clock, respon
         address="+15550011",
         scheduled_for=MONDAY_10,
     )
-    incident_services.change_status(incident=incident, to="resolved", by=responder)
+    change_status(incident=incident, to="resolved", by=responder)
     assert delivery.deliver_due_notifications() == {}
     assert set(Notification.objects.values_list("status", flat=True)) == {Notification.Status.CANCELLED}
 
@@ -372,7 +372,7 @@ def test_acknowledging_records_a_row_sent_by_a_dead_worker_as_sent_not_cancelled
     incident = declare(by=responder, level="P1", services=[team.service])
     sms, email = Notification.objects.get(channel="sms"), Notification.objects.get(channel="email")
     _sent_by_a_dead_worker(sms)
-    incident_services.acknowledge_incident(incident=incident, by=responder)
+    acknowledge_incident(incident=incident, by=responder)
     sms.refresh_from_db()
     email.refresh_from_db()
     assert (sms.status, email.status) == (Notification.Status.SENT, Notification.Status.CANCELLED)

@@ -8,10 +8,12 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from incidents import services as incident_services
 from incidents.errors import DomainError
-from oncall.paging import delivery, services
+from incidents.services.status import acknowledge_incident, change_severity
+from oncall.paging import delivery
 from oncall.paging.models import Notification, Page
+from oncall.paging.services.engine import run_escalation_tick
+from oncall.paging.services.responders import add_responders
 from tests.factories import ViewerFactory, declare
 from tests.oncall.factories import PersonFactory
 from tests.paging.factories import paged_team, with_methods
@@ -41,9 +43,7 @@ def added_pages(incident):
 
 def test_paging_another_team_fires_its_first_level_with_the_message(incident_and_teams, responder, mailoutbox):
     incident, _platform, database = incident_and_teams
-    page = services.add_responders(
-        incident=incident, by=responder, team=database.team, message="Replica lag 40 s, need a DBA"
-    )
+    page = add_responders(incident=incident, by=responder, team=database.team, message="Replica lag 40 s, need a DBA")
     assert (page.is_added, page.team, page.state, page.escalation_level) == (True, database.team, "active", 0)
     rows = Notification.objects.filter(page=page)
     assert {row.person for row in rows} == {database.oncall}
@@ -59,7 +59,7 @@ def test_paging_another_team_fires_its_first_level_with_the_message(incident_and
 def test_paging_a_person_uses_their_rules(incident_and_teams, responder):
     incident, *_ = incident_and_teams
     expert = with_methods(PersonFactory(name="Erin Expert"), "email", "voice", delays={"voice": 3})
-    page = services.add_responders(incident=incident, by=responder, person=expert, message="Cache expert wanted")
+    page = add_responders(incident=incident, by=responder, person=expert, message="Cache expert wanted")
     rows = {row.channel: row for row in Notification.objects.filter(page=page)}
     assert rows["email"].scheduled_for == MONDAY_10
     assert rows["voice"].scheduled_for == MONDAY_10 + timedelta(minutes=3)
@@ -69,7 +69,7 @@ def test_paging_a_person_uses_their_rules(incident_and_teams, responder):
 def test_bad_requests_are_clear_errors_and_change_nothing(incident_and_teams, responder):
     incident, platform, database = incident_and_teams
     expert = with_methods(PersonFactory(), "email")
-    services.add_responders(incident=incident, by=responder, team=database.team)
+    add_responders(incident=incident, by=responder, team=database.team)
     cases = [
         ({"team": database.team}, "being paged for this incident already"),
         ({}, "Choose a team or a person"),
@@ -78,19 +78,19 @@ def test_bad_requests_are_clear_errors_and_change_nothing(incident_and_teams, re
     ]
     for kwargs, message in cases:
         with pytest.raises(DomainError, match=message):
-            services.add_responders(incident=incident, by=responder, **kwargs)
+            add_responders(incident=incident, by=responder, **kwargs)
     with pytest.raises(DomainError, match="responder role"):
-        services.add_responders(incident=incident, by=ViewerFactory(), person=expert)
+        add_responders(incident=incident, by=ViewerFactory(), person=expert)
     assert len(added_pages(incident)) == 1
 
 
 def test_acknowledging_the_incident_stops_added_pages_and_a_severity_raise_keeps_them(incident_and_teams, responder):
     incident, _platform, database = incident_and_teams
-    page = services.add_responders(incident=incident, by=responder, team=database.team)
-    incident_services.change_severity(incident=incident, severity=_p0(), by=responder, reason="worse")
+    page = add_responders(incident=incident, by=responder, team=database.team)
+    change_severity(incident=incident, severity=_p0(), by=responder, reason="worse")
     page.refresh_from_db()
     assert page.state == Page.State.ACTIVE
-    incident_services.acknowledge_incident(incident=incident, by=responder)
+    acknowledge_incident(incident=incident, by=responder)
     page.refresh_from_db()
     assert page.state == Page.State.ACKNOWLEDGED
     assert set(Notification.objects.filter(page=page).values_list("status", flat=True)) == {"cancelled"}
@@ -105,11 +105,11 @@ def _p0():
 def test_an_added_team_that_never_acknowledges_alerts_no_hotline(incident_and_teams, responder, clock, settings):
     settings.PAGING_REPEAT_POLICY_TIMES = 1
     incident, _platform, database = incident_and_teams
-    page = services.add_responders(incident=incident, by=responder, team=database.team)
+    page = add_responders(incident=incident, by=responder, team=database.team)
     Page.objects.filter(incident=incident, is_added=False).update(escalate_at=None)  # watch only the added page
     for minutes in (30, 45, 75, 200):
         clock.move_to(MONDAY_10 + timedelta(minutes=minutes))
-        services.run_escalation_tick()
+        run_escalation_tick()
     page.refresh_from_db()
     assert page.state == Page.State.EXHAUSTED and page.hotlines_alerted_at is None
     assert not Notification.objects.filter(page=page, purpose=Notification.Purpose.HOTLINE).exists()

@@ -9,13 +9,17 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from incidents import services as incident_services
 from incidents.models import EntryKind, Role, Status
 from incidents.profiles.services import set_time_zone
 from incidents.profiles.zones import format_moment
+from incidents.services.roles import assign_role
+from incidents.services.status import acknowledge_incident, change_severity, change_status
+from incidents.services.updates import post_status_update
 from oncall.models import EscalationPolicy
-from oncall.paging import reminders, services
+from oncall.paging import reminders
 from oncall.paging.models import Notification, Page, Reminder
+from oncall.paging.services.engine import EscalationWrites, advance_page, escalate_due_pages, run_escalation_tick
+from oncall.paging.services.recipients import EscalationContext
 from tests.factories import ResponderFactory, declare, severity
 from tests.paging.factories import paged_team
 
@@ -37,7 +41,7 @@ def at(minutes: float, start=MONDAY_10):
 
 def tick(clock, moment):
     clock.move_to(moment)
-    services.run_escalation_tick()
+    run_escalation_tick()
 
 
 def fired_levels(page: Page) -> list[tuple[int, int]]:
@@ -163,7 +167,7 @@ def test_acknowledge_stops_escalation_and_cancels_waiting_notifications(clock, r
     incident = declare(by=responder, level="P1", services=[team.service])
     page = page_of(incident)
     clock.move_to(at(3))
-    incident_services.acknowledge_incident(incident=incident, by=responder)
+    acknowledge_incident(incident=incident, by=responder)
     page.refresh_from_db()
     assert page.state == Page.State.ACKNOWLEDGED and page.acknowledged_by == responder
     assert page.escalate_at is None
@@ -180,7 +184,7 @@ def test_acknowledged_page_never_reopens(clock, responder):
     team = paged_team()
     incident = declare(by=responder, level="P1", services=[team.service])
     page = page_of(incident)
-    incident_services.acknowledge_incident(incident=incident, by=responder)
+    acknowledge_incident(incident=incident, by=responder)
     Page.objects.filter(pk=page.pk).update(escalate_at=at(1))  # even with a stale deadline left behind
     tick(clock, at(31))
     page.refresh_from_db()
@@ -191,7 +195,7 @@ def test_resolving_stops_all_paging(clock, responder):
     team = paged_team()
     incident = declare(by=responder, level="P1", services=[team.service])
     page = page_of(incident)
-    incident_services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    change_status(incident=incident, to=Status.RESOLVED, by=responder)
     page.refresh_from_db()
     assert page.state == Page.State.STOPPED and page.stop_reason == "incident resolved"
     tick(clock, at(120))
@@ -202,9 +206,9 @@ def test_reopening_a_resolved_incident_pages_again_with_a_new_page(clock, respon
     team = paged_team()
     incident = declare(by=responder, level="P1", services=[team.service])
     old = page_of(incident)
-    incident_services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    change_status(incident=incident, to=Status.RESOLVED, by=responder)
     clock.move_to(at(60))
-    incident_services.change_status(incident=incident, to=Status.INVESTIGATING, by=responder, note="It is back")
+    change_status(incident=incident, to=Status.INVESTIGATING, by=responder, note="It is back")
 
     new = page_of(incident)
     assert new.pk != old.pk and new.state == Page.State.ACTIVE
@@ -224,7 +228,7 @@ def test_reopening_a_resolved_incident_pages_again_with_a_new_page(clock, respon
     # The new page escalates like a declared one, and acknowledging stops it.
     tick(clock, at(91))
     assert fired_levels(new) == [(0, 0), (0, 1)]
-    incident_services.acknowledge_incident(incident=incident, by=responder)
+    acknowledge_incident(incident=incident, by=responder)
     new.refresh_from_db()
     assert new.state == Page.State.ACKNOWLEDGED
 
@@ -233,9 +237,9 @@ def test_reopening_from_monitoring_does_not_page_twice(clock, responder):
     team = paged_team()
     incident = declare(by=responder, level="P1", services=[team.service])
     page = page_of(incident)
-    incident_services.change_status(incident=incident, to=Status.MONITORING, by=responder)
+    change_status(incident=incident, to=Status.MONITORING, by=responder)
     clock.move_to(at(10))
-    incident_services.change_status(incident=incident, to=Status.INVESTIGATING, by=responder)
+    change_status(incident=incident, to=Status.INVESTIGATING, by=responder)
     assert list(Page.objects.filter(incident=incident).values_list("pk", "state")) == [(page.pk, Page.State.ACTIVE)]
     assert fired_levels(page) == [(0, 0)]
 
@@ -243,9 +247,9 @@ def test_reopening_from_monitoring_does_not_page_twice(clock, responder):
 def test_reopening_from_monitoring_after_acknowledgement_pages_nobody(clock, responder):
     team = paged_team()
     incident = declare(by=responder, level="P1", services=[team.service])
-    incident_services.acknowledge_incident(incident=incident, by=responder)
-    incident_services.change_status(incident=incident, to=Status.MONITORING, by=responder)
-    incident_services.change_status(incident=incident, to=Status.INVESTIGATING, by=responder)
+    acknowledge_incident(incident=incident, by=responder)
+    change_status(incident=incident, to=Status.MONITORING, by=responder)
+    change_status(incident=incident, to=Status.INVESTIGATING, by=responder)
     assert not Page.objects.filter(incident=incident, state__in=Page.OPEN_STATES).exists()
     assert Page.objects.filter(incident=incident).count() == 1
 
@@ -254,15 +258,15 @@ def test_raising_severity_supersedes_the_page_and_pages_at_the_new_severity(cloc
     team = paged_team()
     incident = declare(by=responder, level="P2", services=[team.service])
     old = page_of(incident)
-    incident_services.acknowledge_incident(incident=incident, by=responder)
+    acknowledge_incident(incident=incident, by=responder)
     clock.move_to(at(10))
-    incident_services.change_severity(incident=incident, severity=severity("P0"), by=responder, reason="Full outage")
+    change_severity(incident=incident, severity=severity("P0"), by=responder, reason="Full outage")
     new = page_of(incident)
     assert new.pk != old.pk and new.severity.level == "P0" and new.escalate_at == at(15)
     old.refresh_from_db()
     assert old.state == Page.State.ACKNOWLEDGED  # never reopened
     # The incident was acknowledged before; acknowledging again stops the new page.
-    incident_services.acknowledge_incident(incident=incident, by=responder)
+    acknowledge_incident(incident=incident, by=responder)
     new.refresh_from_db()
     assert new.state == Page.State.ACKNOWLEDGED
 
@@ -270,7 +274,7 @@ def test_raising_severity_supersedes_the_page_and_pages_at_the_new_severity(cloc
 def test_lowering_severity_does_not_restart_paging(clock, responder):
     team = paged_team()
     incident = declare(by=responder, level="P1", services=[team.service])
-    incident_services.change_severity(incident=incident, severity=severity("P2"), by=responder, reason="Smaller")
+    change_severity(incident=incident, severity=severity("P2"), by=responder, reason="Smaller")
     assert Page.objects.filter(incident=incident).count() == 1
 
 
@@ -299,12 +303,12 @@ def test_running_the_same_step_twice_writes_nothing_twice(clock, responder):
     page = page_of(incident)
     clock.move_to(at(30))
     stale = Page.objects.get(pk=page.pk)  # a second worker that read the row before the first saved
-    services.run_escalation_tick()
+    run_escalation_tick()
     count = Notification.objects.filter(page=page).count()
-    context = services.EscalationContext(at(30))
+    context = EscalationContext(at(30))
     stale.incident = incident
-    writes = services.EscalationWrites()
-    services.advance_page(stale, context, writes)
+    writes = EscalationWrites()
+    advance_page(stale, context, writes)
     writes.flush()
     assert Notification.objects.filter(page=page).count() == count
 
@@ -317,7 +321,7 @@ def test_escalation_tick_costs_a_fixed_number_of_queries_per_batch(
     incidents = [declare(by=responder, level="P1", services=[team.service]) for _ in range(8)]
     clock.move_to(at(30))
     with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True) as hooks:
-        assert services.escalate_due_pages(limit=100) == len(incidents)
+        assert escalate_due_pages(limit=100) == len(incidents)
     # A fixed number of statements per batch, whatever the number of pages: the claim, the policy's levels,
     # rotations, teams, contact methods, webhook endpoints, then bulk writes (pages, timeline, outbox, audit);
     # after the commit, the live pages hear of each timeline entry without reading its incident again.
@@ -357,7 +361,7 @@ def test_acknowledged_in_time_means_no_missed_target_note(clock, responder):
     team = paged_team()
     incident = declare(by=responder, level="P1", services=[team.service])
     clock.move_to(at(2))
-    incident_services.acknowledge_incident(incident=incident, by=responder)
+    acknowledge_incident(incident=incident, by=responder)
     clock.move_to(at(10))
     assert reminders.note_missed_acknowledge_targets() == 0
 
@@ -370,7 +374,7 @@ def test_update_cadence_missed_reminds_commander_and_communications_lead_once(cl
     set_time_zone(user=comms, time_zone="Europe/Berlin")
     with_methods(PersonFactory(name="Comms Person", user=comms), "sms")
     incident = declare(by=responder, level="P1")
-    incident_services.assign_role(incident=incident, role=Role.COMMUNICATIONS_LEAD, holder=comms, by=responder)
+    assign_role(incident=incident, role=Role.COMMUNICATIONS_LEAD, holder=comms, by=responder)
     incident.refresh_from_db()
     assert incident.next_update_due_at == at(30)
     clock.move_to(at(29))
@@ -392,7 +396,7 @@ def test_update_cadence_missed_reminds_commander_and_communications_lead_once(cl
     note = incident.timeline.filter(body__startswith="Internal update overdue").get()
     assert "Incident Commander" in note.body and "Communications Lead" in note.body
     # A new internal update moves the deadline; missing that one reminds again.
-    incident_services.post_status_update(
+    post_status_update(
         incident=incident, kind="internal", status="investigating", what_we_know="Still slow", by=responder
     )
     clock.move_to(at(31 + 31))
@@ -402,7 +406,7 @@ def test_update_cadence_missed_reminds_commander_and_communications_lead_once(cl
 
 def test_resolved_for_a_day_reminds_the_commander_to_close_once(clock, responder):
     incident = declare(by=responder, level="P2")
-    incident_services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    change_status(incident=incident, to=Status.RESOLVED, by=responder)
     clock.move_to(at(60 * 24 - 1))
     assert reminders.remind_to_close() == 0
     clock.move_to(at(60 * 24))
@@ -416,7 +420,7 @@ def test_resolved_for_a_day_reminds_the_commander_to_close_once(clock, responder
 
 def test_closed_incident_gets_no_close_reminder(clock, manager):
     incident = declare(by=manager, level="P2")
-    incident_services.change_status(incident=incident, to=Status.RESOLVED, by=manager)
-    incident_services.change_status(incident=incident, to=Status.CLOSED, by=manager, override_reason="Test")
+    change_status(incident=incident, to=Status.RESOLVED, by=manager)
+    change_status(incident=incident, to=Status.CLOSED, by=manager, override_reason="Test")
     clock.move_to(at(60 * 25))
     assert reminders.remind_to_close() == 0

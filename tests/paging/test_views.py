@@ -81,10 +81,10 @@ def test_acknowledge_of_an_unknown_or_hidden_incident_is_404(client, responder, 
 
 def test_acknowledge_a_closed_incident_is_a_clear_error(client, manager, clock):
     incident = declare(by=manager, level="P2")
-    from incidents import services
+    from incidents.services.status import change_status
 
-    services.change_status(incident=incident, to="resolved", by=manager)
-    services.change_status(incident=incident, to="closed", by=manager, override_reason="Test")
+    change_status(incident=incident, to="resolved", by=manager)
+    change_status(incident=incident, to="closed", by=manager, override_reason="Test")
     client.force_login(manager)
     response = client.post(reverse("paging:acknowledge", args=[incident.reference]), headers={"HX-Request": "true"})
     assert response.status_code == 409 and "is closed" in response.content.decode()
@@ -134,10 +134,11 @@ def test_expired_or_tampered_link_is_refused(client, paged, clock):
 
 
 def test_link_after_someone_else_acknowledged_says_so(client, responder, paged):
-    _team, incident = paged
-    from incidents import services
+    from incidents.services.status import acknowledge_incident
 
-    services.acknowledge_incident(incident=incident, by=responder)
+    _team, incident = paged
+
+    acknowledge_incident(incident=incident, by=responder)
     response = client.post(_link_for(incident))
     assert response.status_code == 200 and "Nothing left to acknowledge" in response.content.decode()
 
@@ -148,9 +149,10 @@ def test_my_pages_lists_pages_that_reached_me_open_first(client, clock):
     team.oncall.user = user
     team.oncall.save()
     older = declare(by=ResponderFactory(), level="P2", services=[team.service], title="Older")
-    from incidents import services
 
-    services.acknowledge_incident(incident=older, by=user)
+    from incidents.services.status import acknowledge_incident
+
+    acknowledge_incident(incident=older, by=user)
     clock.move_to(MONDAY_10 + timedelta(minutes=1))
     newer = declare(by=ResponderFactory(), level="P1", services=[team.service], title="Newer")
     declare(by=ResponderFactory(), level="P1", title="Not mine")

@@ -6,8 +6,9 @@ from datetime import datetime, timedelta
 
 import time_machine
 
-from incidents import services as incident_services
 from incidents.models import Role
+from incidents.services.roles import assign_role
+from incidents.services.status import acknowledge_incident, change_status
 from postmortems.models import PostMortem
 from tests.factories import ResponderFactory, declare
 
@@ -32,14 +33,14 @@ def resolved_incident(
     with time_machine.travel(start + detect_after, tick=False):
         incident = declare(by=by, level=level, detected_at=start, **declare_kwargs)
         if technical_lead is not None:
-            incident_services.assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=technical_lead, by=by)
+            assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=technical_lead, by=by)
     if ack_after is not None:
         with time_machine.travel(start + detect_after + ack_after, tick=False):
-            incident_services.acknowledge_incident(incident=incident, by=by)
+            acknowledge_incident(incident=incident, by=by)
     with time_machine.travel(start + mitigate_after, tick=False):
-        incident = incident_services.change_status(incident=incident, to="monitoring", by=by)
+        incident = change_status(incident=incident, to="monitoring", by=by)
     with time_machine.travel(start + resolve_after, tick=False):
-        incident = incident_services.change_status(incident=incident, to="resolved", by=by)
+        incident = change_status(incident=incident, to="resolved", by=by)
     return incident
 
 

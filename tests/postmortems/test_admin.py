@@ -6,8 +6,9 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 from django.utils import timezone
 
-from postmortems import services
 from postmortems.models import ActionItem
+from postmortems.services.action_items import add_action_item
+from postmortems.services.publishing import change_postmortem_status
 from tests.postmortems.factories import postmortem_for, resolved_incident
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +23,7 @@ def admin_client(client):
 @pytest.fixture
 def item(responder):
     postmortem = postmortem_for(resolved_incident(by=responder))
-    return services.add_action_item(
+    return add_action_item(
         postmortem=postmortem,
         by=responder,
         title="Add checks",
@@ -96,8 +97,8 @@ def test_admin_adds_action_item_through_the_service(admin_client, item):
 
 def test_published_postmortem_content_cannot_be_edited_in_admin(admin_client, responder, item):
     postmortem = item.postmortem
-    services.change_postmortem_status(postmortem=postmortem, to="in_review", by=responder)
-    services.change_postmortem_status(postmortem=postmortem, to="published", by=responder)
+    change_postmortem_status(postmortem=postmortem, to="in_review", by=responder)
+    change_postmortem_status(postmortem=postmortem, to="published", by=responder)
     url = reverse("admin:postmortems_postmortem_change", args=[postmortem.pk])
     data = {
         "title": "Changed",
@@ -130,7 +131,7 @@ def test_published_postmortem_content_cannot_be_edited_in_admin(admin_client, re
 
 def test_admin_edits_an_overdue_item_keeping_its_past_due_date(admin_client, responder):
     with time_machine.travel("2025-01-16 09:00:00+00:00", tick=False):
-        overdue = services.add_action_item(
+        overdue = add_action_item(
             postmortem=postmortem_for(resolved_incident(by=responder)),
             by=responder,
             title="Add checks",

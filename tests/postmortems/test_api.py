@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from postmortems import services
+from postmortems.services.action_items import add_action_item
 from tests.factories import ResponderFactory, ViewerFactory
 from tests.postmortems.factories import postmortem_for, resolved_incident
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def item(responder):
     postmortem = postmortem_for(resolved_incident(by=responder, title="Checkout API slow"))
-    return services.add_action_item(
+    return add_action_item(
         postmortem=postmortem,
         by=responder,
         title="Add index check",

@@ -8,11 +8,15 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from incidents import services as incident_services
 from incidents.models import Role
-from postmortems import services
+from incidents.services.entries import add_timeline_entry, record_five_whys
+from incidents.services.roles import assign_role
+from incidents.services.status import acknowledge_incident, change_status
 from postmortems.emails import render_report_html
 from postmortems.report import build_report
+from postmortems.services.action_items import add_action_item
+from postmortems.services.editing import schedule_meeting, update_content, update_timeline
+from postmortems.services.publishing import change_postmortem_status
 from tests.factories import ResponderFactory, ServiceFactory, declare
 
 # Playwright's sync API runs an event loop in this thread; the test itself is synchronous.
@@ -49,25 +53,23 @@ def guide_example():
             summary="Database migration script failed to create a required index; API responses slowed "
             "to 8-12 s for most users.",
         )
-        incident_services.assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=lead, by=commander)
+        assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=lead, by=commander)
     with time_machine.travel(at("14:37"), tick=False):
-        incident_services.acknowledge_incident(incident=incident, by=lead)
+        acknowledge_incident(incident=incident, by=lead)
     with time_machine.travel(at("14:41"), tick=False):
         for when, text in (
             ("14:00", "Database migration deployed"),
             ("14:32", "Slow response alerts triggered"),
             ("14:40", "Root cause identified (missing index on `user_progress`)"),
         ):
-            incident_services.add_timeline_entry(incident=incident, by=commander, body=text, occurred_at=at(when))
-        incident_services.change_status(incident=incident, to="identified", by=commander)
+            add_timeline_entry(incident=incident, by=commander, body=text, occurred_at=at(when))
+        change_status(incident=incident, to="identified", by=commander)
     with time_machine.travel(at("14:55"), tick=False):
-        incident_services.add_timeline_entry(incident=incident, by=lead, body="Fix deployed: index created")
+        add_timeline_entry(incident=incident, by=lead, body="Fix deployed: index created")
     with time_machine.travel(at("15:10"), tick=False):
-        incident_services.change_status(
-            incident=incident, to="monitoring", by=commander, note="Monitoring shows improvement"
-        )
+        change_status(incident=incident, to="monitoring", by=commander, note="Monitoring shows improvement")
     with time_machine.travel(at("16:45"), tick=False):
-        incident_services.record_five_whys(
+        record_five_whys(
             incident=incident,
             problem="API responses took 8-12 seconds",
             whys=[
@@ -80,7 +82,7 @@ def guide_example():
             "causing full table scans.",
             by=commander,
         )
-        incident = incident_services.change_status(incident=incident, to="resolved", by=commander)
+        incident = change_status(incident=incident, to="resolved", by=commander)
     postmortem = incident.postmortem
     with time_machine.travel(at("17:30"), tick=False):
         wanted = {
@@ -99,8 +101,8 @@ def guide_example():
                     included.append(f"entry:{entry.pk}")
                     if text:
                         texts[f"entry:{entry.pk}"] = text
-        services.update_timeline(postmortem=postmortem, by=commander, include=included, texts=texts)
-        services.update_content(
+        update_timeline(postmortem=postmortem, by=commander, include=included, texts=texts)
+        update_content(
             postmortem=postmortem,
             by=commander,
             users_affected="30%",
@@ -110,7 +112,7 @@ def guide_example():
             lessons_learned="- Always verify indexes after migrations\n- Need better pre-deployment testing\n"
             "- Communication worked well",
         )
-        services.schedule_meeting(
+        schedule_meeting(
             postmortem=postmortem,
             by=commander,
             meeting_at=at("17:30") + timedelta(hours=20),
@@ -122,7 +124,7 @@ def guide_example():
             ("Improve monitoring for slow queries", lead, 10, "detect", "high"),
             ("Document rollback procedure", commander, 4, "mitigate", "low"),
         ):
-            services.add_action_item(
+            add_action_item(
                 postmortem=postmortem,
                 by=commander,
                 title=title,
@@ -131,8 +133,8 @@ def guide_example():
                 kind=kind,
                 priority=priority,
             )
-        postmortem = services.change_postmortem_status(postmortem=postmortem, to="in_review", by=commander)
-        postmortem = services.change_postmortem_status(postmortem=postmortem, to="published", by=commander)
+        postmortem = change_postmortem_status(postmortem=postmortem, to="in_review", by=commander)
+        postmortem = change_postmortem_status(postmortem=postmortem, to="published", by=commander)
     return postmortem
 
 
@@ -206,7 +208,7 @@ def test_live_preview_and_metrics_page_in_chromium(live_server, client, settings
             # Published: editing is closed, so reopen a fresh draft from another resolved incident.
             with time_machine.travel(at("18:00"), tick=False):
                 incident = declare(by=commander, title="Cache stampede")
-                incident_services.change_status(incident=incident, to="resolved", by=commander)
+                change_status(incident=incident, to="resolved", by=commander)
             draft = incident.postmortem
             page.goto(f"{live_server.url}/postmortems/{draft.pk}/edit/")
             page.fill("#id_what_went_well", "**Fast rollback** <script>alert(1)</script>")

@@ -5,10 +5,13 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from incidents import services as incident_services
-from postmortems import services
+from incidents.services.entries import add_timeline_entry
+from incidents.services.roles import add_responder
 from postmortems.emails import report_recipients
 from postmortems.models import PostMortem
+from postmortems.services.action_items import add_action_item
+from postmortems.services.editing import schedule_meeting, update_content
+from postmortems.services.publishing import change_postmortem_status, resend_report
 from tests.factories import ResponderFactory, SecurityFactory, ViewerFactory
 from tests.postmortems.factories import postmortem_for, resolved_incident, run_enqueued
 
@@ -28,9 +31,9 @@ def stakeholders(settings):
 
 
 def publish(postmortem, by, django_capture_on_commit_callbacks):
-    postmortem = services.change_postmortem_status(postmortem=postmortem, to="in_review", by=by)
+    postmortem = change_postmortem_status(postmortem=postmortem, to="in_review", by=by)
     with django_capture_on_commit_callbacks() as callbacks:
-        postmortem = services.change_postmortem_status(postmortem=postmortem, to="published", by=by)
+        postmortem = change_postmortem_status(postmortem=postmortem, to="published", by=by)
     assert run_enqueued(callbacks) == 1
     return postmortem
 
@@ -40,8 +43,8 @@ def test_published_report_is_multipart_with_sanitised_html_and_absolute_links(
 ):
     incident = resolved_incident(by=responder, title="Checkout API slow")
     postmortem = postmortem_for(incident)
-    services.update_content(postmortem=postmortem, by=responder, what_went_well=HOSTILE, revenue_impact="$4,000")
-    services.add_action_item(
+    update_content(postmortem=postmortem, by=responder, what_went_well=HOSTILE, revenue_impact="$4,000")
+    add_action_item(
         postmortem=postmortem,
         by=responder,
         title="Add migration validation checks",
@@ -87,9 +90,9 @@ def test_distribution_is_responders_attendees_and_stakeholders_once_each(
     helper = ResponderFactory(email="helper@example.com")
     guest = ViewerFactory(email="guest@example.com")
     incident = resolved_incident(by=responder)
-    incident_services.add_responder(incident=incident, user=helper, by=responder)
+    add_responder(incident=incident, user=helper, by=responder)
     postmortem = postmortem_for(incident)
-    services.schedule_meeting(
+    schedule_meeting(
         postmortem=postmortem,
         by=responder,
         meeting_at=postmortem.due_at - timedelta(hours=1),
@@ -119,7 +122,7 @@ def test_restricted_incident_report_goes_only_to_people_who_may_see_it(
 def test_resend_sends_the_report_again(responder, stakeholders, django_capture_on_commit_callbacks):
     postmortem = publish(postmortem_for(resolved_incident(by=responder)), responder, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks() as callbacks:
-        services.resend_report(postmortem=postmortem, by=responder)
+        resend_report(postmortem=postmortem, by=responder)
     run_enqueued(callbacks)
     assert len(mail.outbox) == 2
     assert mail.outbox[0].subject == mail.outbox[1].subject
@@ -131,7 +134,7 @@ def test_report_render_costs_a_fixed_number_of_queries(responder, django_assert_
 
     incident = resolved_incident(by=responder)
     for n in range(30):
-        incident_services.add_timeline_entry(incident=incident, by=responder, body=f"note {n}")
+        add_timeline_entry(incident=incident, by=responder, body=f"note {n}")
     postmortem = postmortem_for(incident)
     with django_assert_max_num_queries(6):
         render_report_html(build_report(postmortem.pk))

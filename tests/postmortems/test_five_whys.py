@@ -3,25 +3,24 @@ is published, and keeps the published ones after that."""
 
 import pytest
 
-from incidents import services as incident_services
 from incidents.models import Status
-from postmortems import services
+from incidents.services.entries import record_five_whys
+from incidents.services.status import change_status
 from postmortems.models import PostMortem
+from postmortems.services.publishing import change_postmortem_status
 from tests.factories import declare
 
 pytestmark = pytest.mark.django_db
 
 
 def whys(incident, by, *answers, root_cause=""):
-    incident_services.record_five_whys(
-        incident=incident, problem="API slow", whys=list(answers), root_cause=root_cause, by=by
-    )
+    record_five_whys(incident=incident, problem="API slow", whys=list(answers), root_cause=root_cause, by=by)
 
 
 def test_post_mortem_shows_the_current_five_whys_until_published(client, responder):
     incident = declare(by=responder)
     whys(incident, responder, "Queries slow")
-    incident_services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    change_status(incident=incident, to=Status.RESOLVED, by=responder)
     postmortem = PostMortem.objects.get(incident=incident)
     client.force_login(responder)
 
@@ -30,8 +29,8 @@ def test_post_mortem_shows_the_current_five_whys_until_published(client, respond
     body = client.get(postmortem.get_absolute_url()).content.decode()
     assert "Problem: API slow" in body and "Why? Index missing" in body
 
-    services.change_postmortem_status(postmortem=postmortem, to="in_review", by=responder)
-    services.change_postmortem_status(postmortem=postmortem, to="published", by=responder)
+    change_postmortem_status(postmortem=postmortem, to="in_review", by=responder)
+    change_postmortem_status(postmortem=postmortem, to="published", by=responder)
     postmortem.refresh_from_db()
     assert postmortem.five_whys == {
         "problem": "API slow",

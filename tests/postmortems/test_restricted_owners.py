@@ -13,10 +13,13 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents.errors import DomainError
 from incidents.models import IncidentResponder
 from oncall.paging import delivery
-from postmortems import emails, services
+from postmortems import emails
 from postmortems.models import ActionItem
+from postmortems.services import action_items as action_items_services
+from postmortems.services.editing import assign_owner, schedule_meeting
 from tests.factories import ResponderFactory, SecurityFactory, declare
 from tests.paging.factories import paged_team
 from tests.postmortems.factories import postmortem_for, resolved_incident, tick
@@ -46,8 +49,8 @@ def _due():
 
 
 def test_service_refuses_an_owner_who_cannot_see_the_incident(restricted_postmortem, security, outsider):
-    with pytest.raises(services.DomainError) as refused:
-        services.add_action_item(
+    with pytest.raises(DomainError) as refused:
+        action_items_services.add_action_item(
             postmortem=restricted_postmortem, by=security, title="Rotate keys", owner=outsider, due_date=_due()
         )
     assert refused.value.field == "owner"
@@ -66,11 +69,11 @@ def test_page_refuses_the_owner_on_the_field(client, restricted_postmortem, secu
 
 
 def test_reassigning_an_item_to_an_outsider_is_refused(client, restricted_postmortem, security, outsider):
-    item = services.add_action_item(
+    item = action_items_services.add_action_item(
         postmortem=restricted_postmortem, by=security, title="Rotate keys", owner=security, due_date=_due()
     )
-    with pytest.raises(services.DomainError) as refused:
-        services.update_action_item(item=item, by=security, owner=outsider)
+    with pytest.raises(DomainError) as refused:
+        action_items_services.update_action_item(item=item, by=security, owner=outsider)
     assert refused.value.field == "owner"
     item.refresh_from_db()
     assert item.owner == security
@@ -96,14 +99,14 @@ def test_admin_refuses_the_owner_on_the_field(client, restricted_postmortem, out
 
 
 def test_postmortem_owner_must_see_the_incident(restricted_postmortem, security, outsider):
-    with pytest.raises(services.DomainError) as refused:
-        services.assign_owner(postmortem=restricted_postmortem, owner=outsider, by=security)
+    with pytest.raises(DomainError) as refused:
+        assign_owner(postmortem=restricted_postmortem, owner=outsider, by=security)
     assert refused.value.field == "owner"
 
 
 def test_a_responder_of_the_restricted_incident_may_own_an_item(restricted_postmortem, security, outsider):
     IncidentResponder.objects.create(incident=restricted_postmortem.incident, user=outsider)
-    item = services.add_action_item(
+    item = action_items_services.add_action_item(
         postmortem=restricted_postmortem, by=security, title="Rotate keys", owner=outsider, due_date=_due()
     )
     assert item.owner == outsider
@@ -118,8 +121,8 @@ def test_reminder_is_not_mailed_to_an_owner_who_can_no_longer_see_the_incident(
     with time_machine.travel("2025-01-16T09:00:00+00:00", tick=False):
         incident = resolved_incident(by=security, title=TITLE)
         postmortem = postmortem_for(incident)
-        services.schedule_meeting(postmortem=postmortem, by=security, meeting_at=postmortem.due_at)
-        item = services.add_action_item(
+        schedule_meeting(postmortem=postmortem, by=security, meeting_at=postmortem.due_at)
+        item = action_items_services.add_action_item(
             postmortem=postmortem, by=security, title="Rotate keys", owner=outsider, due_date=date(2025, 1, 20)
         )
     # Restricted afterwards: the owner was fine when assigned, not any more.
@@ -136,7 +139,7 @@ def test_reminder_is_not_mailed_to_an_owner_who_can_no_longer_see_the_incident(
 def test_schedule_reminder_is_not_mailed_to_an_owner_who_cannot_see_the_incident(security, outsider):
     incident = resolved_incident(by=security, title=TITLE)
     postmortem = postmortem_for(incident)
-    services.assign_owner(postmortem=postmortem, owner=outsider, by=security)
+    assign_owner(postmortem=postmortem, owner=outsider, by=security)
     type(incident).objects.filter(pk=incident.pk).update(is_restricted=True)
     # No Incident Commander left to ask: the reminder would go to the post-mortem's owner.
     incident.role_assignments.update(relieved_at=timezone.now())

@@ -5,8 +5,9 @@ import pytest
 import time_machine
 from django.core import mail
 
-from postmortems import services
 from postmortems.models import ActionItem, PostMortem
+from postmortems.services.action_items import add_action_item, change_action_item_status, update_action_item
+from postmortems.services.editing import schedule_meeting
 from tests.factories import ResponderFactory
 from tests.postmortems.factories import postmortem_for, resolved_incident, tick
 
@@ -21,11 +22,11 @@ def at(moment: str):
 def item(responder):
     owner = ResponderFactory(email="owner@example.com")
     postmortem = postmortem_for(resolved_incident(by=responder))
-    services.schedule_meeting(  # scheduled, so the IC reminder stays out of these tests
+    schedule_meeting(  # scheduled, so the IC reminder stays out of these tests
         postmortem=postmortem, by=responder, meeting_at=postmortem.due_at - timedelta(hours=1)
     )
     with at("2025-01-16T09:00:00+00:00"):
-        return services.add_action_item(
+        return add_action_item(
             postmortem=postmortem, by=responder, title="Add index checks", owner=owner, due_date=date(2025, 1, 20)
         )
 
@@ -65,7 +66,7 @@ def test_item_first_seen_overdue_gets_only_the_overdue_reminder(item, django_cap
 
 
 def test_done_items_are_not_reminded(item, django_capture_on_commit_callbacks):
-    services.change_action_item_status(item=item, to="done", by=item.owner)
+    change_action_item_status(item=item, to="done", by=item.owner)
     with at("2025-01-22T10:00:00+00:00"):
         assert tick(django_capture_on_commit_callbacks)["overdue"] == 0
     assert mail.outbox == []
@@ -84,7 +85,7 @@ def test_item_done_between_claim_and_send_sends_nothing(item, django_capture_on_
 def test_moving_the_due_date_rearms_the_reminders(item, django_capture_on_commit_callbacks):
     with at("2025-01-19T09:00:00+00:00"):
         tick(django_capture_on_commit_callbacks)
-        services.update_action_item(item=item, by=item.owner, due_date=date(2025, 1, 27))
+        update_action_item(item=item, by=item.owner, due_date=date(2025, 1, 27))
     with at("2025-01-26T09:00:00+00:00"):
         assert tick(django_capture_on_commit_callbacks)["before_due"] == 1
     assert len(mail.outbox) == 2
@@ -109,7 +110,7 @@ def test_commander_is_reminded_once_when_the_meeting_is_not_scheduled_within_48_
 
 def test_scheduled_postmortem_is_not_reminded(responder, django_capture_on_commit_callbacks):
     postmortem = postmortem_for(resolved_incident(by=responder))
-    services.schedule_meeting(postmortem=postmortem, by=responder, meeting_at=postmortem.due_at + timedelta(hours=2))
+    schedule_meeting(postmortem=postmortem, by=responder, meeting_at=postmortem.due_at + timedelta(hours=2))
     with time_machine.travel(postmortem.due_at + timedelta(hours=1), tick=False):
         assert tick(django_capture_on_commit_callbacks)["schedule"] == 0
     assert mail.outbox == []

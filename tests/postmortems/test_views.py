@@ -5,9 +5,10 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from incidents import services as incident_services
-from postmortems import services
+from incidents.services import status as status_services
 from postmortems.models import ActionItem, PostMortem
+from postmortems.services import action_items as action_items_services
+from postmortems.services.publishing import change_postmortem_status
 from tests.factories import ManagerFactory, ResponderFactory, ViewerFactory, declare
 from tests.postmortems.factories import postmortem_for, resolved_incident
 
@@ -31,7 +32,7 @@ def _url(name, postmortem, **kwargs):
 
 def test_every_page_renders_for_a_responder(client, responder, postmortem):
     client.force_login(responder)
-    item = services.add_action_item(
+    item = action_items_services.add_action_item(
         postmortem=postmortem,
         by=responder,
         title="Add index check",
@@ -59,7 +60,7 @@ def test_every_page_renders_for_a_responder(client, responder, postmortem):
 
 
 def test_dashboard_shows_my_open_action_items(client, responder, postmortem):
-    services.add_action_item(
+    action_items_services.add_action_item(
         postmortem=postmortem,
         by=responder,
         title="Document rollback procedure",
@@ -140,7 +141,7 @@ def test_viewer_cannot_edit_or_change_status(client, postmortem):
 
 
 def test_publish_button_only_for_those_who_may_publish(client, responder, postmortem):
-    services.change_postmortem_status(postmortem=postmortem, to="in_review", by=responder)
+    change_postmortem_status(postmortem=postmortem, to="in_review", by=responder)
     other = ResponderFactory()
     client.force_login(other)
     page = client.get(_url("detail", postmortem)).content.decode()
@@ -331,7 +332,7 @@ def test_timeline_page_selects_lines_and_adds_one(client, responder, postmortem)
 
 def test_overdue_list_is_for_managers(client, responder, postmortem):
     with time_machine.travel(timezone.now() - timedelta(days=10), tick=False):
-        item = services.add_action_item(
+        item = action_items_services.add_action_item(
             postmortem=postmortem,
             by=responder,
             title="Late item",
@@ -372,7 +373,7 @@ def test_pages_need_login(client, postmortem):
 
 def test_action_item_of_hidden_incident_is_404(client, responder):
     incident = resolved_incident(by=responder, is_restricted=True)
-    item = services.add_action_item(
+    item = action_items_services.add_action_item(
         postmortem=postmortem_for(incident),
         by=responder,
         title="Secret fix",
@@ -388,7 +389,7 @@ def test_action_item_of_hidden_incident_is_404(client, responder):
 def test_unresolved_incident_has_no_postmortem(responder):
     incident = declare(by=responder)
     assert not PostMortem.objects.filter(incident=incident).exists()
-    incident_services.change_status(incident=incident, to="identified", by=responder)
+    status_services.change_status(incident=incident, to="identified", by=responder)
     assert not PostMortem.objects.filter(incident=incident).exists()
 
 
@@ -397,7 +398,7 @@ JUNK_VALUES = ["", " ", "x" * 30000, "\x00", "-1", "99999999999999999999999", "2
 
 def test_no_view_answers_500_to_junk(client, responder, postmortem):
     """Every form field and query parameter of every page, fed junk: a clear 4xx or a page, never a 500."""
-    item = services.add_action_item(
+    item = action_items_services.add_action_item(
         postmortem=postmortem,
         by=responder,
         title="Fix",
@@ -444,7 +445,7 @@ def test_no_view_answers_500_to_junk(client, responder, postmortem):
 def _overdue_item(responder, postmortem):
     """An item due 2025-01-20, seen on 2025-02-03: two weeks overdue."""
     with time_machine.travel("2025-01-16 09:00:00+00:00", tick=False):
-        return services.add_action_item(
+        return action_items_services.add_action_item(
             postmortem=postmortem,
             by=responder,
             title="Add migration checks",

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from incidents import services as incident_services
+from incidents.services.status import acknowledge_incident
 from oncall.paging.models import Notification, Page, SentMark
 
 from .backends import read_deliveries
@@ -77,9 +77,9 @@ def test_kill_9_with_claimed_timers_and_unsent_notifications_loses_and_doubles_n
             "from django.db import transaction\n"
             "from django.utils import timezone\n"
             "from oncall.paging.models import Page\n"
-            "from oncall.paging.services import _claim\n"
+            "from oncall.paging.services.engine import claim_page_rows\n"
             "transaction.atomic().__enter__()\n"
-            "pages = _claim(Page.objects.due(timezone.now()), 100)\n"
+            "pages = claim_page_rows(Page.objects.due(timezone.now()), 100)\n"
             "print('claimed', len(pages), flush=True)\n"
             "time.sleep(600)\n",
         ],
@@ -223,7 +223,7 @@ def test_acknowledge_racing_the_escalation_never_lets_a_notification_out_after_i
         jitter = random.uniform(-0.1, 0.8)
         time.sleep(max(0.0, (due - timezone.now()).total_seconds() + jitter))
         app.send_task("oncall.paging.tasks.escalation_tick", queue="timers")
-        incident_services.acknowledge_incident(incident=page.incident, by=by)
+        acknowledge_incident(incident=page.incident, by=by)
         acknowledged_at[page.pk] = time.time()  # the acknowledgement has committed
         page.refresh_from_db()
         outcomes["escalated first" if (page.escalation_level or 0) >= 1 else "acknowledged first"] += 1

@@ -15,10 +15,14 @@ def restricted_world(db, settings):
 
     from django.utils import timezone
 
-    from incidents import services
     from incidents.audit.context import acting_as
     from incidents.audit.services import export_evidence
     from incidents.models import Role, Runbook
+    from incidents.services import status as status_services
+    from incidents.services.checklist import tick_checklist_item
+    from incidents.services.entries import add_timeline_entry, record_five_whys
+    from incidents.services.roles import assign_role
+    from incidents.services.updates import post_status_update
     from tests.factories import (
         ResponderFactory,
         SecurityFactory,
@@ -45,21 +49,21 @@ def restricted_world(db, settings):
             services=[service],
             runbook=Runbook.objects.first(),
         )
-        services.assign_role(incident=incident, role=Role.SCRIBE, holder=scribe, by=security)
-        services.add_timeline_entry(incident=incident, by=security, body=SECRET_NOTE)
-        services.tick_checklist_item(item=incident.checklist_items.first(), by=security)
-        services.record_five_whys(
+        assign_role(incident=incident, role=Role.SCRIBE, holder=scribe, by=security)
+        add_timeline_entry(incident=incident, by=security, body=SECRET_NOTE)
+        tick_checklist_item(item=incident.checklist_items.first(), by=security)
+        record_five_whys(
             incident=incident,
             problem=f"{SECRET_TITLE} problem",
             whys=[SECRET_NOTE],
             root_cause=SECRET_NOTE,
             by=security,
         )
-        services.post_status_update(
+        post_status_update(
             incident=incident, kind="internal", status="investigating", by=security, what_we_know=SECRET_NOTE
         )
         # Even a published external update of a restricted incident must never reach the public.
-        services.post_status_update(
+        post_status_update(
             incident=incident,
             kind="external",
             status="investigating",
@@ -69,7 +73,7 @@ def restricted_world(db, settings):
             affected_services=[service],
             publish=True,
         )
-        services.change_status(incident=incident, to="resolved", by=security)
+        status_services.change_status(incident=incident, to="resolved", by=security)
         _enrich_from_other_areas(incident, security, scribe, timezone.now() + timedelta(days=7))
         export_evidence(incident=incident, by=security)
     return {
@@ -105,13 +109,10 @@ def _enrich_from_other_areas(incident, by, owner, due):
         integration=integration, group=group, action="trigger", dedup_key="sweep-alert", summary=f"{SECRET_NOTE} event"
     )
     try:
-        from postmortems import services as postmortem_services
         from postmortems.models import PostMortem
+        from postmortems.services.action_items import add_action_item
+        from postmortems.services.drafting import ensure_draft_for
     except ImportError:  # the post-mortem area is not in this tree
         return
-    postmortem = PostMortem.objects.filter(incident=incident).first() or postmortem_services.ensure_draft_for(
-        incident=incident, by=by
-    )
-    postmortem_services.add_action_item(
-        postmortem=postmortem, by=by, title=f"{SECRET_NOTE} action", owner=owner, due_date=due.date()
-    )
+    postmortem = PostMortem.objects.filter(incident=incident).first() or ensure_draft_for(incident=incident, by=by)
+    add_action_item(postmortem=postmortem, by=by, title=f"{SECRET_NOTE} action", owner=owner, due_date=due.date())

@@ -61,10 +61,10 @@ def test_every_admin_queryset_hides_restricted_incident_data_from_managers_not_o
 
 def test_admin_querysets_show_restricted_incident_data_to_its_responders_and_security(restricted_world):
     incident = restricted_world["incident"]
-    from incidents import services
+    from incidents.services.roles import add_responder
 
     manager_on_incident = UserFactory(is_staff=True, groups=["incident_manager", "responder"])
-    services.add_responder(incident=incident, user=manager_on_incident, by=restricted_world["insider"])
+    add_responder(incident=incident, user=manager_on_incident, by=restricted_world["insider"])
     visible = _leaking_admins(manager_on_incident, incident)
     assert "incidents.incident" in visible and "incidents.timelineentry" in visible
     assert _leaking_admins(restricted_world["insider"], incident) == visible

@@ -14,12 +14,13 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from incidents import services
 from incidents.audit.context import acting_as
 from incidents.audit.middleware import AuditContextMiddleware
 from incidents.audit.models import AppendOnlyError, AuditAction, AuditRecord
 from incidents.audit.recorder import record_change
 from incidents.models import Role, Status
+from incidents.services.roles import assign_role
+from incidents.services.status import change_status
 from tests.factories import ManagerFactory, ResponderFactory, SecurityFactory, UserFactory, declare
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +74,7 @@ def test_orm_refuses_update_and_delete(one_record):
 def test_incident_status_change_is_recorded_with_before_after_and_actor(responder):
     with acting_as(responder, source="test"):
         incident = declare(by=responder)
-        services.change_status(incident=incident, to=Status.IDENTIFIED, by=responder)
+        change_status(incident=incident, to=Status.IDENTIFIED, by=responder)
     created = records_for(incident, action=AuditAction.CREATED).get()
     assert created.after["title"] == incident.title and created.after["status"] == "investigating"
     assert created.actor == responder and created.actor_username == responder.username
@@ -89,7 +90,7 @@ def test_role_handover_records_relief_and_new_assignment(responder):
     other = ResponderFactory()
     with acting_as(responder):
         incident = declare(by=responder)
-        services.assign_role(incident=incident, role=Role.INCIDENT_COMMANDER, holder=other, by=responder)
+        assign_role(incident=incident, role=Role.INCIDENT_COMMANDER, holder=other, by=responder)
     assignments = AuditRecord.objects.filter(object_type="incidents.roleassignment", incident_id=incident.pk)
     relieved = assignments.get(action=AuditAction.CHANGED)
     assert relieved.before == {"relieved_at": None} and relieved.after["relieved_at"]
@@ -219,7 +220,7 @@ def test_audit_page_filters_and_csv_export(client):
     responder = ResponderFactory(username="alice")
     with acting_as(responder):
         incident = declare(by=responder, title="Checkout down")
-        services.change_status(incident=incident, to=Status.IDENTIFIED, by=responder)
+        change_status(incident=incident, to=Status.IDENTIFIED, by=responder)
     client.force_login(admin)
     page = client.get("/audit/", {"object_type": "incidents.incident", "action": "changed", "user": "alice"})
     assert page.status_code == 200
@@ -304,8 +305,8 @@ def test_api_token_request_is_attributed_to_the_token_owner():
 
 def test_on_call_data_and_post_mortem_changes_are_recorded(responder):
     from oncall.models import Person, Team
-    from postmortems import services as postmortem_services
     from postmortems.models import PostMortem
+    from postmortems.services.editing import update_content
 
     manager = ManagerFactory()
     with acting_as(manager):
@@ -322,10 +323,10 @@ def test_on_call_data_and_post_mortem_changes_are_recorded(responder):
 
     with acting_as(responder):
         incident = declare(by=responder)
-        services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+        change_status(incident=incident, to=Status.RESOLVED, by=responder)
         postmortem = PostMortem.objects.get(incident=incident)
         old_summary = postmortem.summary
-        postmortem_services.update_content(postmortem=postmortem, by=responder, summary="The cache expired.")
+        update_content(postmortem=postmortem, by=responder, summary="The cache expired.")
     change = records_for(postmortem, action=AuditAction.CHANGED).last()
     assert change.before == {"summary": old_summary} and change.after == {"summary": "The cache expired."}
     assert change.incident_id == incident.pk and change.actor == responder

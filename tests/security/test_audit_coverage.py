@@ -275,10 +275,10 @@ def api_token(w):
 
 
 def _resolved(w):
-    from incidents import services
+    from incidents.services.status import change_status
 
     with acting_as(w.responder):  # as if through the incident page
-        services.change_status(incident=w.incident, to="resolved", by=w.responder)
+        change_status(incident=w.incident, to="resolved", by=w.responder)
     return PostMortem.objects.get(incident=w.incident)
 
 

@@ -9,12 +9,15 @@ import zipfile
 import pytest
 from django.core.management import CommandError, call_command
 
-from incidents import services
 from incidents.audit.evidence import MANIFEST, verify_bundle
 from incidents.audit.models import AuditAction, AuditRecord, EvidenceExport
 from incidents.audit.services import export_evidence
 from incidents.errors import PermissionDenied
 from incidents.models import Role
+from incidents.services.checklist import tick_checklist_item
+from incidents.services.entries import add_timeline_entry, record_five_whys
+from incidents.services.roles import add_responder
+from incidents.services.updates import post_status_update
 from tests.factories import ResponderFactory, SecurityFactory, UserFactory, declare
 
 pytestmark = pytest.mark.django_db
@@ -28,14 +31,12 @@ def security():
 @pytest.fixture
 def breach(security):
     incident = declare(by=security, title="Customer data exfiltration", is_restricted=True, level="P0")
-    services.add_timeline_entry(incident=incident, by=security, body="Rotated the leaked **API keys**.")
-    services.post_status_update(
+    add_timeline_entry(incident=incident, by=security, body="Rotated the leaked **API keys**.")
+    post_status_update(
         incident=incident, kind="internal", status="investigating", by=security, what_we_know="Keys leaked"
     )
-    services.tick_checklist_item(item=incident.checklist_items.first(), by=security)
-    services.record_five_whys(
-        incident=incident, problem="Keys leaked", whys=["Committed to git"], root_cause="", by=security
-    )
+    tick_checklist_item(item=incident.checklist_items.first(), by=security)
+    record_five_whys(incident=incident, problem="Keys leaked", whys=["Committed to git"], root_cause="", by=security)
     return incident
 
 
@@ -168,7 +169,7 @@ def test_only_security_admins_and_commander_may_export(security):
     commander = ResponderFactory()
     incident = declare(by=commander, title="Phishing wave")
     bystander = ResponderFactory()
-    services.add_responder(incident=incident, user=bystander, by=commander)
+    add_responder(incident=incident, user=bystander, by=commander)
     with pytest.raises(PermissionDenied):
         export_evidence(incident=incident, by=bystander)
     assert export_evidence(incident=incident, by=commander).manifest_sha256
@@ -199,7 +200,7 @@ def test_evidence_is_404_for_everyone_else(client, breach, security, who):
         "manager": lambda: UserFactory(groups=["incident_manager"], is_staff=True),
     }[who]()
     if who == "responder_on_incident":
-        services.add_responder(incident=breach, user=user, by=security)
+        add_responder(incident=breach, user=user, by=security)
     client.force_login(user)
     assert client.get(f"/audit/evidence/{breach.reference}/").status_code == 404
     assert client.post(f"/audit/evidence/{breach.reference}/").status_code == 404

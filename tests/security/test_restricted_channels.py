@@ -5,7 +5,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from incidents import services
+from incidents.services.updates import post_status_update
 from incidents.statuspage.models import Subscriber, UpdateDelivery
 from incidents.statuspage.tasks import send_update_emails
 from tests.factories import SecurityFactory, ServiceFactory, declare
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _publish(incident, by, service, title):
-    return services.post_status_update(
+    return post_status_update(
         incident=incident,
         kind="external",
         status="investigating",

@@ -4,9 +4,11 @@ HTML response carries a Content-Security-Policy whose scripts need the nonce (no
 import pytest
 from django.test import Client
 
-from incidents import services
 from incidents.audit.context import acting_as
 from incidents.markdown import render_markdown
+from incidents.services.entries import add_timeline_entry, record_five_whys
+from incidents.services.status import change_status
+from incidents.services.updates import post_status_update
 from tests.factories import ResponderFactory, ServiceFactory, UserFactory, declare, timers_running
 
 from .corpus import COMBINED, CORPUS
@@ -36,12 +38,10 @@ def seed_corpus_everywhere():
             services=[service],
         )
         for payload in CORPUS:
-            services.add_timeline_entry(incident=incident, by=author, body=payload)
-        services.add_timeline_entry(incident=incident, by=author, body=COMBINED)
-        services.record_five_whys(
-            incident=incident, problem=CORPUS[0], whys=CORPUS[:10], root_cause=COMBINED, by=author
-        )
-        services.post_status_update(
+            add_timeline_entry(incident=incident, by=author, body=payload)
+        add_timeline_entry(incident=incident, by=author, body=COMBINED)
+        record_five_whys(incident=incident, problem=CORPUS[0], whys=CORPUS[:10], root_cause=COMBINED, by=author)
+        post_status_update(
             incident=incident,
             kind="internal",
             status="investigating",
@@ -52,7 +52,7 @@ def seed_corpus_everywhere():
             impact=COMBINED,
             eta=CORPUS[3][:100],
         )
-        services.post_status_update(
+        post_status_update(
             incident=incident,
             kind="external",
             status="identified",
@@ -63,26 +63,25 @@ def seed_corpus_everywhere():
             affected_services=[service],
             publish=True,
         )
-        services.change_status(incident=incident, to="resolved", by=author)
+        change_status(incident=incident, to="resolved", by=author)
         _seed_postmortem(incident, author)
     return incident
 
 
 def _seed_postmortem(incident, author):
     try:
-        from postmortems import services as postmortem_services
         from postmortems.models import PostMortem
-        from postmortems.services import EDITABLE_TEXT_FIELDS
+        from postmortems.services.action_items import add_action_item
+        from postmortems.services.drafting import ensure_draft_for
+        from postmortems.services.editing import EDITABLE_TEXT_FIELDS, update_content
     except ImportError:  # the post-mortem area is not in this tree
         return
-    postmortem = PostMortem.objects.filter(incident=incident).first() or postmortem_services.ensure_draft_for(
-        incident=incident, by=author
-    )
+    postmortem = PostMortem.objects.filter(incident=incident).first() or ensure_draft_for(incident=incident, by=author)
     fields = {name: COMBINED for name in EDITABLE_TEXT_FIELDS if name != "title"}
     max_lengths = {name: PostMortem._meta.get_field(name).max_length for name in fields}
     fields = {name: value[: max_lengths[name]] if max_lengths[name] else value for name, value in fields.items()}
-    postmortem_services.update_content(postmortem=postmortem, by=author, title=CORPUS[0], **fields)
-    postmortem_services.add_action_item(
+    update_content(postmortem=postmortem, by=author, title=CORPUS[0], **fields)
+    add_action_item(
         postmortem=postmortem, by=author, title=CORPUS[2][:200], owner=author, due_date=incident.declared_at.date()
     )
 

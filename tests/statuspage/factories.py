@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from incidents import services
+from incidents.services.updates import post_status_update
 from incidents.statuspage import services as statuspage_services
 from tests.factories import ManagerFactory, ResponderFactory
 
@@ -15,7 +15,7 @@ def post_update(incident, *, by=None, publish=True, kind="external", status="inv
         fields.setdefault("description", "We are currently investigating reports of slow API response times.")
     else:
         fields.setdefault("what_we_know", "Database CPU is high.")
-    return services.post_status_update(incident=incident, kind=kind, status=status, by=by, publish=publish, **fields)
+    return post_status_update(incident=incident, kind=kind, status=status, by=by, publish=publish, **fields)
 
 
 def maintenance(*, services, title="Database upgrade", starts_in=timedelta(hours=1), lasts=timedelta(hours=2), **kw):

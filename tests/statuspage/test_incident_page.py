@@ -4,8 +4,9 @@ status-page update, the "Resolved" prompt after resolving or closing, and the li
 import pytest
 from django.urls import reverse
 
-from incidents import services
 from incidents.models import Role, Status, StatusUpdate
+from incidents.services.roles import assign_role
+from incidents.services.status import change_status
 from tests.factories import ResponderFactory, ServiceFactory, ViewerFactory, declare
 
 from .factories import post_update
@@ -76,14 +77,14 @@ def test_resolving_prompts_the_comms_lead_with_a_prefilled_resolved_update(clien
     api = ServiceFactory(name="Backend API")
     comms = ResponderFactory(first_name="Casey", last_name="Comms")
     incident = declare(by=responder, level="P1", services=[api])
-    services.assign_role(incident=incident, role=Role.COMMUNICATIONS_LEAD, holder=comms, by=responder)
+    assign_role(incident=incident, role=Role.COMMUNICATIONS_LEAD, holder=comms, by=responder)
     post_update(incident, by=comms, status="identified", title="Slow API", affected_services=[api])
     client.force_login(comms)
     assert "Tell the status page it is over" not in client.get(incident.get_absolute_url()).content.decode()
 
-    services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    change_status(incident=incident, to=Status.RESOLVED, by=responder)
     if final == Status.CLOSED:
-        services.change_status(incident=incident, to=Status.CLOSED, by=manager, override_reason="Test closure.")
+        change_status(incident=incident, to=Status.CLOSED, by=manager, override_reason="Test closure.")
     body = client.get(incident.get_absolute_url()).content.decode()
     assert "Tell the status page it is over" in body
     assert "still says <strong>Identified</strong>" in body and "As Communications Lead, publish" in body
@@ -109,15 +110,15 @@ def test_resolving_prompts_the_comms_lead_with_a_prefilled_resolved_update(clien
 
 def test_no_prompt_when_nothing_was_published(client, responder):
     incident = declare(by=responder, level="P1")
-    services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    change_status(incident=incident, to=Status.RESOLVED, by=responder)
     client.force_login(responder)
     assert "Tell the status page it is over" not in client.get(incident.get_absolute_url()).content.decode()
 
 
 def test_closed_incident_takes_only_a_resolved_status_page_update(responder, manager):
     incident = declare(by=responder, level="P1")
-    services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
-    services.change_status(incident=incident, to=Status.CLOSED, by=manager, override_reason="Test closure.")
+    change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    change_status(incident=incident, to=Status.CLOSED, by=manager, override_reason="Test closure.")
     with pytest.raises(Exception, match="is closed"):
         post_update(incident, by=responder, status="monitoring")
     with pytest.raises(Exception, match="is closed"):

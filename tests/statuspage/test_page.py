@@ -6,8 +6,8 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
-from incidents import services
 from incidents.models import Status
+from incidents.services.status import change_status
 from incidents.statuspage import rollups, selectors
 from incidents.statuspage import services as statuspage_services
 from incidents.statuspage.models import HistoryRollup, ServiceState, state_for_severity
@@ -41,7 +41,7 @@ def test_service_state_is_worst_published_component_state_of_active_incidents(re
     )
     resolved = declare(by=responder, level="P0", services=[quiet])
     post_update(resolved, by=responder, affected_services=[quiet])
-    services.change_status(incident=resolved, to=Status.RESOLVED, by=responder)
+    change_status(incident=resolved, to=Status.RESOLVED, by=responder)
 
     page = selectors.status_page()
 
@@ -182,7 +182,7 @@ def test_resolved_incident_reads_resolved_without_a_stale_next_update(client, re
     )
     assert "Next update" in client.get(URL).content.decode()
 
-    services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+    change_status(incident=incident, to=Status.RESOLVED, by=responder)
     body = " ".join(client.get(URL).content.decode().split())
 
     assert "Active incidents" not in body
@@ -198,11 +198,11 @@ def test_history_lists_only_days_with_something_to_report(client, responder):
     with time_machine.travel(timezone.now() - timedelta(days=95), tick=False):
         old = declare(by=responder, level="P2", services=[api])
         post_update(old, by=responder, title="Too old to show", description="Long ago.")
-        services.change_status(incident=old, to=Status.RESOLVED, by=responder)
+        change_status(incident=old, to=Status.RESOLVED, by=responder)
     with time_machine.travel(timezone.now() - timedelta(days=89), tick=False):
         recent = declare(by=responder, level="P2", services=[api])
         post_update(recent, by=responder, title="Within the window", description="Recently.")
-        services.change_status(incident=recent, to=Status.RESOLVED, by=responder)
+        change_status(incident=recent, to=Status.RESOLVED, by=responder)
         post_update_day = timezone.now().date()
 
     page = selectors.status_page()
@@ -221,7 +221,7 @@ def test_history_day_is_rendered_again_only_when_it_changes(responder, django_as
     with time_machine.travel(timezone.now() - timedelta(days=3), tick=False):
         incident = declare(by=responder, level="P2", services=[api])
         post_update(incident, by=responder, title="Old wording", affected_services=[api])
-        services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+        change_status(incident=incident, to=Status.RESOLVED, by=responder)
     (day,) = rollups.history(selectors.status_page())
     stored = HistoryRollup.objects.get()
     assert stored.day == day.day and "Old wording" in stored.html
@@ -292,7 +292,7 @@ def test_page_costs_a_fixed_number_of_queries(client, django_assert_max_num_quer
         for m in range(3):
             post_update(incident, by=responder, title=f"Update {n}-{m}", affected_services=service_list[n : n + 2])
         if n % 2:
-            services.change_status(incident=incident, to=Status.RESOLVED, by=responder)
+            change_status(incident=incident, to=Status.RESOLVED, by=responder)
     maintenance(services=service_list[:3])
     maintenance(services=service_list[3:6], starts_in=timedelta(minutes=-5))
     statuspage_services.set_service_override(service=service_list[-1], state="partial_outage", by=responder)
@@ -314,7 +314,7 @@ def test_page_costs_a_fixed_number_of_queries(client, django_assert_max_num_quer
             past = declare(by=responder, level="P2", services=service_list[days_ago % 12 : days_ago % 12 + 2])
             for m in range(2):
                 post_update(past, by=responder, title=f"Past {days_ago}-{m}", affected_services=service_list[:3])
-            services.change_status(incident=past, to=Status.RESOLVED, by=responder)
+            change_status(incident=past, to=Status.RESOLVED, by=responder)
     client.get(URL)  # the new days are rendered once
     cache.clear()
     with django_assert_max_num_queries(8):

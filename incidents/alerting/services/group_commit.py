@@ -11,9 +11,7 @@ from django.utils import timezone
 from incidentportal.db import prepared_cursor
 from incidents.audit.models import AuditRecord
 
-from ..models import (
-    GroupStatus,
-)
+from ..models import GroupStatus
 
 # The events travel as one JSON parameter (jsonb_to_recordset), so the statement text is the same for one event
 # or a thousand: the driver parses it once per process and quotes one string instead of thousands.

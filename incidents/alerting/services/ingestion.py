@@ -23,19 +23,13 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from incidents import services as incident_services
 from incidents import timeline
 from incidents.audit.recorder import BulkRecorder
 from incidents.models import DetectionSource, Incident, Service, SeverityPolicy
+from incidents.services import status as status_services
+from incidents.services.rules import MAX_DETECTION_AGE
 
-from ..models import (
-    AlertEvent,
-    AlertGroup,
-    EventAction,
-    GroupStatus,
-    Integration,
-    RouteAction,
-)
+from ..models import AlertEvent, AlertGroup, EventAction, GroupStatus, Integration, RouteAction
 from ..parsers import AlertEventIn, clamp_to_now
 from . import group_commit
 from .routing import Route, route_for, rules_of, should_auto_declare
@@ -435,9 +429,9 @@ def _declare_for(integration, service, declare, policies, now) -> Incident:
     policy = policies.get(level) or policies["P1"]
     # An alert firing for over a year (or a sender's clock years behind) still declares: detection is clamped
     # to the oldest time a declaration accepts, a minute inside it as declare_incident reads the clock again.
-    oldest = now - incident_services.MAX_DETECTION_AGE + timedelta(minutes=1)
+    oldest = now - MAX_DETECTION_AGE + timedelta(minutes=1)
     detected = max(min(clamp_to_now(item[0].occurred_at) for item in declare), oldest)
-    return incident_services.declare_incident(
+    return status_services.declare_incident(
         title=event.summary[:200] or f"Alert from {integration.name}",
         severity=policy,
         by=None,

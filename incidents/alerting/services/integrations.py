@@ -9,16 +9,12 @@ import logging
 import time
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .. import conf, redact
-from ..models import (
-    Integration,
-    IntegrationError,
-    SeenSignature,
-    hash_secret,
-)
+from .. import redact
+from ..models import Integration, IntegrationError, SeenSignature, hash_secret
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +32,7 @@ def find_integration_by_key(key: str) -> Integration | None:
     if not key or len(key) > 200:
         return None
     digest = hash_secret(key)
-    ttl = conf.get("ALERTING_KEY_CACHE_SECONDS")
+    ttl = settings.ALERTING_KEY_CACHE_SECONDS
     now = time.monotonic()
     cached = _key_cache.get(digest) if ttl > 0 else None
     if cached is not None and cached[0] > now:
@@ -118,7 +114,7 @@ def claim_signature(integration: Integration, signature: str, *, window_seconds:
     """Record a verified signature; False when the same one was accepted within the replay window. One statement:
     INSERT, or take over the row when its sighting is older than the window (so concurrent deliveries of one
     replay cannot both win)."""
-    window = window_seconds if window_seconds is not None else conf.get("ALERTING_REPLAY_WINDOW_SECONDS")
+    window = window_seconds if window_seconds is not None else settings.ALERTING_REPLAY_WINDOW_SECONDS
     now = timezone.now()
     table = connection.ops.quote_name(SeenSignature._meta.db_table)
     with connection.cursor() as cursor:
@@ -138,6 +134,6 @@ def forget_signature(integration: Integration, signature: str) -> None:
 
 def prune_seen_signatures(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
-    oldest = now - timedelta(seconds=conf.get("ALERTING_REPLAY_WINDOW_SECONDS"))
+    oldest = now - timedelta(seconds=settings.ALERTING_REPLAY_WINDOW_SECONDS)
     deleted, _ = SeenSignature.objects.filter(seen_at__lt=oldest).delete()
     return deleted

@@ -8,11 +8,7 @@ from datetime import datetime
 from incidents.models import Service
 from incidents.statuspage.selectors import is_under_maintenance
 
-from ..models import (
-    Integration,
-    RoutingRule,
-    Severity,
-)
+from ..models import Integration, RoutingRule, Severity
 from ..parsers import AlertEventIn
 
 # Without a rule naming a severity policy, an auto-declared incident takes its level from the alert's severity.

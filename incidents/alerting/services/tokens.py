@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -11,18 +12,14 @@ from incidents import access
 from incidents.errors import DomainError, PermissionDenied
 from incidents.profiles.zones import format_moment
 
-from .. import conf
-from ..models import (
-    ApiToken,
-    hash_secret,
-)
+from ..models import ApiToken, hash_secret
 
 
 def check_api_token_expiry(expires_at: datetime | None, *, now: datetime | None = None) -> datetime:
     """The expiry a new token gets: the one asked for, in the future and at most API_TOKEN_MAX_LIFETIME_DAYS
     away, or that maximum when none is asked for."""
     now = now or timezone.now()
-    max_days = conf.get("API_TOKEN_MAX_LIFETIME_DAYS")
+    max_days = settings.API_TOKEN_MAX_LIFETIME_DAYS
     latest = now + timedelta(days=max_days)
     if expires_at is None:
         return latest

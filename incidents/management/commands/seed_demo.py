@@ -1,6 +1,7 @@
 """Demo data for `make run`: users with known passwords, the service catalogue, the guide's worked example
 ("API Slow Response Times", P1, 2025-01-15) and a handful of other incidents across severities and statuses.
 
+The incidents are a table (demo_incidents.json) of how each was declared and what responders did, in order.
 Everything is written through incidents.services, as the portal itself would; where a service stamps "now"
 (declared_at, status times, posted_at) the rows are moved back to the story's time afterwards. Re-running is
 safe: users and services are updated in place and an incident whose title already exists is left alone.
@@ -8,7 +9,9 @@ safe: users and services are updated in place and an incident whose title alread
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command, get_commands
@@ -17,23 +20,24 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from incidents import access, services
+from incidents import access
 from incidents.models import (
     ChecklistItem,
-    ChecklistPhase,
-    DetectionSource,
     EntryKind,
     EventType,
     Incident,
-    Role,
     RoleAssignment,
     Runbook,
     Service,
     SeverityPolicy,
-    Status,
     StatusUpdate,
     TimelineEntry,
 )
+from incidents.services import status as status_services
+from incidents.services.checklist import tick_checklist_item
+from incidents.services.entries import add_timeline_entry, record_five_whys
+from incidents.services.roles import assign_role
+from incidents.services.updates import post_status_update
 
 # username, password, first name, last name, groups, is_staff, is_superuser, what they are for
 DEMO_USERS = [
@@ -125,6 +129,54 @@ class _At:
         return False
 
 
+# --- the demo incidents, as data -----------------------------------------------------------------------------
+#
+# demo_incidents.json, one object per incident: how it was declared (`declared`: {"at": "YYYY-MM-DD HH:MM"} in UTC,
+# {"days_ago": n} rounded to the minute, or {"minutes_ago": n}), then its `steps` in order, each
+# [minutes after the declaration, verb, arguments...] (see Command._step; people by username, services by slug),
+# then `stamps`: the incident's own times, in minutes after the declaration. Story moves what each step's services
+# stamped "now" to the step's time.
+
+INCIDENTS = json.loads((Path(__file__).parent / "demo_incidents.json").read_text(encoding="utf-8"))
+
+
+def declared_at(when: dict, now: datetime) -> datetime:
+    if "at" in when:
+        return utc(when["at"])
+    if "days_ago" in when:
+        return (now - timedelta(days=when["days_ago"])).replace(second=0, microsecond=0)
+    return now - timedelta(minutes=when["minutes_ago"])
+
+
+def minutes(value: int) -> timedelta:
+    return timedelta(minutes=value)
+
+
+def finish_worked_example(incident: Incident) -> None:
+    """What the guide's template says beyond what the services record."""
+    updates = StatusUpdate.objects.filter(incident=incident)
+    updates.filter(kind="external", status="investigating").update(next_update_at=utc("2025-01-15 15:05"))
+    updates.filter(kind="internal").update(next_update_at=utc("2025-01-15 14:53"))
+    updates.filter(kind="external", status="monitoring").update(next_update_at=utc("2025-01-15 15:40"))
+    updates.filter(status="resolved").update(next_update_at=None)
+    # The guide's post-mortem timeline: these are its key events.
+    incident.timeline.exclude(kind=EntryKind.CHECKLIST).filter(
+        body__regex=r"(Database migration deployed|Slow response alerts|declared|Root cause|Fix deployed|"
+        r"Monitoring shows|Incident resolved)"
+    ).update(is_key_event=True)
+    # The scribe typed the alert and the change in as notes; on the guide's timeline they are the alert and the
+    # recent change.
+    incident.timeline.filter(body__startswith="Slow response alerts").update(
+        kind=EntryKind.ALERT, event_type=EventType.ALERT_ATTACHED
+    )
+    incident.timeline.filter(body__startswith="Database migration deployed").update(
+        kind=EntryKind.ALERT, event_type=EventType.CHANGE_DETECTED
+    )
+
+
+FINISH = {"worked_example": finish_worked_example}
+
+
 class Command(BaseCommand):
     help = "Load demo users, services and incidents (idempotent). Prints the demo logins."
 
@@ -135,16 +187,8 @@ class Command(BaseCommand):
             # The on-call area's people, teams and rotations, linked to the users above.
             call_command("seed_oncall_demo", stdout=self.stdout, stderr=self.stderr)
         created = []
-        for build in (
-            self.worked_example,
-            self.ssl_certificate_closed,
-            self.payments_outage,
-            self.memory_leak_monitoring,
-            self.intermittent_errors,
-            self.ui_glitch,
-            self.data_breach,
-        ):
-            incident = build(users, service_by_slug)
+        for spec in INCIDENTS:
+            incident = self.seed_incident(spec, users, service_by_slug)
             if incident is not None:
                 created.append(incident)
         self.report(created)
@@ -196,7 +240,7 @@ class Command(BaseCommand):
     def _declare(self, *, declared_at: datetime, detected_at: datetime, **kwargs) -> tuple[Incident, Story]:
         # Declared now, then moved to the story's clock: the worked example was detected more than a year before
         # today, which declare_incident refuses for a declaration made now.
-        incident = services.declare_incident(**kwargs)
+        incident = status_services.declare_incident(**kwargs)
         severity = incident.severity
         story = Story(incident)
         # declare_incident stamps "now"; the story's incident was declared at declared_at.
@@ -228,413 +272,80 @@ class Command(BaseCommand):
     def _tick_phase(self, incident: Incident, phase: str, by, *, count: int | None = None) -> None:
         items = list(incident.checklist_items.filter(phase=phase).order_by("position"))
         for item in items[:count]:
-            services.tick_checklist_item(item=item, by=by)
+            tick_checklist_item(item=item, by=by)
 
     @transaction.atomic
-    def worked_example(self, users, svc) -> Incident | None:
-        """The guide's worked example, as its post-mortem template tells it (2025-01-15, all times UTC)."""
-        if self._exists(WORKED_EXAMPLE_TITLE):
+    def seed_incident(self, spec: dict, users, svc) -> Incident | None:
+        if self._exists(spec["title"]):
             return None
-        ic, lead, comms, scribe = users["ic"], users["responder"], users["comms"], users["scribe"]
+        declared = declared_at(spec["declared"], timezone.now())
+        runbook = spec.get("runbook")
         incident, story = self._declare(
-            title=WORKED_EXAMPLE_TITLE,
-            severity=SeverityPolicy.objects.get(level="P1"),
-            by=ic,
-            summary="API responses slowed to more than 5 s after a database migration dropped a required index.",
-            services=[svc["backend-api"], svc["database"]],
-            detection_source=DetectionSource.PERFORMANCE,
-            impact="30% of API requests > 5s response time; some users see delays when loading exercises.",
-            users_affected_percent=30,
-            detected_at=utc("2025-01-15 14:32"),
-            declared_at=utc("2025-01-15 14:35"),
+            title=spec["title"],
+            severity=SeverityPolicy.objects.get(level=spec["level"]),
+            by=users[spec["by"]],
+            summary=spec["summary"],
+            services=[svc[slug] for slug in spec["services"]],
+            detection_source=spec["detection_source"],
+            impact=spec["impact"],
+            users_affected_percent=spec.get("users_affected_percent"),
+            is_restricted=spec.get("is_restricted", False),
+            detected_at=declared - minutes(spec["detected_minutes_before"]),
+            declared_at=declared,
+            runbook=Runbook.objects.get(slug=runbook) if runbook else None,
         )
-        with story.at(utc("2025-01-15 14:36")):
-            services.acknowledge_incident(incident=incident, by=ic)
-            services.assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=lead, by=ic)
-            services.assign_role(incident=incident, role=Role.COMMUNICATIONS_LEAD, holder=comms, by=ic)
-            services.assign_role(incident=incident, role=Role.SCRIBE, holder=scribe, by=ic)
-        self._restamp(incident, acknowledged_at=utc("2025-01-15 14:36"))
-        with story.at(utc("2025-01-15 14:37")):
-            # The scribe records what happened before the incident was declared.
-            services.add_timeline_entry(
-                incident=incident,
-                by=scribe,
-                body="Database migration deployed (recent change).",
-                occurred_at=utc("2025-01-15 14:00"),
+        steps = spec.get("steps", [])
+        for offset in dict.fromkeys(step[0] for step in steps):
+            with story.at(declared + minutes(offset)):
+                for _offset, verb, *args in (step for step in steps if step[0] == offset):
+                    self._step(incident, declared, users, svc, verb, *args)
+        stamps = spec.get("stamps", {})
+        if stamps:
+            self._restamp(
+                incident, **{name: None if at is None else declared + minutes(at) for name, at in stamps.items()}
             )
-            services.add_timeline_entry(
-                incident=incident,
-                by=scribe,
-                body="Slow response alerts triggered: p95 latency on the Backend API above 5 s.",
-                occurred_at=utc("2025-01-15 14:32"),
-            )
-            self._tick_phase(incident, ChecklistPhase.TRIAGE, ic)
-            self._tick_phase(incident, ChecklistPhase.DETECTION, ic)
-        with story.at(utc("2025-01-15 14:38")):
-            services.post_status_update(
-                incident=incident,
-                kind="internal",
-                status="investigating",
-                by=comms,
-                what_we_know="Impact: 30% of API requests > 5s response time.\n"
-                "Systems affected: Backend API, Database.\n"
-                "Recent changes: database migration deployed at 14:00 UTC.",
-                what_we_are_doing="Investigating database query performance; checking for deadlocks; "
-                "reviewing the recent migration.",
-                impact="30% of API requests > 5s response time.",
-            )
-            services.post_status_update(
-                incident=incident,
-                kind="external",
-                status="investigating",
-                by=comms,
-                title="API Performance Issues",
-                description="We are currently investigating reports of slow API response times. "
-                "Some users may experience delays when loading exercises.",
-                affected_services=[svc["backend-api"]],
-                publish=True,
-            )
-        StatusUpdate.objects.filter(incident=incident, kind="external").update(next_update_at=utc("2025-01-15 15:05"))
-        StatusUpdate.objects.filter(incident=incident, kind="internal").update(next_update_at=utc("2025-01-15 14:53"))
-        with story.at(utc("2025-01-15 14:40")):
-            services.change_status(
-                incident=incident,
-                to=Status.IDENTIFIED,
-                by=ic,
-                note="Root cause identified: missing index on `user_progress` after the migration.",
-            )
-            services.record_five_whys(
-                incident=incident,
-                problem="API slow response times",
-                whys=[
-                    "Database queries slow",
-                    "High CPU on database",
-                    "Inefficient query",
-                    "Missing index",
-                    "Recent migration didn't add index",
-                ],
-                root_cause="Missing index after migration",
-                by=lead,
-            )
-            self._tick_phase(incident, ChecklistPhase.RESPONSE, ic)
-        self._restamp(incident, identified_at=utc("2025-01-15 14:40"))
-        with story.at(utc("2025-01-15 14:55")):
-            services.add_timeline_entry(
-                incident=incident,
-                by=lead,
-                kind=EntryKind.ACTION,
-                body="Fix deployed: `CREATE INDEX CONCURRENTLY` on `user_progress`.",
-            )
-        with story.at(utc("2025-01-15 15:10")):
-            services.change_status(incident=incident, to=Status.MONITORING, by=ic, note="Monitoring shows improvement.")
-            services.post_status_update(
-                incident=incident,
-                kind="external",
-                status="monitoring",
-                by=comms,
-                title="API Performance Issues",
-                description="A fix has been deployed and response times are returning to normal. "
-                "We are monitoring the results.",
-                affected_services=[svc["backend-api"]],
-                publish=True,
-            )
-        with story.at(utc("2025-01-15 16:45")):
-            services.change_status(incident=incident, to=Status.RESOLVED, by=ic, note="Incident resolved.")
-            services.post_status_update(
-                incident=incident,
-                kind="external",
-                status="resolved",
-                by=comms,
-                title="API Performance Issues",
-                description="API response times are back to normal. This incident has been resolved.",
-                affected_services=[svc["backend-api"]],
-                publish=True,
-            )
-            self._tick_phase(incident, ChecklistPhase.RESOLUTION, lead)
-            self._tick_phase(incident, ChecklistPhase.RECOVERY, ic, count=6)
-        self._restamp(
-            incident, mitigated_at=utc("2025-01-15 14:55"), resolved_at=utc("2025-01-15 16:45"), next_update_due_at=None
-        )
-        StatusUpdate.objects.filter(incident=incident, kind="external", status="monitoring").update(
-            next_update_at=utc("2025-01-15 15:40")
-        )
-        StatusUpdate.objects.filter(incident=incident, status="resolved").update(next_update_at=None)
-        # The guide's post-mortem timeline: these are its key events.
-        incident.timeline.exclude(kind=EntryKind.CHECKLIST).filter(
-            body__regex=r"(Database migration deployed|Slow response alerts|declared|Root cause|Fix deployed|"
-            r"Monitoring shows|Incident resolved)"
-        ).update(is_key_event=True)
-        # The scribe typed the alert in as a note; on the guide's timeline it is the alert.
-        incident.timeline.filter(body__startswith="Slow response alerts").update(
-            kind=EntryKind.ALERT, event_type=EventType.ALERT_ATTACHED
-        )
-        self._redraft_postmortem(incident, ic)
+        if "finish" in spec:
+            FINISH[spec["finish"]](incident)
+        if "redraft_postmortem_by" in spec:
+            self._redraft_postmortem(incident, users[spec["redraft_postmortem_by"]])
         return incident
 
-    @transaction.atomic
-    def ssl_certificate_closed(self, users, svc) -> Incident | None:
-        """A closed P1 from last week: runbook attached, every checklist done, closed through the gate."""
-        title = "SSL certificate expired on api.example.com"
-        if self._exists(title):
-            return None
-        now = timezone.now()
-        declared = (now - timedelta(days=8)).replace(second=0, microsecond=0)
-        ic, lead = users["ic"], users["responder"]
-        incident, story = self._declare(
-            title=title,
-            severity=SeverityPolicy.objects.get(level="P1"),
-            by=ic,
-            summary="The API's TLS certificate expired; browsers and API clients refused to connect.",
-            services=[svc["backend-api"], svc["cdn"]],
-            detection_source=DetectionSource.HEALTH_CHECK,
-            impact="All API calls from clients that verify certificates failed.",
-            users_affected_percent=85,
-            detected_at=declared - timedelta(minutes=4),
-            declared_at=declared,
-            runbook=Runbook.objects.get(slug="ssl-certificate-expired"),
-        )
-        with story.at(declared + timedelta(minutes=2)):
-            services.acknowledge_incident(incident=incident, by=lead)
-            services.assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=lead, by=ic)
-        with story.at(declared + timedelta(minutes=10)):
-            self._tick_phase(incident, ChecklistPhase.RUNBOOK, lead)
-            services.change_status(
-                incident=incident, to=Status.IDENTIFIED, by=ic, note="Auto-renewal cron job was missing."
-            )
-        with story.at(declared + timedelta(minutes=18)):
-            services.change_status(incident=incident, to=Status.MONITORING, by=ic, note="Certificate renewed.")
-        with story.at(declared + timedelta(minutes=50)):
-            services.change_status(incident=incident, to=Status.RESOLVED, by=ic)
-        with story.at(declared + timedelta(days=1, hours=1)):
-            for phase in ChecklistPhase.values:
-                self._tick_phase(incident, phase, ic)
-            services.change_status(incident=incident, to=Status.CLOSED, by=ic, note="Stable for 24 hours.")
-        self._restamp(
-            incident,
-            acknowledged_at=declared + timedelta(minutes=2),
-            identified_at=declared + timedelta(minutes=10),
-            mitigated_at=declared + timedelta(minutes=18),
-            resolved_at=declared + timedelta(minutes=50),
-            closed_at=declared + timedelta(days=1, hours=1),
-            next_update_due_at=None,
-        )
-        self._redraft_postmortem(incident, ic)
-        return incident
-
-    @transaction.atomic
-    def payments_outage(self, users, svc) -> Incident | None:
-        """An active P0, minutes old: acknowledged, roles filled, first updates out."""
-        title = "Payment system failure: checkout returns 502"
-        if self._exists(title):
-            return None
-        now = timezone.now()
-        declared = now - timedelta(minutes=9)
-        ic, lead, comms = users["ic"], users["responder"], users["comms"]
-        incident, story = self._declare(
-            title=title,
-            severity=SeverityPolicy.objects.get(level="P0"),
-            by=ic,
-            summary="Every checkout attempt fails with a 502 from the payments gateway.",
-            services=[svc["payments"], svc["backend-api"]],
-            detection_source=DetectionSource.ERROR_RATE,
-            impact="No user can subscribe or renew.",
-            users_affected_percent=100,
-            detected_at=now - timedelta(minutes=11),
-            declared_at=declared,
-        )
-        with story.at(declared + timedelta(minutes=1)):
-            services.acknowledge_incident(incident=incident, by=ic)
-            services.assign_role(incident=incident, role=Role.TECHNICAL_LEAD, holder=lead, by=ic)
-            services.assign_role(incident=incident, role=Role.COMMUNICATIONS_LEAD, holder=comms, by=ic)
-            self._tick_phase(incident, ChecklistPhase.TRIAGE, ic, count=3)
-            self._tick_phase(incident, ChecklistPhase.DETECTION, ic, count=3)
-        self._restamp(incident, acknowledged_at=declared + timedelta(minutes=1))
-        with story.at(declared + timedelta(minutes=4)):
-            services.add_timeline_entry(
+    def _step(self, incident: Incident, declared: datetime, users, svc, verb: str, *args) -> None:
+        """One service call of a demo incident's story, as a responder would make it from the incident page."""
+        if verb == "acknowledge":
+            (by,) = args
+            status_services.acknowledge_incident(incident=incident, by=users[by])
+        elif verb == "role":
+            role, holder, by = args
+            assign_role(incident=incident, role=role, holder=users[holder], by=users[by])
+        elif verb == "note":
+            by, body, options = args
+            occurred = options.get("occurred")
+            add_timeline_entry(
                 incident=incident,
-                by=lead,
-                body="Gateway returns 502 for every `POST /charges`; the provider's status page shows no incident.",
+                by=users[by],
+                body=body,
+                occurred_at=declared + minutes(occurred) if occurred is not None else None,
+                kind=options.get("kind", EntryKind.NOTE),
             )
-            services.post_status_update(
-                incident=incident,
-                kind="internal",
-                status="investigating",
-                by=comms,
-                what_we_know="Checkout fails for every user since about 11 minutes ago.",
-                what_we_are_doing="Checking the payments gateway credentials and the last deploy.",
-                impact="No user can subscribe or renew.",
-                eta="Unknown",
-                next_update_at=now + timedelta(minutes=10),
-            )
-            services.post_status_update(
-                incident=incident,
-                kind="external",
-                status="investigating",
-                by=comms,
-                title="Checkout unavailable",
-                description="Payments are failing. Existing subscriptions are not affected.",
-                workaround="Please retry later; you will not be charged twice.",
-                affected_services=[svc["payments"]],
-                next_update_at=now + timedelta(minutes=25),
-                publish=True,
-            )
-        return incident
-
-    @transaction.atomic
-    def memory_leak_monitoring(self, users, svc) -> Incident | None:
-        """An active P1 in Monitoring, with the memory-leak runbook attached and half worked through."""
-        title = "Memory leak causing API worker crashes"
-        if self._exists(title):
-            return None
-        now = timezone.now()
-        declared = now - timedelta(hours=3)
-        lead, scribe = users["responder"], users["scribe"]
-        incident, story = self._declare(
-            title=title,
-            severity=SeverityPolicy.objects.get(level="P1"),
-            by=lead,
-            summary="API workers grow to the memory limit and are OOM-killed every 20 minutes.",
-            services=[svc["backend-api"]],
-            detection_source=DetectionSource.MONITORING_ALERT,
-            impact="Requests in flight fail when a worker is killed; about 5% of requests error.",
-            users_affected_percent=5,
-            detected_at=declared - timedelta(minutes=6),
-            declared_at=declared,
-            runbook=Runbook.objects.get(slug="memory-leak"),
-        )
-        with story.at(declared + timedelta(minutes=3)):
-            services.acknowledge_incident(incident=incident, by=lead)
-            services.assign_role(incident=incident, role=Role.SCRIBE, holder=scribe, by=lead)
-            self._tick_phase(incident, ChecklistPhase.RUNBOOK, lead, count=3)
-        self._restamp(incident, acknowledged_at=declared + timedelta(minutes=3))
-        with story.at(declared + timedelta(minutes=40)):
-            services.change_status(
-                incident=incident, to=Status.IDENTIFIED, by=lead, note="Leak traced to an unbounded in-process cache."
-            )
-        with story.at(declared + timedelta(hours=2)):
-            services.change_status(
-                incident=incident, to=Status.MONITORING, by=lead, note="Cache bounded; patch deployed."
-            )
-            services.post_status_update(
-                incident=incident,
-                kind="internal",
-                status="monitoring",
-                by=lead,
-                what_we_know="An unbounded cache grew without limit.",
-                what_we_are_doing="Watching worker memory for regressions.",
-                next_update_at=now + timedelta(minutes=20),
-            )
-        self._restamp(
-            incident,
-            identified_at=declared + timedelta(minutes=40),
-            mitigated_at=declared + timedelta(hours=2),
-            next_update_due_at=now + timedelta(minutes=20),
-        )
-        return incident
-
-    @transaction.atomic
-    def intermittent_errors(self, users, svc) -> Incident | None:
-        """An active P2 whose internal update is overdue (the cadence is hourly)."""
-        title = "Intermittent errors saving exercise progress"
-        if self._exists(title):
-            return None
-        now = timezone.now()
-        declared = now - timedelta(hours=2)
-        responder = users["responder"]
-        incident, story = self._declare(
-            title=title,
-            severity=SeverityPolicy.objects.get(level="P2"),
-            by=responder,
-            summary="About 2% of progress saves fail with a timeout.",
-            services=[svc["web-app"], svc["database"]],
-            detection_source=DetectionSource.SUPPORT_TICKET,
-            impact="Some users lose their last answer and must redo it.",
-            users_affected_percent=2,
-            detected_at=declared - timedelta(minutes=30),
-            declared_at=declared,
-        )
-        with story.at(declared + timedelta(minutes=10)):
-            services.acknowledge_incident(incident=incident, by=responder)
-        self._restamp(incident, acknowledged_at=declared + timedelta(minutes=10))
-        with story.at(declared + timedelta(minutes=50)):
-            services.change_status(
-                incident=incident, to=Status.IDENTIFIED, by=responder, note="Lock contention on `user_progress`."
-            )
-            services.post_status_update(
-                incident=incident,
-                kind="internal",
-                status="fixing",
-                by=responder,
-                what_we_know="Saves time out while a nightly report holds row locks.",
-                what_we_are_doing="Moving the report to the read replica.",
-            )
-        self._restamp(
-            incident,
-            identified_at=declared + timedelta(minutes=50),
-            next_update_due_at=declared + timedelta(minutes=110),
-        )
-        return incident
-
-    @transaction.atomic
-    def ui_glitch(self, users, svc) -> Incident | None:
-        """A P3 reported by a user: respond by the end of the next business day."""
-        title = "Progress chart labels overlap on small screens"
-        if self._exists(title):
-            return None
-        now = timezone.now()
-        declared = now - timedelta(hours=5)
-        incident, _story = self._declare(
-            title=title,
-            severity=SeverityPolicy.objects.get(level="P3"),
-            by=users["responder"],
-            summary="Axis labels on the progress chart overlap below 400 px width.",
-            services=[svc["web-app"]],
-            detection_source=DetectionSource.USER_REPORT,
-            impact="Cosmetic; no data affected.",
-            detected_at=declared - timedelta(hours=1),
-            declared_at=declared,
-        )
-        return incident
-
-    @transaction.atomic
-    def data_breach(self, users, svc) -> Incident | None:
-        """A restricted P0: only its responders and the security team can see it."""
-        title = "Suspicious bulk export of user records"
-        if self._exists(title):
-            return None
-        now = timezone.now()
-        declared = now - timedelta(minutes=40)
-        security = users["security"]
-        incident, story = self._declare(
-            title=title,
-            severity=SeverityPolicy.objects.get(level="P0"),
-            by=security,
-            summary="An API token exported 40,000 user records overnight from an unfamiliar address.",
-            services=[svc["authentication"], svc["backend-api"]],
-            detection_source=DetectionSource.TEAM_MEMBER,
-            impact="Possible exposure of user emails and names.",
-            is_restricted=True,
-            detected_at=declared - timedelta(minutes=15),
-            declared_at=declared,
-            runbook=Runbook.objects.get(slug="data-breach"),
-        )
-        with story.at(declared + timedelta(minutes=2)):
-            services.acknowledge_incident(incident=incident, by=security)
-            self._tick_phase(incident, ChecklistPhase.RUNBOOK, security, count=2)
-        with story.at(declared + timedelta(minutes=25)):
-            services.change_status(
-                incident=incident, to=Status.IDENTIFIED, by=security, note="The token belonged to a retired script."
-            )
-            services.add_timeline_entry(
-                incident=incident, by=security, kind=EntryKind.ACTION, body="Token revoked; sessions flushed."
-            )
-        self._restamp(
-            incident,
-            acknowledged_at=declared + timedelta(minutes=2),
-            identified_at=declared + timedelta(minutes=25),
-            next_update_due_at=now + timedelta(minutes=5),
-        )
-        return incident
+        elif verb == "tick":
+            phase, by, *count = args
+            self._tick_phase(incident, phase, users[by], count=count[0] if count else None)
+        elif verb == "update":
+            by, fields = args
+            fields = dict(fields)
+            fields["affected_services"] = [svc[slug] for slug in fields.get("affected_services", ())]
+            if "next_update_at" in fields:
+                fields["next_update_at"] = declared + minutes(fields["next_update_at"])
+            post_status_update(incident=incident, by=users[by], **fields)
+        elif verb == "status":
+            to, by, note = args
+            status_services.change_status(incident=incident, to=to, by=users[by], note=note)
+        elif verb == "five_whys":
+            by, fields = args
+            record_five_whys(incident=incident, by=users[by], **fields)
+        else:
+            raise ValueError(f"Unknown demo step {verb!r}")
 
     # --- output ----------------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from django.db.models import Max
 from incidents.models import EventType, Incident
 from incidents.selectors import parse_reference
 from postmortems.models import PostMortem
-from postmortems.services import ensure_draft_for
+from postmortems.services.drafting import ensure_draft_for
 
 
 class Command(BaseCommand):

@@ -1,5 +1,6 @@
 """Every timeline entry is made here: one builder per event type, so every entry of a type reads the same and carries
-the same `data` (its parameters: ids, from/to, reasons), whoever writes it.
+the same `data` (its parameters: ids, from/to, reasons), whoever writes it. The incident's own builders are here;
+paging's are in `timeline.paging`, post-mortems' in `timeline.postmortems`.
 
 Builders return an UNSAVED `TimelineEntry`. Services save it with `record(entry)` (one row, inside their
 transaction) or `record_all(entries)` (one bulk insert, for the paging tick), and both publish
@@ -13,16 +14,16 @@ transaction) or `record_all(entries)` (one bulk insert, for the paging tick), an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.utils import timezone
 from django.utils.html import escape
 
-from . import lifecycle
-from .markdown import render_markdown
-from .models import KIND_OF_EVENT, DetectionSource, EventType, TimelineEntry
-from .profiles.zones import format_moment, format_moment_utc
+from .. import lifecycle
+from ..markdown import render_markdown
+from ..models import KIND_OF_EVENT, DetectionSource, EventType, TimelineEntry
+from ..profiles.zones import format_moment_utc
 
 
 def build(
@@ -81,21 +82,21 @@ def _published(entry: TimelineEntry, *, with_incident: bool = False) -> None:
     )
 
 
-def _name(user) -> str:
+def person_name(user) -> str:
     if user is None:
         return "the portal"
     return user.get_full_name() or user.get_username()
 
 
-def _id(obj) -> int | None:
+def pk_of(obj) -> int | None:
     return obj.pk if obj is not None else None
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def _utc_time(moment: datetime) -> str:
+def utc_time(moment: datetime) -> str:
     """A moment in an entry's text: the portal's one format in UTC (entries are read by many); the incident page
     shows it in each reader's zone (incidents.profiles.zones.localise_moments)."""
     return format_moment_utc(moment)
@@ -108,7 +109,7 @@ def declared(incident, *, by) -> TimelineEntry:
     return build(
         incident,
         EventType.DECLARED,
-        f"Incident declared as **{incident.severity}** by {_name(by)}.",
+        f"Incident declared as **{incident.severity}** by {person_name(by)}.",
         data={"severity": incident.severity.level},
         by=by,
         occurred_at=incident.declared_at,
@@ -147,9 +148,9 @@ def severity_changed(incident, *, old, new, by, reason: str) -> TimelineEntry:
 
 
 def role_assigned(incident, *, role, holder, previous, by) -> TimelineEntry:
-    body = f"{_name(holder)} is now **{role.label}**"
-    body += f" (was {_name(previous)})." if previous else "."
-    data = {"role": str(role), "holder_id": holder.pk, "previous_holder_id": _id(previous)}
+    body = f"{person_name(holder)} is now **{role.label}**"
+    body += f" (was {person_name(previous)})." if previous else "."
+    data = {"role": str(role), "holder_id": holder.pk, "previous_holder_id": pk_of(previous)}
     return build(incident, EventType.ROLE_ASSIGNED, body, data=data, by=by)
 
 
@@ -157,7 +158,7 @@ def role_relieved(incident, *, role, holder, by) -> TimelineEntry:
     return build(
         incident,
         EventType.ROLE_RELIEVED,
-        f"{_name(holder)} stepped down as {role.label}.",
+        f"{person_name(holder)} stepped down as {role.label}.",
         data={"role": str(role), "holder_id": holder.pk},
         by=by,
     )
@@ -165,7 +166,11 @@ def role_relieved(incident, *, role, holder, by) -> TimelineEntry:
 
 def responder_added(incident, *, user, by) -> TimelineEntry:
     return build(
-        incident, EventType.RESPONDER_ADDED, f"{_name(user)} joined the response.", data={"user_id": user.pk}, by=by
+        incident,
+        EventType.RESPONDER_ADDED,
+        f"{person_name(user)} joined the response.",
+        data={"user_id": user.pk},
+        by=by,
     )
 
 
@@ -201,7 +206,7 @@ def _detail_phrase(change) -> str:
     if field == "is_restricted":
         return "now **restricted** (security incident)" if new else "restriction lifted"
     if field == "detected_at":
-        return f"detection time from {_utc_time(old)} to {_utc_time(new)}"
+        return f"detection time from {utc_time(old)} to {utc_time(new)}"
     if field == "detection_source":
         labels = dict(DetectionSource.choices)
         return f"detection source from {labels.get(old, old)} to {labels.get(new, new)}"
@@ -307,7 +312,7 @@ def update_posted(incident, *, update, by) -> TimelineEntry:
 
 
 def acknowledged(incident, *, by) -> TimelineEntry:
-    return build(incident, EventType.ACKNOWLEDGED, f"Acknowledged by {_name(by)}.", by=by, is_key_event=True)
+    return build(incident, EventType.ACKNOWLEDGED, f"Acknowledged by {person_name(by)}.", by=by, is_key_event=True)
 
 
 ALERT_VERBS = {"trigger": "triggered", "acknowledge": "acknowledged", "resolve": "resolved"}
@@ -338,6 +343,28 @@ def alert_attached(incident, *, integration, alerts: Sequence[dict]) -> Timeline
         ],
     }
     return build(incident, EventType.ALERT_ATTACHED, header + "\n\n" + "\n".join(lines), data=data)
+
+
+def change_detected(incident, *, change) -> TimelineEntry:
+    """A change (deploy, migration, configuration, feature flag) to one of the incident's services, recorded while
+    the incident is open: on the timeline at the time the change happened, next to the alerts."""
+    where = f" on **{change.service.name}**" if change.service_id else ""
+    source = f" by {change.source}" if change.source else ""
+    link = f" ([details]({change.link}))" if change.link else ""
+    summary = change.summary.replace("\n", " ")[:300]
+    data = {
+        "change_id": change.pk,
+        "kind": change.kind,
+        "service_id": change.service_id,
+        "integration_id": change.integration_id,
+    }
+    return build(
+        incident,
+        EventType.CHANGE_DETECTED,
+        f"Change detected ({change.get_kind_display().lower()}){where}{source}: {summary}{link}",
+        data=data,
+        occurred_at=change.occurred_at,
+    )
 
 
 def merged_into(incident, *, into, by, reason: str = "") -> TimelineEntry:
@@ -410,267 +437,3 @@ def evidence_exported(incident, *, export, by, username: str) -> TimelineEntry:
         by=by,
         occurred_at=export.created_at,
     )
-
-
-# --- paging and reminders ----------------------------------------------------------------------------------------
-
-
-def paging_unavailable(incident) -> TimelineEntry:
-    return build(
-        incident,
-        EventType.PAGING_UNAVAILABLE,
-        "Nobody was paged: there is no escalation policy for the owning team and no default policy.",
-    )
-
-
-def paging_started(incident, *, page, team, policy, superseded: bool, reason: str) -> TimelineEntry:
-    who = f" for {team}" if team else ""
-    body = f"Paging started{who} ({incident.severity.level}, {policy})" + (
-        "; the previous page is superseded." if superseded else "."
-    )
-    data = {
-        "page_id": page.pk,
-        "team_id": _id(team),
-        "policy_id": policy.pk,
-        "severity": incident.severity.level,
-        "superseded": superseded,
-        "reason": reason,
-    }
-    return build(incident, EventType.PAGING_STARTED, body, data=data)
-
-
-def level_paged(
-    page, *, level: int, level_name: str, repeat: int, passes: int, reached: list[str], unreachable: list[str]
-) -> TimelineEntry:
-    """A level of the escalation policy fired: `paged` for the first level of the first pass, `escalated` after."""
-    body = f"Paged level {level + 1} ({level_name})"
-    if repeat:
-        body += f", repeat {repeat + 1} of {passes}"
-    body += ": " + ("; ".join(reached) if reached else "nobody could be reached") + "."
-    if unreachable:
-        body += " Not reachable: " + "; ".join(unreachable) + "."
-    event_type = EventType.PAGED if level == 0 and repeat == 0 else EventType.ESCALATED
-    data = {
-        "page_id": page.pk,
-        "level": level + 1,
-        "repeat": repeat + 1,
-        "reached": reached,
-        "unreachable": unreachable,
-    }
-    return build(page.incident, event_type, body, data=data, plain=True)
-
-
-def hotlines_alerted(page, *, hotlines: list[str], passes: int) -> TimelineEntry:
-    names = ", ".join(hotlines) or "none configured"
-    return build(
-        page.incident,
-        EventType.HOTLINES_ALERTED,
-        f"Nobody acknowledged after {passes} passes through the escalation policy: alerting the escalation "
-        f"hotlines ({names}).",
-        data={"page_id": page.pk, "hotlines": hotlines},
-        is_key_event=True,
-        plain=True,
-    )
-
-
-def page_acknowledged(incident, *, page, name: str, via: str, by, person=None) -> TimelineEntry:
-    level = f" at level {page.level_number}" if page.level_number else ""
-    return build(
-        incident,
-        EventType.PAGE_ACKNOWLEDGED,
-        f"Paging acknowledged by {name}{level} ({via}); escalation stopped.",
-        data={"page_id": page.pk, "level": page.level_number, "via": via, "person_id": _id(person)},
-        by=by,
-    )
-
-
-def paging_stopped(incident, *, reason: str, pages: Iterable, by) -> TimelineEntry:
-    return build(
-        incident,
-        EventType.PAGING_STOPPED,
-        f"Paging stopped: {reason}.",
-        data={"reason": reason, "page_ids": [page.pk for page in pages]},
-        by=by,
-    )
-
-
-def notification_failed(incident, *, notification, reason: str, fallback=None) -> TimelineEntry:
-    body = f"Could not notify {notification.recipient} by {notification.get_channel_display()}"
-    if notification.address and notification.channel != "webhook":
-        body += f" ({notification.address})"
-    body += f": {reason}."
-    if fallback is not None:
-        body += f" Trying their next notification rule now: {fallback.get_channel_display()}."
-    elif notification.person_id and notification.hotline_id is None:
-        body += " No other notification rule is left to try."
-    data = {
-        "notification_id": notification.pk,
-        "page_id": notification.page_id,
-        "channel": notification.channel,
-        "recipient": notification.recipient,
-        "reason": reason,
-        "fallback_channel": fallback.channel if fallback is not None else None,
-    }
-    return build(incident, EventType.NOTIFICATION_FAILED, body, data=data)
-
-
-def escalation_requested(page, *, name: str, via: str) -> TimelineEntry:
-    """Someone paged asked to escalate now (a key pressed on a page call)."""
-    return build(
-        page.incident,
-        EventType.ESCALATED,
-        f"{name} asked to escalate now ({via}).",
-        data={"page_id": page.pk, "requested_by": name, "via": via},
-        plain=True,
-    )
-
-
-def responders_paged(incident, *, page, target: str, how: str, message: str, by) -> TimelineEntry:
-    """An added responder: another team paged through its escalation policy, or one person by their rules."""
-    body = f"{_name(by)} paged {target} ({how})" + (f": {message}" if message else ".")
-    data = {
-        "page_id": page.pk,
-        "team_id": page.team_id,
-        "person_id": page.target_person_id,
-        "target": target,
-        "message": message,
-    }
-    return build(incident, EventType.PAGED, body, data=data, by=by, plain=True)
-
-
-def added_page_unanswered(page, *, target: str) -> TimelineEntry:
-    return build(
-        page.incident,
-        EventType.ESCALATED,
-        f"Nobody from {target} acknowledged the added-responder page.",
-        data={"page_id": page.pk, "target": target},
-        plain=True,
-    )
-
-
-def acknowledge_target_missed(incident, *, page, target_minutes: int) -> TimelineEntry:
-    return build(
-        incident,
-        EventType.ACKNOWLEDGE_TARGET_MISSED,
-        f"Acknowledge target missed: nobody acknowledged within {target_minutes} minutes of being paged "
-        f"(due {_utc_time(page.acknowledge_due_at)}). Escalation continues.",
-        data={"page_id": page.pk, "due_at": _iso(page.acknowledge_due_at), "target_minutes": target_minutes},
-        is_key_event=True,
-    )
-
-
-def update_overdue(incident, *, due_at: datetime, cadence_minutes: int | None, reminded: list[str]) -> TimelineEntry:
-    every = f" ({incident.severity.level}: every {cadence_minutes} min)" if cadence_minutes is not None else ""
-    who = ", ".join(reminded) if reminded else "nobody (no Incident Commander or Communications Lead to remind)"
-    return build(
-        incident,
-        EventType.UPDATE_OVERDUE,
-        f"Internal update overdue (due {_utc_time(due_at)}{every}). Reminded: {who}.",
-        data={"due_at": _iso(due_at), "reminded": reminded},
-    )
-
-
-def close_reminder(incident, *, open_items: int, reminded: list[str]) -> TimelineEntry:
-    who = ", ".join(reminded) if reminded else "nobody (no Incident Commander)"
-    return build(
-        incident,
-        EventType.CLOSE_REMINDER,
-        f"Resolved for 24 hours: time to complete the closure checklist ({open_items} open) and close. "
-        f"Reminded: {who}.",
-        data={"open_items": open_items, "reminded": reminded},
-    )
-
-
-# --- post-mortems ------------------------------------------------------------------------------------------------
-
-
-def _local(moment: datetime) -> str:
-    return _utc_time(moment)
-
-
-def postmortem_drafted(incident, *, postmortem, by) -> TimelineEntry:
-    return build(
-        incident,
-        EventType.POSTMORTEM_DRAFTED,
-        f"Post-mortem drafted; the meeting is due by {_local(postmortem.due_at)}.",
-        data={"postmortem_id": postmortem.pk, "due_at": _iso(postmortem.due_at)},
-        by=by,
-    )
-
-
-def postmortem_owner_changed(incident, *, postmortem, owner, by) -> TimelineEntry:
-    return build(
-        incident,
-        EventType.POSTMORTEM_OWNER_CHANGED,
-        f"Post-mortem owner is now {_name(owner)}.",
-        data={"postmortem_id": postmortem.pk, "owner_id": owner.pk},
-        by=by,
-    )
-
-
-def postmortem_meeting_scheduled(incident, *, postmortem, rescheduled: bool, by) -> TimelineEntry:
-    late = " (later than the guide's 48 hours)" if postmortem.meeting_at > postmortem.due_at else ""
-    return build(
-        incident,
-        EventType.POSTMORTEM_MEETING_SCHEDULED,
-        f"Post-mortem meeting {'re' if rescheduled else ''}scheduled for {_local(postmortem.meeting_at)}{late}.",
-        data={
-            "postmortem_id": postmortem.pk,
-            "meeting_at": _iso(postmortem.meeting_at),
-            "location": postmortem.meeting_location,
-            "rescheduled": rescheduled,
-        },
-        by=by,
-    )
-
-
-def postmortem_status_changed(incident, *, postmortem, old, new, by, published: bool) -> TimelineEntry:
-    return build(
-        incident,
-        EventType.POSTMORTEM_STATUS_CHANGED,
-        f"Post-mortem moved from {old.label} to **{new.label}**.",
-        data={"postmortem_id": postmortem.pk, "from": str(old), "to": str(new)},
-        by=by,
-        is_key_event=published,
-    )
-
-
-def postmortem_report_resent(incident, *, postmortem, by) -> TimelineEntry:
-    return build(
-        incident,
-        EventType.POSTMORTEM_REPORT_RESENT,
-        "Post-mortem report re-sent.",
-        data={"postmortem_id": postmortem.pk},
-        by=by,
-    )
-
-
-def action_item_added(incident, *, item, by) -> TimelineEntry:
-    return build(
-        incident,
-        EventType.ACTION_ITEM_ADDED,
-        f"Action item added: {item.title} (owner {_owner_name(item.owner)}, due {format_moment(item.due_date)}).",
-        data={
-            "action_item_id": item.pk,
-            "postmortem_id": item.postmortem_id,
-            "owner_id": item.owner_id,
-            "due_date": item.due_date.isoformat(),
-        },
-        by=by,
-    )
-
-
-def action_item_status_changed(incident, *, item, old, new, by) -> TimelineEntry:
-    return build(
-        incident,
-        EventType.ACTION_ITEM_STATUS_CHANGED,
-        f'Action item "{item.title}": {old.label} -> **{new.label}**.',
-        data={"action_item_id": item.pk, "from": str(old), "to": str(new)},
-        by=by,
-    )
-
-
-def _owner_name(user) -> str:
-    if user is None:
-        return "nobody assigned"
-    return user.get_full_name() or user.get_username()

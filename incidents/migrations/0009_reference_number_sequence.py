@@ -17,7 +17,7 @@ def backwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("incidents", "0007_triage_event_type"),
+        ("incidents", "0008_change_detected_event_type"),
     ]
 
     operations = [
