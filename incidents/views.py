@@ -348,60 +348,56 @@ def record_five_whys(request, incident):
     return form, ok, "Five whys recorded."
 
 
-@_action("updates-card", "internal_form")
-def post_internal_update(request, incident):
-    form = InternalUpdateForm(request.POST)
-    ok = _try(
-        form,
-        lambda d: post_status_update(
-            incident=incident,
-            kind=UpdateKind.INTERNAL,
-            status=d["status"],
-            by=request.user,
-            what_we_know=d["what_we_know"],
-            what_we_are_doing=d["what_we_are_doing"],
-            impact=d["impact"],
-            eta=d["eta"],
-            next_update_at=d["next_update_at"],
-        ),
-    )
-    return form, ok, "Internal update posted."
-
-
 # The internal and external update forms share field names on one page; their ids must differ for the labels.
 EXTERNAL_FORM_IDS = "id_external_%s"
 RESOLUTION_FORM_IDS = "id_resolution_%s"
+# What each kind of update says besides its status and next update time (the guide's two templates).
+UPDATE_FIELDS = {
+    UpdateKind.INTERNAL: ("what_we_know", "what_we_are_doing", "impact", "eta"),
+    UpdateKind.EXTERNAL: ("title", "description", "workaround", "publish"),
+}
+UPDATE_POSTED = {UpdateKind.INTERNAL: "Internal update posted.", UpdateKind.EXTERNAL: "Status page update posted."}
 
 
-def _post_external_update(request, incident, *, auto_id):
-    form = _external_form(selectors.IncidentPage(request.user, incident), request.POST, auto_id=auto_id)
-    ok = _try(
-        form,
-        lambda d: post_status_update(
+def _post_update(request, incident, kind: str, form):
+    """Both update forms post through post_status_update: their kind's fields, the status and the next update
+    time (and, for the status page, each service's public state)."""
+
+    def post(data):
+        extra = {"component_states": form.component_states()} if kind == UpdateKind.EXTERNAL else {}
+        fields = {name: data[name] for name in UPDATE_FIELDS[kind]}
+        return post_status_update(
             incident=incident,
-            kind=UpdateKind.EXTERNAL,
-            status=d["status"],
+            kind=kind,
+            status=data["status"],
             by=request.user,
-            title=d["title"],
-            description=d["description"],
-            workaround=d["workaround"],
-            component_states=form.component_states(),
-            next_update_at=d["next_update_at"],
-            publish=d["publish"],
-        ),
-    )
-    return form, ok, "Status page update posted."
+            next_update_at=data["next_update_at"],
+            **fields,
+            **extra,
+        )
+
+    return form, _try(form, post), UPDATE_POSTED[kind]
+
+
+def _external_update(request, incident, *, auto_id: str):
+    form = _external_form(selectors.IncidentPage(request.user, incident), request.POST, auto_id=auto_id)
+    return _post_update(request, incident, UpdateKind.EXTERNAL, form)
+
+
+@_action("updates-card", "internal_form")
+def post_internal_update(request, incident):
+    return _post_update(request, incident, UpdateKind.INTERNAL, InternalUpdateForm(request.POST))
 
 
 @_action("updates-card", "external_form")
 def post_external_update(request, incident):
-    return _post_external_update(request, incident, auto_id=EXTERNAL_FORM_IDS)
+    return _external_update(request, incident, auto_id=EXTERNAL_FORM_IDS)
 
 
 @_action("status-card", "resolution_form")
 def publish_resolution(request, incident):
     """The prompt after resolving or closing: publish the prefilled "Resolved" status-page update."""
-    return _post_external_update(request, incident, auto_id=RESOLUTION_FORM_IDS)
+    return _external_update(request, incident, auto_id=RESOLUTION_FORM_IDS)
 
 
 @_action("details-card", "details_form")
