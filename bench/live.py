@@ -100,6 +100,7 @@ import sys, time
 from django.contrib.auth.models import User
 from django.db import transaction
 from incidents.models import Incident
+from incidents.services.entries import add_timeline_entry
 ic = User.objects.get(username="bench-ic")
 incident = Incident.objects.get(number={number})
 sys.stdin.readline()  # "go": Django is loaded, the measurement starts now
