@@ -40,6 +40,18 @@ def _run(request, incident: Incident, action, success: str):
     return None
 
 
+def _merge(request, incident, *, source, into):
+    """Merge `source` into `into` (from either page) and go to the surviving incident."""
+    reason = request.POST.get("reason", "")
+    failed = _run(
+        request,
+        incident,
+        lambda: merging.merge_incident(source=source, into=into, by=request.user, reason=reason),
+        f"{source.reference} was merged into {into.reference}.",
+    )
+    return failed or redirect(into.get_absolute_url())
+
+
 @login_required
 @require_POST
 def merge(request, reference: str):
@@ -47,14 +59,7 @@ def merge(request, reference: str):
     into = _other(request, "into")
     if into is None:
         return redirect(incident.get_absolute_url() + "#card-merge")
-    reason = request.POST.get("reason", "")
-    failed = _run(
-        request,
-        incident,
-        lambda: merging.merge_incident(source=incident, into=into, by=request.user, reason=reason),
-        f"{incident.reference} was merged into {into.reference}.",
-    )
-    return failed or redirect(into.get_absolute_url())
+    return _merge(request, incident, source=incident, into=into)
 
 
 @login_required
@@ -65,14 +70,7 @@ def merge_duplicate(request, reference: str):
     duplicate = _other(request, "duplicate")
     if duplicate is None:
         return redirect(incident.get_absolute_url() + "#card-merge")
-    reason = request.POST.get("reason", "")
-    failed = _run(
-        request,
-        incident,
-        lambda: merging.merge_incident(source=duplicate, into=incident, by=request.user, reason=reason),
-        f"{duplicate.reference} was merged into {incident.reference}.",
-    )
-    return failed or redirect(incident.get_absolute_url())
+    return _merge(request, incident, source=duplicate, into=incident)
 
 
 @login_required
